@@ -1,0 +1,338 @@
+"""What every load target shares: the step protocol, the step results, and bundle -> rows.
+
+A target stands in for Oracle Health in data mode. The pipeline's load stage calls one method per
+substage: ``staging`` (a whole wave of person bundles into staging tables, one transaction),
+``production`` (promote each person from staging, atomically per person), ``verification`` (read
+production back and compare with what was staged) and, when a wave must be rolled back, ``backout``.
+Every step writes a journal row in the same transaction as its data, so a run killed at any commit
+point and started again with the same inputs skips what is done and ends in the same state.
+
+Resources are stored as canonical JSON (keys sorted, no whitespace: what ``orjson`` writes with
+``OPT_SORT_KEYS``) with a BLAKE2b-128 content hash of exactly those bytes; verification recomputes
+the hash from what production holds, so an edited body is caught even if its hash column is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol, Union, runtime_checkable
+
+import orjson
+
+from ..errors import InputError
+
+ICN_SYSTEM = "urn:oid:2.16.840.1.113883.4.349"
+
+#: Person bundles: ``{person_id: bundle}``, or bundles whose Patient carries an ICN identifier.
+BundleInput = Union[Mapping[str, Mapping[str, Any]], Iterable[Mapping[str, Any]]]
+#: Called before and after every commit with ``"before:<label>"`` / ``"after:<label>"``.
+CommitHook = Callable[[str], None]
+
+STEP_STAGED = "staged"
+STEP_PROMOTED = "promoted"
+STEP_VERIFIED = "verified"
+STEP_BACKED_OUT = "backed_out"
+JOURNAL_STEPS: tuple[str, ...] = (STEP_STAGED, STEP_PROMOTED, STEP_VERIFIED, STEP_BACKED_OUT)
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class StagingResult:
+    """What ``staging`` wrote. ``skipped``: the journal already had this exact wave staged."""
+
+    wave_id: str
+    persons: int
+    resources: int
+    counts: dict[str, int]
+    digest: str
+    skipped: bool = False
+    restaged: bool = False  # replaced an earlier, different staging of the same wave id
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    """What ``production`` did, per person. ``skipped``: already promoted in this wave (journal)."""
+
+    wave_id: str
+    promoted: tuple[str, ...]
+    skipped: tuple[str, ...]
+    failed: dict[str, str]
+    resources_written: int
+    resources_removed: int  # resources a re-promoted person no longer has
+
+    @property
+    def succeeded(self) -> tuple[str, ...]:
+        """Persons in production with this wave's version, whether promoted now or earlier."""
+        return self.promoted + self.skipped
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One difference between staging and production.
+
+    kind: ``missing`` (staged, not in production), ``extra`` (in production, not staged),
+    ``changed`` (content hash differs), ``not_in_production`` (the person is not there at all),
+    ``superseded`` (a later wave's version of the person is in production).
+    """
+
+    person_id: str
+    kind: str
+    resource_type: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class PersonCheck:
+    person_id: str
+    passed: bool
+    staged: dict[str, int]
+    production: dict[str, int]
+    mismatches: tuple[Mismatch, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """Per-person read-back of one wave. ``passed`` is None when no person was checked."""
+
+    wave_id: str
+    persons: tuple[PersonCheck, ...]
+    resources_checked: int
+
+    @property
+    def passed(self) -> Optional[bool]:
+        return None if not self.persons else all(p.passed for p in self.persons)
+
+    @property
+    def n_passed(self) -> int:
+        return sum(1 for p in self.persons if p.passed)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(1 for p in self.persons if not p.passed)
+
+    @property
+    def failed_persons(self) -> tuple[str, ...]:
+        return tuple(p.person_id for p in self.persons if not p.passed)
+
+    @property
+    def mismatches(self) -> list[Mismatch]:
+        return [m for p in self.persons for m in p.mismatches]
+
+    @property
+    def staged_counts(self) -> dict[str, int]:
+        return _sum_counts(p.staged for p in self.persons)
+
+    @property
+    def production_counts(self) -> dict[str, int]:
+        return _sum_counts(p.production for p in self.persons)
+
+
+@dataclass(frozen=True)
+class BackoutResult:
+    """What ``backout`` removed. ``restored``: persons put back to the version an earlier wave loaded.
+
+    ``superseded``: persons a later wave re-promoted; their later version is left in place.
+    ``skipped``: the wave was already backed out (journal).
+    """
+
+    wave_id: str
+    removed: tuple[str, ...]
+    restored: tuple[str, ...]
+    superseded: tuple[str, ...]
+    resources_removed: int
+    resources_restored: int
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    wave_id: str
+    step: str
+    person_id: str  # "" for a wave-level step
+    digest: str
+
+
+def _sum_counts(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in parts:
+        for k, v in part.items():
+            out[k] = out.get(k, 0) + v
+    return dict(sorted(out.items()))
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+@runtime_checkable
+class Target(Protocol):
+    """One method per load substage, plus readers. Implemented by SQLiteTarget and PostgresTarget."""
+
+    url: str
+
+    def staging(self, wave_id: str, bundles: BundleInput, *, restage: bool = False) -> StagingResult: ...
+
+    def production(self, wave_id: str, person_ids: Optional[Iterable[str]] = None) -> PromotionResult: ...
+
+    def verification(self, wave_id: str, person_ids: Optional[Iterable[str]] = None) -> VerificationResult: ...
+
+    def backout(self, wave_id: str) -> BackoutResult: ...
+
+    def read_person(self, person_id: str) -> list[dict[str, Any]]: ...
+
+    def counts(self, person_id: Optional[str] = None) -> dict[str, int]: ...
+
+    def persons(self) -> list[str]: ...
+
+    def journal(self, wave_id: Optional[str] = None) -> list[JournalEntry]: ...
+
+    def dump(self) -> list[tuple[str, str, str, str, str]]: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- bundles -> rows
+
+
+def canonical_json(resource: Mapping[str, Any]) -> bytes:
+    """The stored form of a resource: keys sorted, compact. Equal content gives equal bytes."""
+    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+
+
+def content_hash(body: bytes) -> str:
+    """BLAKE2b-128 of canonical JSON bytes, as 32 hex digits."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def person_id_of(bundle: Mapping[str, Any]) -> str:
+    """The ICN of a person bundle: the first Patient identifier in the ICN system (urn:oid:...4.349)."""
+    for res in iter_resources(bundle):
+        if res.get("resourceType") != "Patient":
+            continue
+        for ident in res.get("identifier") or ():
+            if isinstance(ident, Mapping) and ident.get("system") == ICN_SYSTEM and ident.get("value"):
+                return str(ident["value"])
+    raise InputError(
+        f"bundle {bundle.get('id', '?')!s}: no Patient with an ICN identifier ({ICN_SYSTEM}); "
+        "add one, or pass bundles as a {person_id: bundle} mapping"
+    )
+
+
+def iter_resources(bundle: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """The resources of a collection or transaction Bundle, in entry order."""
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        raise InputError(f"bundle {bundle.get('id', '?')!s}: no 'entry' list; pass FHIR Bundles (type collection or transaction)")
+    for entry in entries:
+        res = entry.get("resource") if isinstance(entry, Mapping) else None
+        if not isinstance(res, Mapping):
+            raise InputError(f"bundle {bundle.get('id', '?')!s}: an entry has no 'resource' object; fix the bundle")
+        yield res
+
+
+def person_bundles(bundles: BundleInput) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(person_id, bundle) pairs from either accepted input shape."""
+    if isinstance(bundles, Mapping):
+        for pid, bundle in bundles.items():
+            yield str(pid), bundle
+        return
+    for bundle in bundles:
+        if not isinstance(bundle, Mapping):
+            raise InputError(f"bundles: expected FHIR Bundle dicts, got {type(bundle).__name__}; pass dicts")
+        yield person_id_of(bundle), bundle
+
+
+@dataclass
+class StagedWave:
+    """A wave turned into staging rows, ready for one insert. Pure data."""
+
+    wave_id: str
+    rows: list[tuple[str, str, str, str, str, str]]  # wave, person, type, id, hash, canonical json
+    persons: list[tuple[str, str, int, int]]  # wave, person, order, resource count
+    counts: dict[str, int] = field(default_factory=dict)
+    digest: str = ""
+
+
+def stage_rows(wave_id: str, bundles: BundleInput) -> StagedWave:
+    """Canonicalise and hash every resource of a wave; reject what a load could not key.
+
+    Raises InputError for a resource without resourceType or id, a resource that is not JSON, a
+    person twice in one wave, or one (resource_type, id) twice in one wave (production is keyed by it).
+    The digest covers persons, keys and content hashes in input order: same input, same digest.
+    """
+    if not isinstance(wave_id, str) or not wave_id:
+        raise InputError(f"wave id {wave_id!r}: must be a non-empty string")
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    persons: list[tuple[str, str, int, int]] = []
+    counts: dict[str, int] = {}
+    seen_keys: set[tuple[str, str]] = set()
+    seen_persons: set[str] = set()
+    h = hashlib.blake2b(digest_size=16)
+    dumps, opt, blake = orjson.dumps, orjson.OPT_SORT_KEYS, hashlib.blake2b
+    for order, (pid, bundle) in enumerate(person_bundles(bundles)):
+        if not pid:
+            raise InputError(f"wave {wave_id}: a person id is empty; every bundle needs its ICN")
+        if pid in seen_persons:
+            raise InputError(f"wave {wave_id}: person {pid} appears in two bundles; merge them into one bundle per ICN")
+        seen_persons.add(pid)
+        n = 0
+        for res in iter_resources(bundle):
+            rtype, rid = res.get("resourceType"), res.get("id")
+            if not isinstance(rtype, str) or not rtype or not isinstance(rid, str) or not rid:
+                raise InputError(
+                    f"wave {wave_id}, person {pid}: a resource lacks resourceType or id; "
+                    "the mapper must give every resource a deterministic id"
+                )
+            key = (rtype, rid)
+            if key in seen_keys:
+                raise InputError(f"wave {wave_id}: {rtype}/{rid} appears twice; resource ids must be unique in a wave")
+            seen_keys.add(key)
+            try:
+                body = dumps(res, option=opt)
+            except TypeError as exc:
+                raise InputError(f"wave {wave_id}, {rtype}/{rid}: not JSON-serialisable ({exc}); fix the resource") from exc
+            digest = blake(body, digest_size=16).hexdigest()
+            rows.append((wave_id, pid, rtype, rid, digest, body.decode()))
+            counts[rtype] = counts.get(rtype, 0) + 1
+            h.update(f"{pid}\x1f{rtype}\x1f{rid}\x1f{digest}\x1e".encode())
+            n += 1
+        persons.append((wave_id, pid, order, n))
+    return StagedWave(wave_id, rows, persons, dict(sorted(counts.items())), h.hexdigest())
+
+
+def compare_person(
+    person_id: str,
+    staged: Mapping[tuple[str, str], str],
+    production: Mapping[tuple[str, str], str],
+    current_wave: Optional[str],
+    wave_id: str,
+) -> PersonCheck:
+    """Compare one person's staged (type, id) -> hash with production's. Pure."""
+    mismatches: list[Mismatch] = []
+    if current_wave is None:
+        mismatches.append(Mismatch(person_id, "not_in_production"))
+    elif current_wave != wave_id:
+        mismatches.append(Mismatch(person_id, "superseded"))
+    for key in sorted(staged):
+        got = production.get(key)
+        if got is None:
+            mismatches.append(Mismatch(person_id, "missing", *key))
+        elif got != staged[key]:
+            mismatches.append(Mismatch(person_id, "changed", *key))
+    for key in sorted(production.keys() - staged.keys()):
+        mismatches.append(Mismatch(person_id, "extra", *key))
+    return PersonCheck(
+        person_id,
+        not mismatches,
+        _type_counts(staged),
+        _type_counts(production),
+        tuple(mismatches),
+    )
+
+
+def _type_counts(keys: Iterable[tuple[str, str]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for rtype, _ in keys:
+        out[rtype] = out.get(rtype, 0) + 1
+    return dict(sorted(out.items()))

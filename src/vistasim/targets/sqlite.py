@@ -1,0 +1,121 @@
+"""SQLite load target: the embedded default (``sqlite:///out.db``, ``sqlite:///:memory:``).
+
+Bodies are canonical JSON in TEXT columns (written by orjson). The file runs in WAL mode with
+``synchronous=NORMAL``: a commit survives the process being killed (what resume needs); only a power
+loss can drop the last commits, never corrupt the file, which is the right trade for a rehearsal
+target. Transactions are explicit (``BEGIN IMMEDIATE`` ... ``COMMIT``) so the write lock is taken up
+front and a wave is never half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import orjson
+
+from ..errors import InputError, OutputError
+from ._sql import SQLTarget, text_body_hash
+from .base import CommitHook, StagedWave
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS staging (
+        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, resource_type TEXT NOT NULL, id TEXT NOT NULL,
+        hash TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (wave_id, person_id, resource_type, id))""",
+    """CREATE TABLE IF NOT EXISTS staging_persons (
+        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, ord INTEGER NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (wave_id, person_id))""",
+    """CREATE TABLE IF NOT EXISTS resources (
+        resource_type TEXT NOT NULL, id TEXT NOT NULL, person_id TEXT NOT NULL, wave_id TEXT NOT NULL,
+        hash TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (resource_type, id))""",
+    "CREATE INDEX IF NOT EXISTS resources_person ON resources (person_id)",
+    """CREATE TABLE IF NOT EXISTS persons (
+        person_id TEXT PRIMARY KEY, wave_id TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS backout_resources (
+        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, resource_type TEXT NOT NULL, id TEXT NOT NULL,
+        owner_id TEXT NOT NULL, owner_wave TEXT NOT NULL, hash TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (wave_id, resource_type, id))""",
+    "CREATE INDEX IF NOT EXISTS backout_resources_person ON backout_resources (wave_id, person_id)",
+    """CREATE TABLE IF NOT EXISTS backout_persons (
+        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, prev_wave TEXT,
+        PRIMARY KEY (wave_id, person_id))""",
+    """CREATE TABLE IF NOT EXISTS journal (
+        wave_id TEXT NOT NULL, step TEXT NOT NULL, person_id TEXT NOT NULL, digest TEXT NOT NULL,
+        PRIMARY KEY (wave_id, step, person_id))""",
+)
+
+_INSERT_STAGING = "INSERT INTO staging (wave_id, person_id, resource_type, id, hash, body) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_STAGING_PERSON = "INSERT INTO staging_persons (wave_id, person_id, ord, n) VALUES (?, ?, ?, ?)"
+
+
+class SQLiteTarget(SQLTarget):
+    """Load target in an SQLite file (or in memory). See :class:`vistasim.targets.base.Target`."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        url: Optional[str] = None,
+        persons_per_commit: int = 1,
+        on_commit: Optional[CommitHook] = None,
+    ) -> None:
+        super().__init__(url or f"sqlite:///{path}", persons_per_commit=persons_per_commit, on_commit=on_commit)
+        self.path = path
+        if path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise InputError(f"{self.url}: folder {parent} does not exist; create it or choose another path")
+        try:
+            # isolation_level=None: no implicit transactions; we issue BEGIN/COMMIT ourselves.
+            self._conn = sqlite3.connect(path, isolation_level=None)
+            self._conn.execute("PRAGMA busy_timeout = 10000")
+            if path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA temp_store = MEMORY")
+            self._conn.execute("PRAGMA cache_size = -65536")
+            for stmt in _DDL:
+                self._conn.execute(stmt)
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{self.url}: cannot open as an SQLite database ({exc}); check the path") from exc
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Any]:
+        cur = self._conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise OutputError(f"{self.url}: cannot start a write ({exc}); is another process holding it?") from exc
+        try:
+            yield cur
+        except BaseException:
+            self._conn.rollback()
+            raise
+        try:
+            cur.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:  # pragma: no cover - disk full, I/O error
+            self._conn.rollback()
+            raise OutputError(f"{self.url}: commit failed ({exc}); check disk space and permissions") from exc
+
+    def _cursor(self) -> Any:
+        return self._conn.cursor()
+
+    def _write_staging(self, cur: Any, wave: StagedWave) -> None:
+        try:
+            cur.executemany(_INSERT_STAGING, wave.rows)
+            cur.executemany(_INSERT_STAGING_PERSON, wave.persons)
+        except sqlite3.IntegrityError as exc:
+            raise InputError(f"wave {wave.wave_id}: staging rejected a row ({exc}); nothing was staged") from exc
+
+    def _stored_hash(self, body: Any, staged_hash: Optional[str]) -> str:
+        return text_body_hash(body, staged_hash)
+
+    def _load_body(self, body: Any) -> dict[str, Any]:
+        return orjson.loads(body)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._conn.close()
