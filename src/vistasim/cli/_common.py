@@ -1,0 +1,113 @@
+"""Pieces every subcommand shares: the terminal (progress, summary table), config resolution."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, Optional
+
+from ..config import MigrationConfig, RunSettings, check_strategy, load_yaml
+from ..errors import ConfigError
+
+PROGRESS_MIN = 20000  # show a progress bar for runs of at least this many patients
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def resolve_settings(config_path: Optional[str]) -> RunSettings:
+    if config_path:
+        return load_yaml(config_path)
+    return RunSettings(config=MigrationConfig())
+
+
+def pick(cli_value: Any, yaml_value: Any, default: Any) -> Any:
+    """Explicit CLI flag > YAML > default."""
+    if cli_value is not None:
+        return cli_value
+    if yaml_value is not None:
+        return yaml_value
+    return default
+
+
+def pick_strategy(cli_value: Optional[str], settings: RunSettings, default: str = "staged") -> str:
+    if cli_value is not None:
+        return check_strategy(cli_value, "--strategy")
+    return settings.migration_strategy or default
+
+
+@contextmanager
+def progress_bar(total: int, label: str, enabled: bool) -> Iterator[Optional[Callable[[int, int], None]]]:
+    """A rich progress bar with rate and ETA on stderr, or None when disabled or the run is small."""
+    if not enabled or total < PROGRESS_MIN:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("patients"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+
+        def update(done: int, _total: int) -> None:
+            bar.update(task, completed=done)
+
+        yield update
+
+
+def print_summary(doc: Dict[str, Any], run_dir: Optional[Path], extra: Optional[Dict[str, str]] = None) -> None:
+    """The end-of-run summary table (stdout)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    s = doc["summary"]
+    t = doc.get("timeline", {})
+    table = Table(title=f"vistasim {doc['command']}: {doc['strategy']} strategy, seed {doc['seed']}", show_header=True)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("patients", f"{s['total_patients']:,}")
+    table.add_row("batches", f"{s['total_batches']:,}")
+    table.add_row("migrated", f"{s['migrated_patients']:,} ({s['overall_success_rate']:.1%})")
+    table.add_row("average quality", f"{s['average_quality_score']:.4f}" if s.get("quality_measured") else "n/a")
+    table.add_row("failed attempts", f"{s['total_errors']:,}")
+    fa = doc.get("failure_analysis", {})
+    if fa.get("most_common_failure"):
+        table.add_row("most common failure", f"{fa['most_common_failure']} ({fa['most_common_failure_stage']})")
+    if t:
+        table.add_row("simulated elapsed", f"{t['elapsed_seconds'] / 3600:,.2f} h")
+        table.add_row("downtime max / mean", f"{t['downtime_max_seconds'] / 3600:,.2f} h / {t['downtime_mean_seconds'] / 3600:,.2f} h")
+        table.add_row("peak concurrency", str(t["peak_concurrency"]))
+    for k, v in (extra or {}).items():
+        table.add_row(k, v)
+    if run_dir is not None:
+        table.add_row("run folder", str(run_dir))
+    Console().print(table)
+    recs = doc.get("recommendations") or []
+    if recs:
+        print("Recommendations:")
+        for i, r in enumerate(recs, 1):
+            print(f"  {i}. {r}")
+
+
+def fail(message: str) -> ConfigError:
+    return ConfigError(message)
