@@ -1,0 +1,280 @@
+"""Behaviour of the load targets, run identically against SQLite and PostgreSQL.
+
+Staging is all or nothing, promotion is atomic per person and idempotent, a re-promote replaces a
+person exactly, verification catches tampered and missing rows, backout removes a wave (restoring
+earlier versions) and leaves other waves alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from _pg import pg_server, pg_url  # noqa: F401  (fixtures)
+from _targets_fixtures import icn, person_bundle, sorted_resources, wave
+from vistasim.errors import InputError
+from vistasim.targets import Target, load_wave, open_target
+
+Raw = Callable[[str, tuple[Any, ...]], None]
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def _sqlite_raw(path: str) -> Raw:
+    def run(sql: str, params: tuple[Any, ...] = ()) -> None:
+        conn = sqlite3.connect(path)
+        with conn:
+            conn.execute(sql, params)
+        conn.close()
+
+    return run
+
+
+def _pg_raw(url: str) -> Raw:
+    def run(sql: str, params: tuple[Any, ...] = ()) -> None:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.replace("?", "%s"), params)
+
+    return run
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Any) -> tuple[str, Raw]:
+    """(url, raw SQL runner) of an empty target of each kind."""
+    if request.param == "sqlite":
+        path = str(tmp_path / "target.db")
+        return f"sqlite:///{path}", _sqlite_raw(path)
+    url = request.getfixturevalue("pg_url")
+    return url, _pg_raw(url)
+
+
+@pytest.fixture
+def target(backend: tuple[str, Raw]) -> Iterator[Target]:
+    t = open_target(backend[0])
+    yield t
+    t.close()
+
+
+def _raise_at(label: str) -> Callable[[str], None]:
+    def hook(event: str) -> None:
+        if event == f"before:{label}":
+            raise Boom(event)
+
+    return hook
+
+
+# --------------------------------------------------------------------------- staging
+
+
+def test_staging_counts_and_digest(target: Target) -> None:
+    bundles = wave([(k, 0) for k in range(5)])
+    expected = sum(len(b["entry"]) for b in bundles)
+    res = target.staging("W1", bundles)
+    assert (res.persons, res.resources, res.skipped) == (5, expected, False)
+    assert res.counts["Patient"] == 5 and res.counts["Condition"] == 5
+    assert sum(res.counts.values()) == expected
+    again = target.staging("W1", wave([(k, 0) for k in range(5)]))
+    assert again.skipped and again.digest == res.digest
+    assert target.persons() == []  # staging is not production
+
+
+def test_staging_is_all_or_nothing_when_the_commit_fails(target: Target) -> None:
+    target.on_commit = _raise_at("staged:W1")  # type: ignore[attr-defined]
+    with pytest.raises(Boom):
+        target.staging("W1", wave([(k, 0) for k in range(20)]))
+    target.on_commit = None  # type: ignore[attr-defined]
+    assert target.journal() == []
+    with pytest.raises(InputError, match="nothing staged"):
+        target.production("W1")
+    # and the wave can then be staged for real
+    assert target.staging("W1", wave([(k, 0) for k in range(20)])).persons == 20
+
+
+def test_staging_rejects_a_bad_resource_midway_and_stages_nothing(target: Target) -> None:
+    bundles = wave([(k, 0) for k in range(6)])
+    del bundles[3]["entry"][1]["resource"]["id"]
+    with pytest.raises(InputError, match="lacks resourceType or id"):
+        target.staging("W1", bundles)
+    dup = wave([(1, 0), (1, 1)])
+    with pytest.raises(InputError, match="appears in two bundles"):
+        target.staging("W1", dup)
+    assert target.journal() == []
+
+
+# --------------------------------------------------------------------------- production
+
+
+def test_promote_is_atomic_per_person(target: Target) -> None:
+    bundles = wave([(k, 0) for k in range(6)])
+    target.staging("W1", bundles)
+    target.on_commit = _raise_at(f"promoted:W1:{icn(3)}")  # type: ignore[attr-defined]
+    with pytest.raises(Boom):
+        target.production("W1")
+    target.on_commit = None  # type: ignore[attr-defined]
+    # persons 0-2 are in completely, person 3 not at all
+    assert target.persons() == sorted(icn(k) for k in range(3))
+    for k in range(3):
+        assert target.read_person(icn(k)) == sorted_resources(bundles[k])
+    assert target.read_person(icn(3)) == []
+    assert sum(target.counts().values()) == sum(len(bundles[k]["entry"]) for k in range(3))
+    # resume: the journal skips 0-2 and promotes the rest
+    res = target.production("W1")
+    assert res.skipped == tuple(icn(k) for k in range(3))
+    assert res.promoted == tuple(icn(k) for k in range(3, 6))
+    assert target.verification("W1").passed is True
+
+
+def test_group_commits_keep_whole_persons(backend: tuple[str, Raw]) -> None:
+    t = open_target(backend[0], persons_per_commit=4, on_commit=_raise_at(f"promoted:W1:{icn(4)}..{icn(7)}"))
+    bundles = wave([(k, 0) for k in range(10)])
+    t.staging("W1", bundles)
+    with pytest.raises(Boom):
+        t.production("W1")
+    assert t.persons() == sorted(icn(k) for k in range(4))
+    t.on_commit = None  # type: ignore[attr-defined]
+    assert len(t.production("W1").promoted) == 6
+    assert t.verification("W1").n_passed == 10
+    t.close()
+
+
+def test_rerun_is_idempotent(target: Target) -> None:
+    bundles = wave([(k, 0) for k in range(8)])
+    first = load_wave(target, "W1", bundles)
+    counts, dump = target.counts(), target.dump()
+    second = load_wave(target, "W1", wave([(k, 0) for k in range(8)]))
+    assert second.staging.skipped and second.production.promoted == ()
+    assert second.production.skipped == first.production.promoted
+    assert target.counts() == counts and target.dump() == dump
+    assert len(dump) == len({(t, i) for _, t, i, _, _ in dump}) == sum(len(b["entry"]) for b in bundles)
+    # a direct second promote of the same wave writes nothing either
+    assert target.production("W1").resources_written == 0
+
+
+def test_repromote_replaces_person_exactly(target: Target) -> None:
+    old = person_bundle(1, 0, n_obs=6)
+    new = person_bundle(1, 1, n_obs=2)
+    load_wave(target, "W1", [old, person_bundle(2, 0)])
+    assert len(target.read_person(icn(1))) == 8
+    res = load_wave(target, "W2", [new])
+    assert res.production.resources_removed == 4  # obs 2..5 no longer exist
+    assert target.read_person(icn(1)) == sorted_resources(new)
+    assert target.read_person(icn(2)) == sorted_resources(person_bundle(2, 0))
+    assert target.counts(icn(1)) == {"Condition": 1, "Observation": 2, "Patient": 1}
+    assert res.verification.passed is True
+
+
+def test_restaging_a_wave_with_new_content_repromotes(target: Target) -> None:
+    load_wave(target, "W1", [person_bundle(1, 0, n_obs=5)])
+    res = load_wave(target, "W1", [person_bundle(1, 1, n_obs=3)])
+    assert res.staging.restaged and res.production.promoted == (icn(1),)
+    assert target.read_person(icn(1)) == sorted_resources(person_bundle(1, 1, n_obs=3))
+
+
+def test_unknown_person_fails_without_touching_others(target: Target) -> None:
+    target.staging("W1", wave([(0, 0), (1, 0)]))
+    res = target.production("W1", [icn(0), "NOPE"])
+    assert res.promoted == (icn(0),) and "NOPE" in res.failed
+    assert target.persons() == [icn(0)]
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def test_verification_detects_tampered_missing_and_extra_rows(target: Target, backend: tuple[str, Raw]) -> None:
+    raw = backend[1]
+    load_wave(target, "W1", wave([(k, 0) for k in range(4)]))
+    body = '{"resourceType":"Observation","id":"obs-1-0","status":"entered-in-error"}'
+    raw("UPDATE resources SET body = ? WHERE resource_type = 'Observation' AND id = 'obs-1-0'", (body,))
+    raw("DELETE FROM resources WHERE resource_type = 'Condition' AND id = 'cond-2-1'", ())
+    raw(
+        "INSERT INTO resources (resource_type, id, person_id, wave_id, hash, body) VALUES ('Flag', 'f1', ?, 'W1', 'x', ?)",
+        (icn(3), '{"resourceType":"Flag","id":"f1"}'),
+    )
+    res = target.verification("W1")
+    assert res.passed is False
+    assert (res.n_passed, res.n_failed) == (1, 3)
+    kinds = {(m.person_id, m.kind, m.resource_type, m.id) for m in res.mismatches}
+    assert kinds == {
+        (icn(1), "changed", "Observation", "obs-1-0"),
+        (icn(2), "missing", "Condition", "cond-2-1"),
+        (icn(3), "extra", "Flag", "f1"),
+    }
+    by_person = {p.person_id: p for p in res.persons}
+    assert by_person[icn(2)].staged["Condition"] == 1 and "Condition" not in by_person[icn(2)].production
+    assert res.staged_counts["Condition"] - res.production_counts["Condition"] == 1
+
+
+def test_verification_of_nothing_is_unknown_not_a_pass(target: Target) -> None:
+    target.staging("W1", wave([(0, 0)]))
+    res = target.verification("W1")
+    assert res.persons == () and res.passed is None
+    res = target.verification("W1", [icn(0)])  # staged, never promoted
+    assert res.passed is False and res.mismatches[0].kind == "not_in_production"
+
+
+# --------------------------------------------------------------------------- backout
+
+
+def test_backout_removes_wave_and_restores_earlier_versions(target: Target) -> None:
+    load_wave(target, "W1", wave([(k, 0) for k in range(4)]))
+    after_w1 = target.dump()
+    load_wave(target, "W2", wave([(1, 1), (4, 0), (5, 0)]))
+    assert target.read_person(icn(1)) == sorted_resources(person_bundle(1, 1))
+    res = target.backout("W2")
+    assert res.removed == (icn(4), icn(5)) and res.restored == (icn(1),) and not res.skipped
+    assert res.resources_removed == sum(len(person_bundle(k, v)["entry"]) for k, v in [(1, 1), (4, 0), (5, 0)])
+    assert res.resources_restored == len(person_bundle(1, 0)["entry"])
+    assert target.dump() == after_w1
+    assert target.read_person(icn(1)) == sorted_resources(person_bundle(1, 0))
+    assert target.verification("W1").passed is True
+    # idempotent, and a backed-out wave stays out until restaged
+    assert target.backout("W2").skipped
+    assert set(target.production("W2").failed) == {icn(1), icn(4), icn(5)}
+    assert target.dump() == after_w1
+    target.staging("W2", wave([(1, 1), (4, 0), (5, 0)]), restage=True)
+    assert len(target.production("W2").promoted) == 3
+
+
+def test_backout_leaves_later_versions_alone(target: Target) -> None:
+    load_wave(target, "W1", wave([(0, 0), (1, 0)]))
+    load_wave(target, "W2", wave([(0, 1)]))
+    res = target.backout("W1")
+    assert res.superseded == (icn(0),) and res.removed == (icn(1),)
+    assert target.persons() == [icn(0)]
+    assert target.read_person(icn(0)) == sorted_resources(person_bundle(0, 1))
+
+
+def test_backout_restores_a_resource_another_person_took(target: Target) -> None:
+    a = person_bundle(0, 0, n_obs=2)
+    b = person_bundle(1, 0, n_obs=1)
+    stolen = dict(a["entry"][2]["resource"], valueQuantity={"value": 1.0, "unit": "/min"})
+    b["entry"].append({"resource": stolen})  # same (Observation, obs-0-0) under person 1
+    load_wave(target, "W1", [a])
+    load_wave(target, "W2", [b])
+    check = target.verification("W1")
+    assert [(m.person_id, m.kind, m.id) for m in check.mismatches] == [(icn(0), "missing", "obs-0-0")]
+    target.backout("W2")
+    assert target.read_person(icn(0)) == sorted_resources(a)
+    assert target.persons() == [icn(0)]
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def test_readers(target: Target) -> None:
+    bundles = wave([(k, 0) for k in (3, 1, 2)])
+    load_wave(target, "W1", bundles)
+    assert target.persons() == sorted(icn(k) for k in (1, 2, 3))
+    n_obs = sum(len(b["entry"]) - 2 for b in bundles)
+    assert target.counts() == {"Condition": 3, "Observation": n_obs, "Patient": 3}
+    got = target.read_person(icn(2))
+    assert [r["resourceType"] for r in got][:2] == ["Condition", "Observation"]
+    steps = [(e.step, e.person_id) for e in target.journal("W1")]
+    assert ("staged", "") in steps and ("verified", "") in steps
+    assert sum(1 for s, _ in steps if s == "promoted") == 3
