@@ -1,0 +1,125 @@
+"""Hand-built PatientRecords for the FHIR tests: every clinical type, imprecise dates, a free-text allergy,
+an ICD-9 problem, and one person with records at two stations. Test SSNs start with 00000."""
+
+from __future__ import annotations
+
+import copy
+from typing import List
+
+from vistasim.model import (Address, Allergy, Order, PatientRecord, Prescription, Problem, RecordFlag, Visit,
+                            Vital)
+
+
+def site_500() -> PatientRecord:
+    return PatientRecord(
+        station="500", dfn=101, name="DOE,JOHN QUINCY", sex="M", dob="1947-06", ssn="000001234",
+        icn="1012345678", icn_checksum="123456", marital_status="MARRIED", race="WHITE",
+        ethnicity="NOT HISPANIC OR LATINO",
+        address=Address(street1="12 MAIN ST", city="ALBANY", state="NY", zip="12208"),
+        phone_home="518-555-0100", service_connected=True, sc_percent=70, period_of_service="VIETNAM ERA",
+        branch="ARMY",
+        problems=[
+            Problem(ien=11, icd_code="I10", description="Essential hypertension", snomed="59621000",
+                    status="A", entered="2015-03-02", onset="2014"),
+            Problem(ien=12, icd_code="309.81", icd_system="ICD-9-CM", description="Posttraumatic stress disorder",
+                    snomed="47505003", status="A", entered="2009-11-20T10:15:00", onset="1971-05"),
+            Problem(ien=13, icd_code="724.2", icd_system="ICD-9-CM", description="Low back pain",
+                    status="I", entered="2010-01-05", onset="2008", resolved="2012-04-01"),
+            Problem(ien=14, icd_code="V49.89", icd_system="ICD-9-CM", description="Other specified conditions",
+                    status="I", entered="2005-02-01"),
+        ],
+        allergies=[
+            Allergy(ien=21, reactant="PENICILLIN", allergy_type="D", mechanism="A", verified=True,
+                    origination="2001-04-12T09:00:00", code="7980", code_system="RXNORM", reactions=["HIVES"]),
+            Allergy(ien=22, reactant="GRANDMA'S HOMEMADE SALSA", allergy_type="F", mechanism="P",
+                    verified=False, origination="2019-07"),
+            Allergy(ien=23, reactant="PEANUTS", allergy_type="DF", mechanism="U", code="91935009",
+                    code_system="SNOMED", origination="2003"),
+        ],
+        prescriptions=[
+            Prescription(ien=31, rx_number="2718281", drug_name="LISINOPRIL 10MG TAB", rxnorm="314076",
+                         quantity=90, days_supply=90, refills=3, issue_date="2024-01-15", status="active",
+                         fill_routing="M", sig="TAKE ONE TABLET BY MOUTH EVERY DAY"),
+            Prescription(ien=32, rx_number="2718282", drug_name="METFORMIN HCL 500MG TAB", rxnorm=None,
+                         quantity=60, days_supply=30, refills=5, issue_date="2023-06-01", status="discontinued",
+                         fill_routing="W"),
+            Prescription(ien=33, rx_number="2718283", drug_name="VA LOCAL COMPOUND CREAM", rxnorm=None,
+                         quantity=1, days_supply=30, refills=0, issue_date="2023-08-09", status="expired"),
+        ],
+        vitals=[
+            Vital(ien=41, taken="2024-01-15T08:30:00", vital_type="BLOOD PRESSURE", value="132/84"),
+            Vital(ien=42, taken="2024-01-15T08:30:00", vital_type="PULSE", value="72"),
+            Vital(ien=43, taken="2024-01-15T08:30:00", vital_type="WEIGHT", value="185.5"),
+            Vital(ien=44, taken="2024-01-15T08:30:00", vital_type="HEIGHT", value="70"),
+            Vital(ien=45, taken="2024-01-15T08:30:00", vital_type="TEMPERATURE", value="98.6"),
+            Vital(ien=46, taken="2024-01-15T08:30:00", vital_type="PAIN", value="3"),
+            Vital(ien=47, taken="2024-01-15T08:30:00", vital_type="RESPIRATION", value="16"),
+            Vital(ien=48, taken="2024-01-15T08:30:00", vital_type="PULSE OXIMETRY", value="97"),
+            Vital(ien=49, taken="2024-07-01T14:00:00", vital_type="PAIN", value="99"),
+        ],
+        visits=[
+            Visit(ien=51, when="2024-01-15T08:00:00", location="PRIMARY CARE", service_category="A"),
+            Visit(ien=52, when="2022-03-03T22:10:00", location="7 WEST MED", service_category="H"),
+            Visit(ien=53, when="2023-11-30T13:00:00", location="VVC MENTAL HEALTH", service_category="T"),
+        ],
+        orders=[
+            Order(ien=61, text="HEMOGLOBIN A1C", kind="lab", status="pending", signed=True, entered="2024-01-15",
+                  code="4548-4", code_system="LOINC"),
+            Order(ien=62, text="CHEST XRAY 2 VIEWS", kind="imaging", status="complete", entered="2023-02-01T09:00:00"),
+            Order(ien=63, text="CARDIOLOGY CONSULT", kind="consult", status="active", signed=False,
+                  entered="2024-02-02"),
+            Order(ien=64, text="LISINOPRIL 10MG TAB", kind="medication", status="active", entered="2024-01-15",
+                  code="314076", code_system="RXNORM"),
+            Order(ien=65, text="WOUND CARE DAILY", kind="nursing", status="discontinued", entered="2022-03-04"),
+        ],
+        flags=[
+            RecordFlag(ien=71, flag="HIGH RISK FOR SUICIDE", category="I", status="active",
+                       assigned="2023-10-01", review_due="2024-01-01"),
+        ],
+    )
+
+
+def site_612() -> PatientRecord:
+    """The same person (same ICN) seen at a second station, with sparser demographics."""
+    return PatientRecord(
+        station="612", dfn=7, name="DOE,JOHN QUINCY", sex="M", dob="1947-06", ssn="000001234",
+        icn="1012345678", icn_checksum="123456",
+        problems=[Problem(ien=5, icd_code="E11.9", description="Type 2 diabetes mellitus", snomed="44054006",
+                          entered="2020-05-05", onset="2019-12-24")],
+        allergies=[Allergy(ien=6, reactant="SULFA DRUGS", allergy_type="D", mechanism="A", verified=True,
+                           origination="2020-05-05", code="10171", code_system="RXNORM")],
+        vitals=[Vital(ien=8, taken="2020-05-05T10:00:00", vital_type="WEIGHT", value="190")],
+        visits=[Visit(ien=9, when="2020-05-05T09:45:00", location="PRIMARY CARE EAST")],
+    )
+
+
+def deceased_female() -> PatientRecord:
+    """A single-site person with a year-only birth date, a date of death and no ICN checksum issues."""
+    return PatientRecord(
+        station="640", dfn=3, name="ROE,MARY", sex="F", dob="1930", ssn="000009876", icn="1098765432",
+        icn_checksum="654321", marital_status="WIDOWED", date_of_death="2021-02-14T03:20:00",
+        problems=[Problem(ien=1, icd_code="496", icd_system="ICD-9-CM", description="COPD", status="A",
+                          entered="2001-01-01")],
+        flags=[RecordFlag(ien=2, flag="BEHAVIORAL", category="I", status="inactive", assigned="2010-01")],
+    )
+
+
+def person_records() -> List[PatientRecord]:
+    return [site_500(), site_612()]
+
+
+def all_people() -> List[List[PatientRecord]]:
+    return [person_records(), [deceased_female()]]
+
+
+def scaled_people(n: int) -> List[List[PatientRecord]]:
+    """n distinct people (copies of the fixtures with new ICNs/DFNs), for benchmarks and corpora."""
+    out = []
+    base = all_people()
+    for i in range(n):
+        recs = copy.deepcopy(base[i % len(base)])
+        for r in recs:
+            r.icn = f"{2000000000 + i}"
+            r.dfn = r.dfn + 1000 * i
+        out.append(recs)
+    return out
