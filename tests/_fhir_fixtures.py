@@ -67,7 +67,7 @@ def site_500() -> PatientRecord:
                   code="4548-4", code_system="LOINC"),
             Order(ien=62, text="CHEST XRAY 2 VIEWS", kind="imaging", status="complete", entered="2023-02-01T09:00:00"),
             Order(ien=63, text="CARDIOLOGY CONSULT", kind="consult", status="active", signed=False,
-                  entered="2024-02-02"),
+                  entered="2024-02-02", code="183519002", code_system="SNOMED"),
             Order(ien=64, text="LISINOPRIL 10MG TAB", kind="medication", status="active", entered="2024-01-15",
                   code="314076", code_system="RXNORM"),
             Order(ien=65, text="WOUND CARE DAILY", kind="nursing", status="discontinued", entered="2022-03-04"),

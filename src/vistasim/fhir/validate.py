@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from vistasim.fhir import r4spec
 from vistasim.fhir.r4spec import COMPILED_PATTERNS, COMPLEX, OPAQUE, PRIM, RESOURCE, TYPES, TypeSpec
@@ -331,3 +331,315 @@ _INVARIANTS: Dict[str, Callable[[dict], List[Tuple[str, str, str]]]] = {
     "SimpleQuantity": _inv_simple_quantity,
     "Bundle": _inv_bundle,
 }
+
+
+# --------------------------------------------------------------------------- business rules
+# Code systems Oracle Health Millennium accepts for Condition.code, AllergyIntolerance.code, medications.
+_SNOMED = "http://snomed.info/sct"
+_ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+_ICD9 = "http://hl7.org/fhir/sid/icd-9-cm"
+_RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+_LOINC = "http://loinc.org"
+_UCUM = "http://unitsofmeasure.org"
+_ICN = "urn:oid:2.16.840.1.113883.4.349"
+_COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+_OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+_CONDITION_SYSTEMS = frozenset({_SNOMED, _ICD10, _ICD9})
+_ALLERGY_SYSTEMS = frozenset({_RXNORM, _SNOMED})
+_PENDING = frozenset({"draft", "active", "on-hold"})
+
+
+def _systems(cc: Any) -> set:
+    if not isinstance(cc, dict):
+        return set()
+    return {c.get("system") for c in cc.get("coding") or () if isinstance(c, dict) and c.get("code")}
+
+
+def _status_code(cc: Any) -> Optional[str]:
+    if isinstance(cc, dict):
+        for c in cc.get("coding") or ():
+            if isinstance(c, dict) and c.get("code"):
+                return c["code"]
+    return None
+
+
+def is_safety_critical(res: Dict[str, Any]) -> bool:
+    """Active allergies, active medications, pending orders and active record flags: a gap here can harm."""
+    rt = res.get("resourceType")
+    if rt == "AllergyIntolerance":
+        return _status_code(res.get("clinicalStatus")) == "active"
+    if rt == "MedicationRequest":
+        return res.get("status") in _PENDING
+    if rt == "ServiceRequest":
+        return res.get("status") in _PENDING
+    if rt == "Flag":
+        return res.get("status") == "active"
+    return False
+
+
+class _Rules:
+    """Collects business-rule issues for one resource."""
+
+    __slots__ = ("res", "out", "rt", "rid", "critical")
+
+    def __init__(self, res: Dict[str, Any], out: List[Issue]) -> None:
+        self.res, self.out = res, out
+        self.rt = str(res.get("resourceType", "?"))
+        self.rid = str(res.get("id", ""))
+        self.critical = is_safety_critical(res)
+
+    def need(self, ok: bool, path: str, code: str, message: str, level: str = "error",
+             critical: Optional[bool] = None) -> None:
+        if not ok:
+            self.out.append(Issue(level, self.rt, self.rid, f"{self.rt}.{path}", code, message,
+                                  self.critical if critical is None else critical, BUSINESS))
+
+
+def _rules_patient(r: _Rules, o: Dict[str, Any]) -> None:
+    r.need(bool(o.get("identifier")), "identifier", "oracle-required", "Patient needs an identifier (Oracle Health, US Core)")
+    r.need(bool(o.get("name")), "name", "oracle-required", "Patient needs a name (Oracle Health, US Core)")
+    r.need("gender" in o, "gender", "us-core-required", "Patient needs a gender (US Core)")
+    icns = [i for i in o.get("identifier") or () if isinstance(i, dict) and i.get("system") == _ICN]
+    r.need(bool(icns), "identifier", "icn-missing", "Patient has no ICN identifier: it cannot be matched to its person")
+    names = [n for n in o.get("name") or () if isinstance(n, dict)]
+    r.need(not names or any(n.get("family") or n.get("given") for n in names), "name", "us-core-required",
+           "Patient name needs a family or given part (US Core us-core-6)")
+
+
+def _rules_condition(r: _Rules, o: Dict[str, Any]) -> None:
+    eie = _status_code(o.get("verificationStatus")) == "entered-in-error"
+    r.need(eie or "clinicalStatus" in o, "clinicalStatus", "oracle-required", "Condition needs clinicalStatus (Oracle Health)")
+    cats = set()
+    for c in o.get("category") or ():
+        if isinstance(c, dict):
+            cats |= {x.get("code") for x in c.get("coding") or () if isinstance(x, dict) and x.get("system") == _COND_CATEGORY}
+    r.need(bool(cats & {"problem-list-item", "encounter-diagnosis"}), "category", "oracle-category",
+           "Condition category must be problem-list-item or encounter-diagnosis (Oracle Health)")
+    systems = _systems(o.get("code"))
+    r.need(bool(systems & _CONDITION_SYSTEMS), "code", "oracle-code-system",
+           "Condition code needs a SNOMED CT, ICD-10-CM or ICD-9-CM coding (Oracle Health)")
+    r.need(not (systems & _CONDITION_SYSTEMS) or bool(systems & {_SNOMED, _ICD10}), "code", "icd9-only",
+           "Condition is coded in ICD-9-CM only: standardize to ICD-10-CM", level="warning")
+    r.need("subject" in o, "subject", "oracle-required", "Condition needs a subject (Oracle Health)")
+
+
+def _rules_allergy(r: _Rules, o: Dict[str, Any]) -> None:
+    eie = _status_code(o.get("verificationStatus")) == "entered-in-error"
+    r.need(eie or "clinicalStatus" in o, "clinicalStatus", "oracle-required",
+           "AllergyIntolerance needs clinicalStatus (Oracle Health)", critical=True)
+    code = o.get("code")
+    coded = bool(_systems(code) & _ALLERGY_SYSTEMS)
+    free_text = isinstance(code, dict) and bool(code.get("text")) and not code.get("coding")
+    # Millennium keeps free-text allergies (code.text only) but they never drive drug-allergy checking:
+    # a warning on the safety worklist; a code in another system, or no code at all, is an error.
+    r.need(coded or free_text, "code", "oracle-code-system",
+           "AllergyIntolerance code needs an RxNorm or SNOMED CT coding (Oracle Health)",
+           level="warning" if eie else "error")
+    r.need(not free_text, "code", "allergy-free-text",
+           "AllergyIntolerance is free text only: it will not drive drug-allergy checking", level="warning")
+    r.need("patient" in o, "patient", "oracle-required", "AllergyIntolerance needs a patient (Oracle Health)")
+
+
+def _rules_medication(r: _Rules, o: Dict[str, Any]) -> None:
+    med = o.get("medicationCodeableConcept")
+    coded = _RXNORM in _systems(med) if med is not None else False
+    r.need(coded, "medicationCodeableConcept", "oracle-rxnorm",
+           "medication must be coded in RxNorm (Oracle Health)",
+           level="error" if o.get("status") in _PENDING else "warning")
+    r.need("subject" in o, "subject", "us-core-required", "MedicationRequest needs a subject (US Core)")
+    r.need("authoredOn" in o, "authoredOn", "us-core-must-support", "MedicationRequest has no authoredOn", level="warning")
+
+
+def _rules_observation(r: _Rules, o: Dict[str, Any]) -> None:
+    r.need("status" in o, "status", "us-core-required", "Observation needs a status (US Core)")
+    r.need(bool(o.get("category")), "category", "us-core-required", "Observation needs a category (US Core)")
+    r.need("code" in o, "code", "us-core-required", "Observation needs a code (US Core)")
+    r.need("subject" in o, "subject", "us-core-required", "Observation needs a subject (US Core)")
+    vital = any(_OBS_CATEGORY in _systems(c) and "vital-signs" in _codes(c) for c in o.get("category") or ())
+    if not vital:
+        return
+    r.need(_LOINC in _systems(o.get("code")), "code", "vital-loinc", "a vital sign needs a LOINC code (US Core Vital Signs)")
+    r.need(any(k.startswith("effective") for k in o), "effective[x]", "us-core-required",
+           "a vital sign needs effective[x] (US Core Vital Signs)")
+    quantities = [o.get("valueQuantity")] + [c.get("valueQuantity") for c in o.get("component") or () if isinstance(c, dict)]
+    for q in quantities:
+        if isinstance(q, dict):
+            r.need(q.get("system") == _UCUM and "code" in q, "valueQuantity", "vital-ucum",
+                   "a vital-sign quantity needs a UCUM unit (US Core Vital Signs)")
+
+
+def _rules_encounter(r: _Rules, o: Dict[str, Any]) -> None:
+    r.need("subject" in o, "subject", "us-core-required", "Encounter needs a subject (US Core)")
+    r.need("class" in o, "class", "us-core-required", "Encounter needs a class (US Core)")
+
+
+def _rules_service_request(r: _Rules, o: Dict[str, Any]) -> None:
+    pending = o.get("status") in _PENDING
+    r.need("subject" in o, "subject", "us-core-required", "ServiceRequest needs a subject (US Core)")
+    coded = bool(_systems(o.get("code")))
+    r.need(coded, "code", "order-uncoded",
+           "ServiceRequest has no coded order: it would route to an unknown queue" if pending
+           else "ServiceRequest has no coded order", level="error" if pending else "warning")
+    r.need(bool(o.get("category")), "category", "us-core-must-support", "ServiceRequest has no category", level="warning")
+
+
+def _rules_flag(r: _Rules, o: Dict[str, Any]) -> None:
+    code = o.get("code")
+    ok = isinstance(code, dict) and bool(code.get("text") or _systems(code))
+    r.need(ok, "code", "flag-uncoded", "Flag needs a code (text or coding) so the warning shows")
+    r.need("subject" in o, "subject", "required", "Flag needs a subject")
+    r.need(bool(o.get("category")), "category", "flag-category", "Flag has no category", level="warning")
+
+
+_RULES = {"Patient": _rules_patient, "Condition": _rules_condition, "AllergyIntolerance": _rules_allergy,
+          "MedicationRequest": _rules_medication, "Observation": _rules_observation,
+          "Encounter": _rules_encounter, "ServiceRequest": _rules_service_request, "Flag": _rules_flag}
+
+
+def _resources(obj: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+    if obj.get("resourceType") == "Bundle":
+        for e in obj.get("entry") or ():
+            if isinstance(e, dict) and isinstance(e.get("resource"), dict):
+                yield e["resource"]
+    else:
+        yield obj
+
+
+def business_rules(obj: Dict[str, Any]) -> List[Issue]:
+    """US Core and Oracle Health create rules for a resource, or for every resource of a Bundle."""
+    out: List[Issue] = []
+    for res in _resources(obj):
+        fn = _RULES.get(res.get("resourceType", ""))
+        if fn is not None:
+            fn(_Rules(res, out), res)
+    return out
+
+
+# --------------------------------------------------------------------------- data integrity
+# Date elements checked for plausibility, per resource type.
+_DATE_PATHS: Dict[str, Tuple[Tuple[str, ...], ...]] = {
+    "Condition": (("onsetDateTime",), ("abatementDateTime",), ("recordedDate",)),
+    "AllergyIntolerance": (("onsetDateTime",), ("recordedDate",), ("lastOccurrence",)),
+    "MedicationRequest": (("authoredOn",),),
+    "Observation": (("effectiveDateTime",), ("issued",)),
+    "Encounter": (("period", "start"), ("period", "end")),
+    "ServiceRequest": (("authoredOn",), ("occurrenceDateTime",)),
+    "Flag": (("period", "start"),),
+}
+
+
+def _bounds(value: str) -> Tuple[str, str]:
+    """Earliest and latest calendar day a FHIR date/dateTime of any precision may mean (as YYYY-MM-DD)."""
+    d = value[:10]
+    if len(d) == 4:
+        return d + "-01-01", d + "-12-31"
+    if len(d) == 7:
+        return d + "-01", d + "-31"
+    return d, d
+
+
+def _get(res: Dict[str, Any], path: Tuple[str, ...]) -> Any:
+    cur: Any = res
+    for p in path:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(p)
+    return cur
+
+
+def _references(obj: Any, path: str) -> Iterator[Tuple[str, str]]:
+    """(path, reference) for every Reference.reference below ``obj``."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == "reference" and isinstance(v, str):
+                yield path, v
+            elif isinstance(v, (dict, list)) and k != "contained":
+                yield from _references(v, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _references(v, f"{path}[{i}]")
+
+
+def data_integrity(bundle: Dict[str, Any], *, as_of: Optional[str] = None) -> List[Issue]:
+    """References resolve inside the bundle; dates plausible; exactly one Patient per ICN.
+
+    ``as_of`` (YYYY-MM-DD) is "today" for the not-in-the-future check; the pipeline passes its simulated
+    clock. Without it the wall-clock UTC date is used.
+    """
+    today = as_of or datetime.now(timezone.utc).date().isoformat()
+    out: List[Issue] = []
+    resources = [(e.get("fullUrl"), e["resource"]) for e in bundle.get("entry") or ()
+                 if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    targets: Dict[str, str] = {}
+    for fu, res in resources:
+        rt, rid = res.get("resourceType", "?"), res.get("id")
+        if isinstance(fu, str):
+            targets[fu] = rt
+        if rid:
+            targets[f"{rt}/{rid}"] = rt
+
+    def add(res: Dict[str, Any], path: str, code: str, msg: str) -> None:
+        out.append(Issue("error", str(res.get("resourceType", "?")), str(res.get("id", "")), path, code, msg,
+                         is_safety_critical(res), INTEGRITY))
+
+    # one Patient per ICN; every Patient carries exactly one ICN
+    patients = [res for _, res in resources if res.get("resourceType") == "Patient"]
+    by_icn: Dict[str, int] = {}
+    for p in patients:
+        icns = {i.get("value") for i in p.get("identifier") or () if isinstance(i, dict) and i.get("system") == _ICN}
+        if len(icns) > 1:
+            add(p, "Patient.identifier", "identity-merge", "Patient carries several ICNs: two people merged into one")
+        for icn in icns:
+            by_icn[icn] = by_icn.get(icn, 0) + 1
+    for icn, n in by_icn.items():
+        if n > 1:
+            for p in patients:
+                if any(isinstance(i, dict) and i.get("value") == icn for i in p.get("identifier") or ()):
+                    add(p, "Patient.identifier", "duplicate-patient", f"{n} Patients share one ICN: one person split")
+                    break
+    if len(patients) != 1:
+        out.append(Issue("error", "Bundle", str(bundle.get("id", "")), "Bundle.entry", "patient-count",
+                         f"a person's bundle holds {len(patients)} Patients, not 1", False, INTEGRITY))
+
+    birth = death = None
+    if len(patients) == 1:
+        p = patients[0]
+        birth = p.get("birthDate") if isinstance(p.get("birthDate"), str) else None
+        death = p.get("deceasedDateTime") if isinstance(p.get("deceasedDateTime"), str) else None
+        for label, v in (("birthDate", birth), ("deceasedDateTime", death)):
+            if v and _bounds(v)[0] > today:
+                add(p, f"Patient.{label}", "date-future", f"Patient.{label} is in the future")
+        if birth and death and _bounds(death)[1] < _bounds(birth)[0]:
+            add(p, "Patient.deceasedDateTime", "death-before-birth", "Patient died before being born")
+    birth_lo = _bounds(birth)[0] if birth else None
+
+    for _, res in resources:
+        rt = res.get("resourceType", "?")
+        for path, ref in _references(res, rt):
+            if ref.startswith("#"):
+                continue
+            if ref not in targets:
+                add(res, path, "dangling-reference", f"{path} does not resolve inside the bundle")
+            elif (path.endswith(".subject") or path.endswith(".patient")) and targets[ref] != "Patient":
+                add(res, path, "reference-type", f"{path} must point to a Patient, not a {targets[ref]}")
+        for dp in _DATE_PATHS.get(rt, ()):
+            v = _get(res, dp)
+            if not isinstance(v, str) or len(v) < 4:
+                continue
+            lo, hi = _bounds(v)
+            label = f"{rt}.{'.'.join(dp)}"
+            if lo > today:
+                add(res, label, "date-future", f"{label} is in the future")
+            if birth_lo and hi < birth_lo:
+                add(res, label, "date-before-birth", f"{label} is before the patient's birth")
+        if rt == "Condition":
+            on, ab = res.get("onsetDateTime"), res.get("abatementDateTime")
+            if isinstance(on, str) and isinstance(ab, str) and _bounds(ab)[1] < _bounds(on)[0]:
+                add(res, "Condition.abatementDateTime", "abatement-before-onset", "Condition abated before its onset")
+    return out
+
+
+def validate_bundle(bundle: Dict[str, Any], *, as_of: Optional[str] = None) -> Dict[str, List[Issue]]:
+    """All three substages over one bundle: {substage: issues}."""
+    return {SCHEMA: schema_check(bundle), BUSINESS: business_rules(bundle),
+            INTEGRITY: data_integrity(bundle, as_of=as_of)}

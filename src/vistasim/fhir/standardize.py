@@ -1,0 +1,127 @@
+"""Transform's standardize substage: bring a mapped bundle's codes to the target's terminologies.
+
+* ICD-9-CM -> ICD-10-CM (CMS GEM table): the ICD-10-CM coding is added first, the ICD-9-CM coding kept
+  beside it (lossless; Oracle accepts both). Unmapped ICD-9 codes stay as they are and are reported.
+* VA drug name -> RxNorm when a MedicationRequest has no RxNorm coding (VA product table).
+* VistA units -> UCUM on every Quantity of an Observation (``system``/``code`` added, ``unit`` kept).
+* Vital signs without a LOINC code are reported (they fail US Core's vital-signs profile).
+
+What could not be standardized comes back as :class:`Gap` rows: the terminology-gap worklist.
+The input bundle is never modified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Tuple
+
+import orjson
+
+from vistasim.fhir import terminology as T
+from vistasim.fhir.mapping import map_person
+from vistasim.model import PatientRecord
+
+__all__ = ["Gap", "StandardizeResult", "standardize", "transform_person"]
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A code that could not be brought to the target terminology (no patient values, only codes)."""
+
+    kind: str  # icd9-unmapped | drug-unmapped | unit-unmapped | vital-uncoded
+    resource_type: str
+    resource_id: str
+    source_system: str
+    source_code: str
+
+
+@dataclass
+class StandardizeResult:
+    bundle: Dict[str, Any]
+    gaps: List[Gap] = field(default_factory=list)
+    changes: Dict[str, int] = field(default_factory=dict)  # icd9->icd10, drug->rxnorm, unit->ucum counts
+
+    @property
+    def complete(self) -> bool:
+        return not self.gaps
+
+
+def _condition(res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, int]) -> None:
+    code = res.get("code")
+    if not isinstance(code, dict):
+        return
+    codings = code.get("coding") or []
+    if any(c.get("system") == T.ICD10CM for c in codings):
+        return
+    for c in codings:
+        if c.get("system") == T.ICD9CM and c.get("code"):
+            hit = T.icd9_to_icd10(c["code"])
+            if hit is None:
+                gaps.append(Gap("icd9-unmapped", "Condition", res.get("id", ""), "ICD-9-CM", c["code"]))
+            else:
+                codings.insert(0, {"system": T.ICD10CM, "code": hit[0], "display": hit[1]})
+                changes["icd9->icd10"] = changes.get("icd9->icd10", 0) + 1
+            return
+
+
+def _medication(res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, int]) -> None:
+    med = res.get("medicationCodeableConcept")
+    if not isinstance(med, dict):
+        return
+    codings = med.get("coding") or []
+    if any(c.get("system") == T.RXNORM for c in codings):
+        return
+    name = med.get("text") or ""
+    hit = T.drug_to_rxnorm(name) if name else None
+    if hit is None:
+        gaps.append(Gap("drug-unmapped", "MedicationRequest", res.get("id", ""), "VA product", name))
+        return
+    med["coding"] = [{"system": T.RXNORM, "code": hit[0], "display": hit[1]}] + codings
+    changes["drug->rxnorm"] = changes.get("drug->rxnorm", 0) + 1
+
+
+def _quantity(q: Any, res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, int]) -> None:
+    if not isinstance(q, dict) or q.get("system") == T.UCUM:
+        return
+    unit = q.get("unit")
+    if not unit:
+        return
+    hit = T.unit_to_ucum(unit)
+    if hit is None:
+        gaps.append(Gap("unit-unmapped", res["resourceType"], res.get("id", ""), "VistA unit", unit))
+        return
+    q["system"], q["code"] = T.UCUM, hit[0]
+    changes["unit->ucum"] = changes.get("unit->ucum", 0) + 1
+
+
+def _observation(res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, int]) -> None:
+    codings = (res.get("code") or {}).get("coding") or []
+    if not any(c.get("system") == T.LOINC for c in codings):
+        gaps.append(Gap("vital-uncoded", "Observation", res.get("id", ""), "VistA vital type",
+                        (res.get("code") or {}).get("text", "")))
+    _quantity(res.get("valueQuantity"), res, gaps, changes)
+    for comp in res.get("component") or ():
+        _quantity(comp.get("valueQuantity"), res, gaps, changes)
+
+
+_BY_TYPE = {"Condition": _condition, "MedicationRequest": _medication, "Observation": _observation}
+
+
+def standardize(bundle: Dict[str, Any]) -> StandardizeResult:
+    """A standardized copy of ``bundle`` and the gaps it could not close."""
+    out = orjson.loads(orjson.dumps(bundle))  # a deep copy at C speed; the caller's bundle stays as mapped
+    gaps: List[Gap] = []
+    changes: Dict[str, int] = {}
+    for entry in out.get("entry") or ():
+        res = entry.get("resource")
+        if isinstance(res, dict):
+            fn = _BY_TYPE.get(res.get("resourceType", ""))
+            if fn is not None:
+                fn(res, gaps, changes)
+    return StandardizeResult(out, gaps, changes)
+
+
+def transform_person(records: List[PatientRecord], *, tz: str = "UTC") -> Tuple[Dict[str, Any], List[Gap]]:
+    """map then standardize: the transform stage's output for one person, and its terminology gaps."""
+    r = standardize(map_person(records, tz=tz))
+    return r.bundle, r.gaps
