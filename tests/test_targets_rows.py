@@ -1,0 +1,134 @@
+"""Pure parts of the load layer (bundle -> rows, hashing, URLs) and a model-based property test:
+any sequence of wave loads leaves each person at the version last loaded, and backing the waves out
+newest first walks production back through every earlier state exactly."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from _targets_fixtures import icn, person_bundle, sorted_resources, wave
+from vistasim.errors import InputError, MissingDependencyError
+from vistasim.targets import canonical_json, content_hash, load_wave, open_target, person_id_of
+from vistasim.targets.base import stage_rows
+from vistasim.targets.url import sqlite_path
+
+
+def test_canonical_json_ignores_key_order() -> None:
+    a = {"resourceType": "Patient", "id": "x", "name": [{"given": ["A"], "family": "B"}]}
+    b = {"name": [{"family": "B", "given": ["A"]}], "id": "x", "resourceType": "Patient"}
+    assert canonical_json(a) == canonical_json(b)
+    assert content_hash(canonical_json(a)) == content_hash(canonical_json(b))
+    assert len(content_hash(b"{}")) == 32
+
+
+def test_person_id_comes_from_the_icn_identifier() -> None:
+    assert person_id_of(person_bundle(7)) == icn(7)
+    no_icn = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "id": "p"}}]}
+    with pytest.raises(InputError, match="no Patient with an ICN"):
+        person_id_of(no_icn)
+
+
+def test_stage_rows_accepts_a_mapping_and_keeps_input_order() -> None:
+    staged = stage_rows("W", {"B": person_bundle(2), "A": person_bundle(1)})
+    assert [p[1] for p in staged.persons] == ["B", "A"]
+    assert [p[2] for p in staged.persons] == [0, 1]
+    assert {r[1] for r in staged.rows} == {"A", "B"}
+    assert all(content_hash(r[5].encode()) == r[4] for r in staged.rows)
+
+
+def test_stage_rows_digest_tracks_content() -> None:
+    d0 = stage_rows("W", wave([(1, 0), (2, 0)])).digest
+    assert stage_rows("W", wave([(1, 0), (2, 0)])).digest == d0
+    assert stage_rows("W", wave([(1, 1), (2, 0)])).digest != d0
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b[0]["entry"][1]["resource"].pop("resourceType"), "lacks resourceType or id"),
+        (lambda b: b[1]["entry"].append(b[0]["entry"][1]), "appears twice"),
+        (lambda b: b[0]["entry"][1]["resource"].update(bad={1, 2}), "not JSON-serialisable"),
+        (lambda b: b[0].pop("entry"), "no 'entry' list"),
+        (lambda b: b[0]["entry"].append({"fullUrl": "x"}), "no 'resource' object"),
+    ],
+)
+def test_stage_rows_rejects_unkeyable_input(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+    bundles = wave([(1, 0), (2, 0)])
+    mutate(bundles)
+    with pytest.raises(InputError, match=message):
+        stage_rows("W", bundles)
+
+
+def test_sqlite_urls() -> None:
+    assert sqlite_path("sqlite:///:memory:") == ":memory:"
+    assert sqlite_path("sqlite:///out/x.db") == "out/x.db"
+    assert sqlite_path("sqlite:////abs/x.db") == "/abs/x.db"
+
+
+@pytest.mark.parametrize("url", ["", "out.db", "mysql://u@h/db", "sqlite://", "sqlite:///"])
+def test_bad_urls_are_input_errors_naming_the_url(url: str) -> None:
+    with pytest.raises(InputError) as err:
+        open_target(url)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_folder_is_an_input_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'nope' / 'x.db'}"
+    with pytest.raises(InputError, match="does not exist"):
+        open_target(url)
+
+
+def test_unreachable_postgres_is_an_input_error_naming_the_url() -> None:
+    pytest.importorskip("psycopg")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://someone:secret@127.0.0.1:{port}/db"
+    with pytest.raises(InputError) as err:
+        open_target(url)
+    msg = str(err.value)
+    assert f"127.0.0.1:{port}/db" in msg and "secret" not in msg and "\n" not in msg
+
+
+def test_postgres_without_psycopg_gives_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg -> ImportError
+    with pytest.raises(MissingDependencyError, match=r"pip install 'vistasim\[postgres\]'"):
+        open_target("postgresql://u@127.0.0.1:1/db")
+
+
+# --------------------------------------------------------------------------- model-based property
+
+waves_strategy = st.lists(
+    st.lists(st.tuples(st.integers(0, 7), st.integers(0, 3)), min_size=1, max_size=5, unique_by=lambda kv: kv[0]),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(waves=waves_strategy)
+def test_loads_then_backouts_walk_the_same_states(waves: list[list[tuple[int, int]]]) -> None:
+    t = open_target("sqlite:///:memory:")
+    latest: dict[int, int] = {}
+    states = [t.dump()]
+    for w, spec in enumerate(waves):
+        res = load_wave(t, f"W{w}", wave(spec))
+        assert res.verification.passed is True
+        latest.update(dict(spec))
+        for k, v in latest.items():
+            assert t.read_person(icn(k)) == sorted_resources(person_bundle(k, v))
+        assert t.persons() == sorted(icn(k) for k in latest)
+        states.append(t.dump())
+    # a second run of the same waves changes nothing
+    for w, spec in enumerate(waves):
+        assert load_wave(t, f"W{w}", wave(spec)).production.promoted == ()
+    assert t.dump() == states[-1]
+    for w in reversed(range(len(waves))):
+        t.backout(f"W{w}")
+        assert t.dump() == states[w]
+    t.close()
