@@ -22,17 +22,36 @@ def ensure_dir(path: Path, what: str = "output folder") -> Path:
     return path
 
 
+def check_dir_creatable(path: Path, what: str = "output folder") -> Path:
+    """Fail before any work if ``path`` could not be created or written; creates nothing."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise OutputError(f"{what} {str(path)!r} is a file, not a folder; choose another path")
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"{what} {str(path)!r} is not writable; choose a writable path")
+        return path
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK) or str(parent).startswith("/proc"):
+        raise OutputError(f"{what} {str(path)!r} cannot be created ({str(parent)!r} is not writable); choose a writable path")
+    return path
+
+
 def check_writable_file(path: Path, what: str = "output file") -> Path:
     """Fail before any work if ``path`` cannot be written (its folder missing and not creatable, or read-only)."""
+    path = Path(path)
     if path.exists() and path.is_dir():
         raise OutputError(f"{what} {str(path)!r} is a folder; give a file path")
-    ensure_dir(path.parent if str(path.parent) else Path("."), f"folder of {what}")
+    check_dir_creatable(path.parent if str(path.parent) else Path("."), f"folder of {what}")
     return path
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path = Path(path)
     check_writable_file(path)
+    ensure_dir(path.parent if str(path.parent) else Path("."), "output folder")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -16,7 +16,7 @@ from .config import MigrationConfig
 from .model import PatientRecord
 from .report import FORMATS, render
 from .results import model_results, provenance, write_results
-from .runio import atomic_write_text, check_writable_file, ensure_dir
+from .runio import atomic_write_text, check_dir_creatable, check_writable_file, ensure_dir
 from .simulator import MigrationSimulator
 from .errors import ConfigError
 
@@ -61,7 +61,7 @@ def run_model(
 ) -> RunOutput:
     # fail on unwritable outputs before doing any work
     if run_dir is not None:
-        ensure_dir(run_dir, "run folder (--out)")
+        check_dir_creatable(run_dir, "run folder (--out)")
     fmt = None
     if report_path is not None:
         check_writable_file(report_path, "report file")
@@ -77,6 +77,7 @@ def run_model(
         prov=provenance(argv, wall),
     )
     if run_dir is not None:
+        ensure_dir(run_dir, "run folder (--out)")
         if keep_audit:
             sim.audit.save(run_dir / "audit.jsonl")
         atomic_write_text(run_dir / "report.txt", render(doc, "txt"))

@@ -18,8 +18,15 @@ from ..errors import VistasimError
 COMMANDS = ("simulate", "generate", "migrate", "risk", "compare", "calibrate", "report")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2), like every other error of vistasim."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vistasim",
         description="Synthetic VistA veterans and a measured rehearsal of their migration to Oracle Health.",
         epilog="Run 'vistasim COMMAND --help' for the options and examples of a command. "

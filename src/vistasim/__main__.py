@@ -1,0 +1,5 @@
+"""``python -m vistasim`` runs the command line."""
+
+from .cli import entry
+
+entry()
