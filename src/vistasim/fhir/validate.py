@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from vistasim.fhir import r4spec
+from vistasim.fhir import _fastcheck, r4spec
 from vistasim.fhir.r4spec import COMPILED_PATTERNS, COMPLEX, OPAQUE, PRIM, RESOURCE, TYPES, TypeSpec
 
-__all__ = ["Issue", "schema_check", "business_rules", "data_integrity", "validate_bundle", "errors_only",
+__all__ = ["Issue", "schema_check", "is_schema_valid", "business_rules", "data_integrity", "validate_bundle", "errors_only",
            "STRUCTURE_CODES"]
 
 SCHEMA, BUSINESS, INTEGRITY = "schema_check", "business_rules", "data_integrity"
@@ -79,9 +79,13 @@ def _calendar_ok(t: str, v: str) -> bool:
     return True
 
 
+_SEEN: Dict[str, set] = {}  # per string primitive: values already found valid (bounded)
+_NO_CACHE: frozenset = frozenset()
+
+
 def _make_string_check(t: str) -> Callable[[Any], bool]:
     pattern = COMPILED_PATTERNS[t].fullmatch
-    seen: set = set()
+    seen: set = _SEEN.setdefault(t, set())
     is_date = t in _DATE_TYPES
 
     def check(v: Any) -> bool:
@@ -247,8 +251,90 @@ def _walk_resource(obj: Any, path: str, ctx: _Ctx) -> None:
     _walk(obj, spec, path if path else rt, ctx)
 
 
+# --------------------------------------------------------------------------- the fast path
+# Most resources are valid, so a first pass answers only "valid?" without building paths or issues; the
+# detailed walk above runs only for resources that fail it. Both passes read the same tables. A type is
+# compiled to a list: [allowed keys, required single keys, required choice groups, choice key -> group,
+# {key: (kind, is_list, primitive check, binding codes, sub-type, binding system)}, invariant].
+_FAST: Dict[str, list] = {}
+
+
+def _compile_fast() -> None:
+    for name, spec in TYPES.items():
+        single = frozenset(keys[0] for _, keys in spec.required if len(keys) == 1)
+        multi = tuple(keys for _, keys in spec.required if len(keys) > 1)
+        _FAST[name] = [spec.allowed, single, multi, dict(spec.choices) or None, {}, _INVARIANTS.get(name)]
+    for name, spec in TYPES.items():
+        els = _FAST[name][4]
+        for key, es in spec.elements.items():
+            sub = _FAST.get(es.type) if es.kind == COMPLEX else None
+            chk = PRIMITIVE_CHECKS.get(es.type) if es.kind == PRIM else None
+            seen = _SEEN.get(es.type, _NO_CACHE) if es.kind == PRIM else _NO_CACHE
+            els[key] = (es.kind, es.is_list, chk, es.binding, sub, es.binding_system, seen)
+
+
+def _ok(obj: Any, t: list) -> bool:
+    if type(obj) is not dict or not obj:
+        return False
+    keys = obj.keys()
+    if not keys <= t[0] or not t[1] <= keys:
+        return False
+    for group in t[2]:
+        if not any(k in obj for k in group):
+            return False
+    choices = t[3]
+    if choices is not None:
+        groups = [choices[k] for k in keys if k in choices]
+        if len(groups) > 1 and len(groups) != len(set(groups)):
+            return False
+    els = t[4]
+    for k, v in obj.items():
+        e = els.get(k)
+        if e is None:
+            continue
+        if e[1]:
+            if type(v) is not list or not v:
+                return False
+            for item in v:
+                if not _ok_value(item, e):
+                    return False
+        elif e[0] == PRIM:
+            # inlined primitive check: a string already seen valid costs one set lookup
+            if not ((type(v) is str and v in e[6]) or e[2](v)) or (e[3] is not None and v not in e[3]):
+                return False
+        elif not _ok_value(v, e):
+            return False
+    inv = t[5]
+    return inv is None or not inv(obj)
+
+
+def _ok_value(v: Any, e: tuple) -> bool:
+    kind = e[0]
+    if kind == PRIM:
+        return e[2](v) and (e[3] is None or v in e[3])
+    if kind == COMPLEX:
+        return _ok(v, e[4]) and (e[3] is None or _cc_in(v, e[5], e[3]))
+    if kind == RESOURCE:
+        return _ok_resource(v)
+    return type(v) is dict
+
+
+def _ok_resource(obj: Any) -> bool:
+    if type(obj) is not dict:
+        return False
+    t = _FAST.get(obj.get("resourceType"))  # type: ignore[arg-type]
+    return t is not None and obj["resourceType"] in r4spec.RESOURCE_TYPES and _ok(obj, t)
+
+
+def is_schema_valid(resource: Dict[str, Any]) -> bool:
+    """True when :func:`schema_check` would find nothing (the generated fast path alone)."""
+    return bool(_generated_ok(resource))
+
+
 def schema_check(resource: Dict[str, Any]) -> List[Issue]:
     """FHIR R4 4.0.1 structural validation of one resource (a Bundle's entries are checked too)."""
+    if _generated_ok(resource):
+        return []
     out: List[Issue] = []
     rt = resource.get("resourceType") if type(resource) is dict else None
     rid = resource.get("id") if type(resource) is dict else None
@@ -331,6 +417,8 @@ _INVARIANTS: Dict[str, Callable[[dict], List[Tuple[str, str, str]]]] = {
     "SimpleQuantity": _inv_simple_quantity,
     "Bundle": _inv_bundle,
 }
+_compile_fast()
+_generated_ok = _fastcheck.build(PRIMITIVE_CHECKS, _SEEN, _INVARIANTS, _cc_in)
 
 
 # --------------------------------------------------------------------------- business rules

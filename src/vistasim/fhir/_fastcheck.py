@@ -1,0 +1,129 @@
+"""Generated validity predicates: the speed path of :func:`vistasim.fhir.validate.schema_check`.
+
+From the same R4 tables the detailed walk reads, one plain Python function per type is generated and
+compiled once at import (the technique of fastjsonschema): no per-element table lookups, no path
+strings, one ``dict.get`` per element. Each answers only "valid?"; a resource that is not valid is then
+walked by the detailed validator, which says why. ``tests/test_fhir_validate.py`` checks that the
+generated and the table-walking paths agree on every corpus resource.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List
+
+from vistasim.fhir.r4spec import COMPLEX, OPAQUE, PRIM, RESOURCE, RESOURCE_TYPES, STRING_PRIMITIVES, TYPES
+
+_LOOP_THRESHOLD = 24  # types with more keys than this check the keys present instead of every element
+
+
+def _fn(name: str) -> str:
+    return "ok_" + name.replace(".", "_")
+
+
+def generate_source() -> str:
+    """Python source of the predicates (for reading; :func:`build` compiles it)."""
+    return _generate()[0]
+
+
+def _generate() -> tuple:
+    lines: List[str] = []
+    binding_ids: Dict[frozenset, str] = {}
+
+    def binding(codes: frozenset) -> str:
+        if codes not in binding_ids:
+            binding_ids[codes] = f"B{len(binding_ids)}"
+        return binding_ids[codes]
+
+    def expr(es: Any, x: str) -> str:
+        if es.kind == PRIM:
+            t = es.type
+            e = f"((type({x}) is str and {x} in S_{t}) or C_{t}({x}))" if t in STRING_PRIMITIVES else f"C_{t}({x})"
+            if es.binding is not None:
+                e += f" and {x} in {binding(es.binding)}"
+            return e
+        if es.kind == COMPLEX:
+            e = f"{_fn(es.type)}({x})"
+            if es.binding is not None:
+                e += f" and cc_in({x}, {es.binding_system!r}, {binding(es.binding)})"
+            return e
+        if es.kind == RESOURCE:
+            return f"ok_resource({x})"
+        return f"type({x}) is dict"
+
+    for name, spec in TYPES.items():
+        f = _fn(name)
+        lines.append(f"A_{f} = ALLOWED[{name!r}]")
+        single = sorted(keys[0] for _, keys in spec.required if len(keys) == 1)
+        lines.append(f"def {f}(o):")
+        lines.append("    if type(o) is not dict or not o: return False")
+        lines.append("    k = o.keys()")
+        lines.append(f"    if not k <= A_{f}: return False")
+        if single:
+            lines.append(f"    if not {set(single)!r} <= k: return False")
+        for _, keys in spec.required:
+            if len(keys) > 1:
+                lines.append(f"    if not ({' or '.join(f'{k!r} in o' for k in keys)}): return False")
+        groups: Dict[str, List[str]] = {}
+        for key, group in spec.choices.items():
+            groups.setdefault(group, []).append(key)
+        for group, keys in groups.items():
+            lines.append(f"    if len(k & {frozenset(keys)!r}) > 1: return False")
+        if len(spec.elements) > _LOOP_THRESHOLD:
+            lines.append(f"    d = D_{f}")
+            lines.append("    for key, v in o.items():")
+            lines.append("        c = d.get(key)")
+            lines.append("        if c is not None and not c(v): return False")
+        else:
+            for key, es in spec.elements.items():
+                lines.append(f"    v = o.get({key!r}, M)")
+                lines.append("    if v is not M:")
+                if es.is_list:
+                    lines.append("        if type(v) is not list or not v: return False")
+                    lines.append("        for x in v:")
+                    lines.append(f"            if not ({expr(es, 'x')}): return False")
+                else:
+                    lines.append(f"        if not ({expr(es, 'v')}): return False")
+        if name in INVARIANT_TYPES:
+            lines.append(f"    if INV[{name!r}](o): return False")
+        lines.append("    return True")
+        if len(spec.elements) > _LOOP_THRESHOLD:
+            entries = []
+            for key, es in spec.elements.items():
+                g = f"{f}__{key}"
+                lines.append(f"def {g}(v):")
+                if es.is_list:
+                    lines.append("    if type(v) is not list or not v: return False")
+                    lines.append("    for x in v:")
+                    lines.append(f"        if not ({expr(es, 'x')}): return False")
+                    lines.append("    return True")
+                else:
+                    lines.append(f"    return bool({expr(es, 'v')})")
+                entries.append(f"{key!r}: {g}")
+            lines.append(f"D_{f} = {{{', '.join(entries)}}}")
+    lines.append("RESOURCE_FNS = {" + ", ".join(f"{r!r}: {_fn(r)}" for r in RESOURCE_TYPES) + "}")
+    lines.append("def ok_resource(o):")
+    lines.append("    if type(o) is not dict: return False")
+    lines.append("    f = RESOURCE_FNS.get(o.get('resourceType'))")
+    lines.append("    return f is not None and f(o)")
+    header = [f"{bid} = BINDINGS[{i}]" for i, bid in enumerate(binding_ids.values())]
+    return "\n".join(header + lines) + "\n", list(binding_ids)
+
+
+INVARIANT_TYPES: frozenset = frozenset()
+
+
+def build(primitive_checks: Dict[str, Callable[[Any], bool]], seen: Dict[str, set],
+          invariants: Dict[str, Callable[[dict], list]], cc_in: Callable[..., bool]) -> Callable[[Any], bool]:
+    """Compile the predicates with the validator's primitive checks and invariants; returns ok_resource."""
+    global INVARIANT_TYPES
+    INVARIANT_TYPES = frozenset(invariants)
+    src, binding_list = _generate()
+    ns: Dict[str, Any] = {"M": object(), "ALLOWED": {n: s.allowed for n, s in TYPES.items()},
+                          "INV": invariants, "cc_in": cc_in}
+    ns["BINDINGS"] = binding_list
+    for t, chk in primitive_checks.items():
+        ns[f"C_{t}"] = chk
+    for t in STRING_PRIMITIVES:
+        ns[f"S_{t}"] = seen.setdefault(t, set())
+    exec(compile(src, "<vistasim.fhir generated validators>", "exec"), ns)  # noqa: S102 - our own generated code
+    return ns["ok_resource"]
