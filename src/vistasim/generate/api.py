@@ -1,0 +1,146 @@
+"""Public entry points: one patient, a list, a stream, an answer key; optional worker processes.
+
+Every record is a pure function of (seed, layout, station, DFN), where the layout (which stations,
+how many records each) follows from (n, sites). Blocks of DFNs are built independently, so a run
+with any number of workers produces exactly the same records in the same (station, DFN) order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+from dataclasses import dataclass
+from typing import Iterable, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..model import PatientRecord
+from .defects import DefectConfig, DefectEntry
+from .layout import Layout
+from .population import build_block
+
+DEFAULT_SEED = 0
+DEFAULT_STATION = "528"
+DEFAULT_CHUNK = 2048
+_standalone_dfn = itertools.count(1)  # DFNs for successive generate_patient() calls (no random state)
+
+
+def generate_patient(seed: Optional[int] = None, station: str = DEFAULT_STATION, dfn: Optional[int] = None) -> PatientRecord:
+    """One synthetic patient record at ``station``.
+
+    With no arguments, successive calls give distinct patients: the DFN comes from a module-level
+    counter (1, 2, 3, ...) and the seed defaults to ``DEFAULT_SEED``; the record itself is always a
+    pure function of (seed, station, dfn), so ``generate_patient(0, "528", 7)`` is reproducible.
+    """
+    seed = DEFAULT_SEED if seed is None else int(seed)
+    if dfn is None:
+        dfn = next(_standalone_dfn)
+    if int(dfn) < 1:
+        raise ConfigError(f"dfn={dfn} must be a positive integer (DFNs start at 1)")
+    layout = Layout.standalone(str(station))
+    records, _ = build_block(seed, layout, 0, np.array([int(dfn)], dtype=np.int64))
+    return records[0]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A unit of work: DFNs ``start``..``stop``-1 of one station of a layout."""
+
+    station_index: int
+    start: int
+    stop: int
+
+
+def plan_blocks(layout: Layout, chunk: int = DEFAULT_CHUNK) -> List[Block]:
+    """The blocks of a population in (station, DFN) order."""
+    if chunk < 1:
+        raise ConfigError(f"chunk={chunk} must be >= 1")
+    out = []
+    for si, count in enumerate(layout.counts):
+        for start in range(1, count + 1, chunk):
+            out.append(Block(si, start, min(start + chunk, count + 1)))
+    return out
+
+
+def _validate(n: int, seed: int, workers: int) -> None:
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ConfigError(f"n={n!r} must be a whole number of patients >= 0")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed={seed!r} must be an integer >= 0")
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ConfigError(f"workers={workers!r} must be an integer >= 1")
+
+
+_Job = Tuple[int, Layout, DefectConfig, Block]
+
+
+def _run_block(job: _Job) -> Tuple[List[PatientRecord], List[List[DefectEntry]]]:
+    seed, layout, cfg, b = job
+    return build_block(seed, layout, b.station_index, np.arange(b.start, b.stop, dtype=np.int64), cfg)
+
+
+def iter_blocks(n: int, seed: int = 0, sites: int = 1, defects: Union[float, DefectConfig] = 0.0,
+                workers: int = 1, chunk: int = DEFAULT_CHUNK, multi_site: bool = True,
+                ) -> Iterator[Tuple[List[PatientRecord], List[List[DefectEntry]]]]:
+    """Blocks of (records, answer-key entries per record), in (station, DFN) order; memory stays bounded."""
+    _validate(n, seed, workers)
+    cfg = defects if isinstance(defects, DefectConfig) else DefectConfig.of(float(defects))
+    layout = Layout.build(int(n), int(sites), multi_site=multi_site)
+    jobs: Iterable[_Job] = ((int(seed), layout, cfg, b) for b in plan_blocks(layout, chunk))
+    if workers == 1:
+        for job in jobs:
+            yield _run_block(job)
+        return
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(workers) as pool:
+        # imap keeps order; a small chunksize keeps at most a few blocks in flight per worker
+        yield from pool.imap(_run_block, jobs, chunksize=1)
+
+
+def iter_population(n: int, seed: int = 0, sites: int = 1, defects: Union[float, DefectConfig] = 0.0,
+                    workers: int = 1, chunk: int = DEFAULT_CHUNK, with_key: bool = False,
+                    ) -> Iterator[Union[PatientRecord, Tuple[PatientRecord, List[DefectEntry]]]]:
+    """Stream ``n`` patients over ``sites`` stations in (station, DFN) order.
+
+    With ``with_key=True`` each item is ``(patient, answer-key entries of that patient)``.
+    """
+    for records, keys in iter_blocks(n, seed, sites, defects, workers, chunk):
+        if with_key:
+            yield from zip(records, keys)
+        else:
+            yield from records
+
+
+def generate_patients(n: int, seed: int = 0, sites: int = 1, defects: float = 0.0, workers: int = 1) -> List[PatientRecord]:
+    """``n`` patients as a list (see :func:`iter_population` for large n)."""
+    out: List[PatientRecord] = []
+    for records, _ in iter_blocks(n, seed, sites, defects, workers):
+        out.extend(records)
+    return out
+
+
+@dataclass
+class Population:
+    """Patients and the answer key of the defects injected into them."""
+
+    patients: List[PatientRecord]
+    answer_key: List[DefectEntry]
+
+
+def generate_population(n: int, seed: int = 0, sites: int = 1, defects: Union[float, DefectConfig] = 0.0,
+                        workers: int = 1) -> Population:
+    """Patients plus answer key, in (station, DFN) order."""
+    patients: List[PatientRecord] = []
+    key: List[DefectEntry] = []
+    for records, keys in iter_blocks(n, seed, sites, defects, workers):
+        patients.extend(records)
+        for k in keys:
+            key.extend(k)
+    return Population(patients, key)
+
+
+def answer_key(n: int, seed: int = 0, sites: int = 1, defects: Union[float, DefectConfig] = 0.0,
+               workers: int = 1) -> List[DefectEntry]:
+    """Only the answer key of a population (the records are generated and dropped)."""
+    return generate_population(n, seed, sites, defects, workers).answer_key
