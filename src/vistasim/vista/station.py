@@ -1,0 +1,524 @@
+"""A VistA station on disk: ``OUT/<station>/<file number>+<FILE NAME>.zwr``, written and read back.
+
+``StationWriter`` streams patients (in increasing DFN order, normally) into one ZWR file per
+FileMan file; at ``close()`` it writes the header nodes, the indexes and the pointer files, each
+file first under a temporary name then renamed, so a file is complete or absent. Memory stays
+bounded: entry lines go straight to disk when their IENs arrive in increasing order (the normal
+case), and only the indexes keyed by text (``^DPT("B")``, ``^DPT("SSN")``, ``^PSRX("B")``) and any
+out-of-order entries are held, sorted and spilled to disk in runs of ``spill_limit`` then merged.
+
+``read_source`` reads a ``.zwr`` file, a station folder, or a folder of station folders, resolves
+every pointer and returns the PatientRecords in DFN order with counts of what it read and skipped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import pickle
+import re
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator, Optional, Union
+
+from vistasim.errors import ConfigError, InputError, OutputError
+from vistasim.model import PatientRecord
+from vistasim.vista import layout as L
+from vistasim.vista.globals import DECODERS, PatientEncoder, PointerResolver, decode_patient
+from vistasim.vista.zwr import Node, Subscript, ZWRReader, format_subscript, parse_line, subscript_key, zwr_date_line
+
+__all__ = ["StationWriter", "read_source", "read_globals", "SourceReadResult", "is_station", "DEFAULT_EXPORT_TIME"]
+
+STATION_RE = re.compile(r"\d{3}[A-Z0-9]{0,3}")
+DEFAULT_EXPORT_TIME = datetime(2026, 1, 1, 0, 0, 0)  # fixed, so identical inputs give identical bytes
+
+
+def is_station(name: str) -> bool:
+    """True for a VA station number: 3 digits, optionally a suffix such as ``A4`` (``528A6``)."""
+    return STATION_RE.fullmatch(name) is not None
+
+
+# --------------------------------------------------------------------------- sorted sections
+
+
+class _Section:
+    """Lines of one part of a file (the entries, or one index), kept in collation order on disk.
+
+    Blocks whose key exceeds the last one are appended to a text run; others are buffered, sorted
+    and spilled as pickled runs, and everything is merged when read back. ``line_key`` recovers a
+    line's key from the text run when a merge is needed.
+    """
+
+    def __init__(self, tmpdir: Path, tag: str, line_key: Callable[[str], Any], spill_limit: int) -> None:
+        self.tmpdir = tmpdir
+        self.tag = tag
+        self.line_key = line_key
+        self.spill_limit = spill_limit
+        self.path = tmpdir / f"{tag}.main"
+        self._f: Optional[IO[str]] = None
+        self.last: Any = None
+        self.buffer: list[tuple[Any, str]] = []
+        self.runs: list[Path] = []
+        self.lines = 0
+
+    def add(self, key: Any, text: str, nlines: int, what: str) -> None:
+        self.lines += nlines
+        last = self.last
+        if last is None or key > last:
+            f = self._f
+            if f is None:
+                f = self._f = open(self.path, "w", encoding="utf-8", errors="surrogateescape", newline="\n")
+            f.write(text)
+            self.last = key
+        elif key == last:
+            raise InputError(f"{what} is used twice in this station; IENs must be unique per file")
+        else:
+            self.buffer.append((key, text))
+            if len(self.buffer) >= self.spill_limit:
+                self._spill()
+
+    def _spill(self) -> None:
+        self.buffer.sort(key=lambda kt: kt[0])
+        path = self.tmpdir / f"{self.tag}.run{len(self.runs)}"
+        with open(path, "wb") as f:
+            for i in range(0, len(self.buffer), 10_000):
+                pickle.dump(self.buffer[i : i + 10_000], f, protocol=pickle.HIGHEST_PROTOCOL)
+        self.runs.append(path)
+        self.buffer = []
+
+    @staticmethod
+    def _read_run(path: Path, src: int) -> Iterator[tuple[Any, int, str]]:
+        with open(path, "rb") as f:
+            while True:
+                try:
+                    chunk = pickle.load(f)
+                except EOFError:
+                    return
+                for key, text in chunk:
+                    yield key, src, text
+
+    def _main_items(self) -> Iterator[tuple[Any, int, str]]:
+        with open(self.path, encoding="utf-8", errors="surrogateescape", newline="\n") as f:
+            for line in f:
+                yield self.line_key(line), 0, line
+
+    def write_to(self, out: IO[str], what: str) -> None:
+        if self._f is not None:
+            self._f.close()
+        if not self.buffer and not self.runs:
+            if self._f is not None:
+                with open(self.path, encoding="utf-8", errors="surrogateescape", newline="\n") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+            return
+        self.buffer.sort(key=lambda kt: kt[0])
+        sources: list[Iterable[tuple[Any, int, str]]] = []
+        if self._f is not None:
+            sources.append(self._main_items())
+        sources += [self._read_run(p, i + 1) for i, p in enumerate(self.runs)]
+        n = len(sources) + 1
+        sources.append((k, n, t) for k, t in self.buffer)
+        prev_key: Any = None
+        prev_src = -1
+        for key, src, text in heapq.merge(*sources, key=lambda item: item[0]):
+            # Lines of one entry share a key only inside the in-order run; anywhere else it is a repeat.
+            if key == prev_key and not (src == 0 and prev_src == 0):
+                raise InputError(f"{what}: an IEN is used twice in this station; IENs must be unique per file")
+            out.write(text)
+            prev_key, prev_src = key, src
+
+    def cleanup(self) -> None:
+        if self._f is not None and not self._f.closed:
+            self._f.close()
+        for p in [self.path, *self.runs]:
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+
+
+class _DataFileSink:
+    """One clinical/patient FileMan file being written: its entries and its indexes."""
+
+    def __init__(self, spec: L.DataFile, tmpdir: Path, spill_limit: int) -> None:
+        self.spec = spec
+        self.root = spec.root
+        n = len(spec.prefix)
+        self.count = 0
+        self.last_ien = 0
+        self.entries = _Section(tmpdir, f"{spec.number}.data", lambda line: parse_line(line)[1][n], spill_limit)
+        self._xref_key = lambda line: _xref_line_key(line, n)
+        self.xrefs: dict[str, _Section] = {}
+        self.tmpdir = tmpdir
+        self.spill_limit = spill_limit
+        self._xref_roots: dict[str, str] = {}
+
+    def add_blocks(self, blocks: list[tuple[int, str, int]]) -> None:
+        add = self.entries.add
+        for ien, text, nlines in blocks:
+            add(ien, text, nlines, f"{self.spec.name} (#{self.spec.number}) IEN {ien}")
+            if ien > self.last_ien:
+                self.last_ien = ien
+        self.count += len(blocks)
+
+    def add_xrefs(self, entries: list[tuple[str, Subscript, int]]) -> None:
+        for xname, value, ien in entries:
+            sec = self.xrefs.get(xname)
+            if sec is None:
+                sec = self.xrefs[xname] = _Section(
+                    self.tmpdir, f"{self.spec.number}.x{len(self.xrefs)}", self._xref_key, self.spill_limit
+                )
+                self._xref_roots[xname] = f'{self.root}"{xname}",'
+            key = (subscript_key(value), ien)
+            sec.add(key, f'{self._xref_roots[xname]}{format_subscript(value)},{ien})=""\n', 1,
+                    f"index {xname} of {self.spec.name}")
+
+    def write(self, path: Path, title: str, date_line: str) -> int:
+        spec = self.spec
+        header = f"{spec.name}^{spec.number}{spec.flags}^{self.last_ien}^{self.count}"
+        from vistasim.vista.zwr import format_value
+
+        with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as out:
+            out.write(f"{title}\n{date_line}\n{self.root}0)={format_value(header)}\n")
+            self.entries.write_to(out, f"{spec.name} (#{spec.number})")
+            for xname in sorted(self.xrefs, key=subscript_key):
+                self.xrefs[xname].write_to(out, f"index {xname} of {spec.name}")
+        return 1 + self.entries.lines + sum(s.lines for s in self.xrefs.values())
+
+    def cleanup(self) -> None:
+        self.entries.cleanup()
+        for s in self.xrefs.values():
+            s.cleanup()
+
+
+def _xref_line_key(line: str, n: int) -> tuple:
+    subs = parse_line(line)[1]
+    return (subscript_key(subs[n + 1]), subs[n + 2])
+
+
+# --------------------------------------------------------------------------- writer
+
+
+class StationWriter:
+    """Write one station's patients as ZWR files under ``out_dir/<station>/``.
+
+    >>> with StationWriter(Path("OUT"), "528") as w:      # doctest: +SKIP
+    ...     for patient in patients:                      # increasing DFN
+    ...         w.add(patient)
+
+    ``exported`` is the date on every file's header line (fixed by default, so output is
+    reproducible). ``lines_written``/``files_written`` are filled in by ``close()``.
+    """
+
+    def __init__(
+        self,
+        out_dir: Union[str, Path],
+        station: str,
+        exported: datetime = DEFAULT_EXPORT_TIME,
+        spill_limit: int = 200_000,
+    ) -> None:
+        if not isinstance(station, str) or not is_station(station):
+            raise ConfigError(f"station {station!r} is not a station number; use 3 digits plus an optional suffix (528, 640A4)")
+        self.station = station
+        self.dir = Path(out_dir) / station
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._tmp = Path(tempfile.mkdtemp(prefix=".vistasim-", dir=self.dir))
+        except OSError as exc:
+            raise OutputError(f"{self.dir}: cannot create the station folder ({exc.strerror}); check --out") from None
+        self.date_line = zwr_date_line(exported)
+        self.encoder = PatientEncoder()
+        self.sinks = {spec.number: _DataFileSink(spec, self._tmp, spill_limit) for spec in L.DATA_FILES}
+        self.patients = 0
+        self.lines_written = 0
+        self.files_written: list[Path] = []
+        self._closed = False
+
+    def add(self, patient: PatientRecord) -> None:
+        """Encode one patient (raises InputError naming the patient and field on bad data)."""
+        if self._closed:
+            raise OutputError(f"{self.dir}: the station writer is closed; open a new one")
+        if patient.station != self.station:
+            raise InputError(
+                f"patient {patient.patient_id} belongs to station {patient.station!r}, not {self.station}; "
+                "give each station its own writer"
+            )
+        enc = self.encoder.encode(patient)
+        sinks = self.sinks
+        for number, blocks in enc.blocks.items():
+            sinks[number].add_blocks(blocks)
+        for number, xrefs in enc.xrefs.items():
+            if xrefs:
+                sinks[number].add_xrefs(xrefs)
+        self.patients += 1
+
+    def _title(self, name: str) -> str:
+        return f"vistasim ZWR export: {name} (station {self.station})"
+
+    def close(self) -> list[Path]:
+        """Write every file (temporary names, then renamed); returns the paths written."""
+        if self._closed:
+            return self.files_written
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for sink in self.sinks.values():
+                final = self.dir / sink.spec.filename
+                tmp = self._tmp / (sink.spec.filename + ".tmp")
+                self.lines_written += sink.write(tmp, self._title(sink.spec.name), self.date_line)
+                staged.append((tmp, final))
+            for table in self.encoder.pointers.values():
+                spec = table.spec
+                tmp = self._tmp / (spec.filename + ".tmp")
+                nodes = table.nodes()
+                _write_nodes(tmp, nodes, self._title(spec.name), self.date_line)
+                self.lines_written += len(nodes)
+                staged.append((tmp, self.dir / spec.filename))
+            for tmp, final in staged:
+                os.replace(tmp, final)
+                self.files_written.append(final)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.dir}: cannot write the station files ({exc.strerror}); check free space") from None
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        return self.files_written
+
+    def abort(self) -> None:
+        """Drop everything not yet renamed into place (temporary files and folder)."""
+        self._closed = True
+        for sink in self.sinks.values():
+            sink.cleanup()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> "StationWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _write_nodes(path: Path, nodes: list[Node], title: str, date_line: str) -> None:
+    from vistasim.vista.zwr import format_node
+
+    with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as f:
+        f.write(f"{title}\n{date_line}\n")
+        f.writelines(format_node(g, s, v) + "\n" for g, s, v in nodes)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class SourceReadResult:
+    """What ``read_source`` found: the patients (DFN order; stations sorted) and the counts."""
+
+    patients: list[PatientRecord]
+    stations: list[str]
+    files: list[str]
+    nodes_read: int = 0
+    bad_lines: int = 0
+    index_nodes: int = 0  # cross-reference and header nodes (rebuilt, not read)
+    unknown_globals: dict[str, int] = field(default_factory=dict)  # global (or ^G(file) root) -> nodes skipped
+
+    @property
+    def unknown_nodes(self) -> int:
+        return sum(self.unknown_globals.values())
+
+
+# global -> {first subscript (or "" when the file is the whole global): (file number, is_pointer_file)}
+_ROUTES: dict[str, dict[Subscript, tuple[str, bool]]] = {}
+for _spec in L.DATA_FILES:
+    _ROUTES.setdefault(_spec.gname, {})[_spec.prefix[0] if _spec.prefix else ""] = (_spec.number, False)
+for (_g, _first), _num in L.pointer_roots().items():
+    _ROUTES.setdefault(_g, {})[_first] = (_num, True)
+_PREFIX_LEN = {s.number: len(s.prefix) for s in L.DATA_FILES}
+_PREFIX_LEN.update({s.number: len(s.prefix) for s in L.POINTER_SPECS.values()})
+_DATA_NUMBERS = {s.number for s in L.DATA_FILES}
+
+
+class _Restart(Exception):
+    """The input is not in the order the streaming reader needs: read it again, buffered."""
+
+
+def _file_rank(path: Path) -> tuple[int, str]:
+    number = path.name.partition("+")[0]
+    if number in L.POINTER_SPECS:
+        return (0, path.name)
+    if number == "2":
+        return (1, path.name)
+    if number in _DATA_NUMBERS:
+        return (2, path.name)
+    return (3, path.name)
+
+
+class _StationReader:
+    def __init__(self, files: list[Path], station: str, skip_bad_lines: bool, buffered: bool) -> None:
+        self.files = sorted(files, key=_file_rank)
+        self.station = station
+        self.skip = skip_bad_lines
+        self.buffered = buffered
+        self.pointers: dict[str, dict[int, dict]] = {}
+        self.raw: dict[str, dict[int, dict]] = {}  # buffered mode: data entries not yet decoded
+        self.patients: dict[int, PatientRecord] = {}
+        self.items: dict[str, list[tuple[int, Any]]] = {n: [] for n in DECODERS}
+        self.last_ien: dict[str, int] = {}
+        self.decoding_started = False
+        self.resolver = PointerResolver(self.pointers)
+        self.unknown: Counter[str] = Counter()
+        self.nodes = 0
+        self.bad = 0
+        self.index_nodes = 0
+
+    def run(self) -> None:
+        for path in self.files:
+            reader = ZWRReader(path, skip_bad_lines=self.skip)
+            self._read(reader, str(path))
+            self.bad += reader.bad_lines
+        if self.buffered:
+            for number in sorted(self.raw, key=lambda n: n != "2"):
+                for ien in sorted(self.raw[number]):
+                    self._decode(number, ien, self.raw[number][ien], "buffered input")
+
+    def _read(self, reader: ZWRReader, where: str) -> None:
+        routes = _ROUTES
+        cur_key: Optional[tuple[str, int]] = None
+        cur: dict = {}
+        is_ptr = False
+        for gname, subs, value in reader:
+            self.nodes += 1
+            table = routes.get(gname)
+            route = None
+            if table is not None and subs:
+                route = table.get(subs[0]) if subs[0] in table else table.get("")
+            if route is None:
+                self.unknown[f"^{gname}" if table is None or "" in table or not subs else f"^{gname}({subs[0]}"] += 1
+                continue
+            number, ptr = route
+            n = _PREFIX_LEN[number]
+            ien = subs[n] if len(subs) > n else None
+            if type(ien) is not int or ien <= 0 or len(subs) == n + 1:
+                self.index_nodes += 1
+                continue
+            key = (number, ien)
+            if key != cur_key:
+                if cur_key is not None:
+                    self._finish(cur_key, cur, is_ptr, where)
+                cur_key, cur, is_ptr = key, {}, ptr
+            cur[subs[n + 1 :]] = value
+        if cur_key is not None:
+            self._finish(cur_key, cur, is_ptr, where)
+
+    def _finish(self, key: tuple[str, int], nodes: dict, is_ptr: bool, where: str) -> None:
+        number, ien = key
+        if is_ptr:
+            if self.decoding_started:
+                raise _Restart()
+            self.pointers.setdefault(number, {}).setdefault(ien, {}).update(nodes)
+            return
+        if self.buffered:
+            self.raw.setdefault(number, {}).setdefault(ien, {}).update(nodes)
+            return
+        if ien <= self.last_ien.get(number, 0):
+            raise _Restart()
+        self.last_ien[number] = ien
+        self._decode(number, ien, nodes, where)
+
+    def _decode(self, number: str, ien: int, nodes: dict, where: str) -> None:
+        self.decoding_started = True
+        if number == "2":
+            self.patients[ien] = decode_patient(self.station, ien, nodes, self.resolver, f"{where}: patient {ien}")
+            return
+        decoder, _attr = DECODERS[number]
+        try:
+            self.items[number].append(decoder(ien, nodes, self.resolver, where))
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{where}: entry {ien} of file #{number} is malformed ({exc}); fix the export") from None
+
+    def result_patients(self) -> list[PatientRecord]:
+        for number, items in self.items.items():
+            attr = DECODERS[number][1]
+            for dfn, item in sorted(items, key=lambda di: di[1].ien):
+                patient = self.patients.get(dfn)
+                if patient is None:
+                    raise InputError(
+                        f"station {self.station}: file #{number} entry {item.ien} points to patient DFN {dfn}, "
+                        "which is not in ^DPT; export the PATIENT file with the data"
+                    )
+                getattr(patient, attr).append(item)
+        return [self.patients[d] for d in sorted(self.patients)]
+
+
+def _station_files(path: Path, station: Optional[str]) -> list[tuple[str, list[Path]]]:
+    """(station, files) groups for a file, a station folder, or a folder of station folders."""
+    if path.is_file():
+        st = station or (path.parent.name if is_station(path.parent.name) else None)
+        if st is None:
+            raise InputError(f"{path}: cannot tell the station from the folder name; pass station= (e.g. '528')")
+        return [(st, [path])]
+    if not path.is_dir():
+        raise InputError(f"{path}: no such file or folder; pass a .zwr file or a station folder")
+    files = sorted(p for p in path.glob("*.zwr") if p.is_file())
+    if files:
+        st = station or (path.name if is_station(path.name) else None)
+        if st is None:
+            raise InputError(f"{path}: the folder name is not a station number; pass station= (e.g. '528')")
+        return [(st, files)]
+    groups = [
+        (d.name, sorted(p for p in d.glob("*.zwr") if p.is_file()))
+        for d in sorted(path.iterdir())
+        if d.is_dir() and is_station(d.name) and (station is None or d.name == station)
+    ]
+    groups = [g for g in groups if g[1]]
+    if not groups:
+        raise InputError(f"{path}: no .zwr files here or in station folders (528/, 640A4/ ...); check the path")
+    return groups
+
+
+def read_source(
+    path: Union[str, Path], station: Optional[str] = None, skip_bad_lines: bool = False
+) -> SourceReadResult:
+    """Read a station export (file or folder) back into PatientRecords, every pointer resolved.
+
+    Unknown globals are counted (not an error); with ``skip_bad_lines`` corrupt lines are counted
+    and skipped, otherwise they raise ZWRFormatError naming the file and line. A dangling pointer or
+    a clinical entry whose patient is missing raises InputError.
+    """
+    if station is not None and not is_station(station):
+        raise ConfigError(f"station {station!r} is not a station number; use 3 digits plus an optional suffix")
+    result = SourceReadResult(patients=[], stations=[], files=[])
+    unknown: Counter[str] = Counter()
+    for st, files in _station_files(Path(path), station):
+        reader = _StationReader(files, st, skip_bad_lines, buffered=False)
+        try:
+            reader.run()
+        except _Restart:
+            reader = _StationReader(files, st, skip_bad_lines, buffered=True)
+            reader.run()
+        result.patients.extend(reader.result_patients())
+        result.stations.append(st)
+        result.files.extend(str(f) for f in reader.files)
+        result.nodes_read += reader.nodes
+        result.bad_lines += reader.bad
+        result.index_nodes += reader.index_nodes
+        unknown.update(reader.unknown)
+    result.unknown_globals = dict(sorted(unknown.items()))
+    return result
+
+
+def read_globals(paths: Iterable[Union[str, Path]], skip_bad_lines: bool = False) -> dict[str, dict[tuple, str]]:
+    """Every node of the given ZWR files as ``{global: {subscripts: value}}`` (small exports only)."""
+    out: dict[str, dict[tuple, str]] = {}
+    for p in paths:
+        for gname, subs, value in ZWRReader(p, skip_bad_lines=skip_bad_lines):
+            out.setdefault(gname, {})[subs] = value
+    return out
+
