@@ -123,3 +123,144 @@ def scaled_people(n: int) -> List[List[PatientRecord]]:
             r.dfn = r.dfn + 1000 * i
         out.append(recs)
     return out
+
+
+# --------------------------------------------------------------------------- validator corpus
+MUTATIONS = ("drop_required", "add_unknown", "break_date", "wrong_type", "bad_code", "double_choice")
+_BAD_DATES = ("2023-13-01", "2023-02-30", "2023/01/02", "20230102", "2023-01-02T10:00:00", "23-01-02",
+              "2023-1-2", "2023-01-02T25:00:00Z")
+
+
+def fixture_resources():
+    """Every resource the fixtures map to, mapped and standardized (JSON dicts)."""
+    from vistasim.fhir import map_person, standardize
+
+    out = []
+    for recs in all_people():
+        for bundle in (map_person(recs), standardize(map_person(recs)).bundle):
+            out.extend(e["resource"] for e in bundle["entry"])
+    return out
+
+
+def _locations(obj, type_name, out, parent=None, key=None, index=None, es=None):
+    """(container, key, index, ElementSpec or None, type name) for every element below obj."""
+    from vistasim.fhir.r4spec import COMPLEX, TYPES
+
+    spec = TYPES[type_name]
+    out.append(("obj", obj, spec, parent, key, index, es))
+    for k, v in list(obj.items()):
+        e = spec.elements.get(k)
+        if e is None:
+            continue
+        items = list(enumerate(v)) if e.is_list and isinstance(v, list) else [(None, v)]
+        for i, item in items:
+            out.append(("el", obj, spec, obj, k, i, e))
+            if e.kind == COMPLEX and isinstance(item, dict):
+                _locations(item, e.type, out, obj, k, i, e)
+    return out
+
+
+def mutate(resource, kind, rng):
+    """A mutated deep copy of resource, or None when this kind has no target in it. rng: numpy Generator."""
+    import copy as _copy
+
+    from vistasim.fhir.r4spec import COMPLEX, PRIM, TYPES
+
+    res = _copy.deepcopy(resource)
+    locs = _locations(res, res["resourceType"], [])
+    objs = [l for l in locs if l[0] == "obj"]
+    els = [l for l in locs if l[0] == "el"]
+
+    def pick(seq):
+        return seq[int(rng.integers(len(seq)))] if seq else None
+
+    if kind == "drop_required":
+        cands = []
+        for _, obj, spec, *_ in objs:
+            for name, keys in spec.required:
+                present = [k for k in keys if k in obj]
+                if present:
+                    cands.append((obj, present[0]))
+        c = pick(cands)
+        if c is None:
+            return None
+        del c[0][c[1]]
+    elif kind == "add_unknown":
+        _, obj, *_ = pick(objs)
+        obj["x" + str(int(rng.integers(1000))) + "Unknown"] = "surprise"
+    elif kind == "break_date":
+        cands = [l for l in els if l[6].kind == PRIM and l[6].type in ("date", "dateTime", "instant")]
+        c = pick(cands)
+        if c is None:
+            return None
+        _, obj, _, _, k, i, _ = c
+        bad = pick(_BAD_DATES)
+        if c[6].type == "dateTime" and bad in ("2023-01-02T10:00:00",):
+            bad = "2023-01-02T10:00"
+        if i is None:
+            obj[k] = bad
+        else:
+            obj[k][i] = bad
+    elif kind == "wrong_type":
+        c = pick(els)
+        _, obj, _, _, k, i, e = c
+        if e.kind == PRIM:
+            new = 12345 if e.type not in ("integer", "decimal", "positiveInt", "unsignedInt") else "12"
+            if e.type == "boolean":
+                new = "true"
+        elif e.kind == COMPLEX:
+            new = "not an object"
+        else:
+            return None
+        if i is None:
+            obj[k] = new
+        else:
+            obj[k][i] = new
+    elif kind == "bad_code":
+        cands = [l for l in els if l[6].binding is not None and l[6].kind == PRIM]
+        cands += [l for l in els if l[6].binding is not None and l[6].kind == COMPLEX]
+        c = pick(cands)
+        if c is None:
+            return None
+        _, obj, _, _, k, i, e = c
+        if e.kind == PRIM:
+            if i is None:
+                obj[k] = "bogus-code"
+            else:
+                obj[k][i] = "bogus-code"
+        else:
+            target = obj[k] if i is None else obj[k][i]
+            for cd in target.get("coding", []):
+                cd["code"] = "bogus-code"
+    elif kind == "double_choice":
+        for _, obj, spec, *_ in objs:
+            for key, group in spec.choices.items():
+                if key in obj:
+                    others = [k2 for k2, g2 in spec.choices.items() if g2 == group and k2 != key]
+                    other = pick(others)
+                    e = spec.elements[other]
+                    obj[other] = ("2020-01-01" if e.type in ("dateTime", "date") else True if e.type == "boolean"
+                                  else 1 if e.type == "integer" else "text" if e.type == "string"
+                                  else {"text": "x"} if e.type == "CodeableConcept" else {"value": 1}
+                                  if e.type in ("Quantity", "Age", "SimpleQuantity") else {"start": "2020"}
+                                  if e.type == "Period" else {"reference": "urn:uuid:x"} if e.type == "Reference"
+                                  else {"low": {"value": 1}})
+                    return res
+        return None
+    return res
+
+
+def corpus(seed: int = 20260101, per_resource: int = 12):
+    """[(resource, mutation kind or None)]: the fixtures unchanged plus seeded mutations of each."""
+    import numpy as np
+
+    rng = np.random.Generator(np.random.PCG64(seed))
+    out = []
+    for res in fixture_resources():
+        out.append((res, None))
+        for j in range(per_resource):
+            kind = MUTATIONS[j % len(MUTATIONS)]
+            m = mutate(res, kind, rng)
+            if m is not None:
+                out.append((m, kind))
+    return out

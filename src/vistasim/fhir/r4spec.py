@@ -288,8 +288,8 @@ maxDosePerLifetime SimpleQuantity 0..1
 
 @Dosage.doseAndRate : Element
 type CodeableConcept 0..1
-dose[x] Range|SimpleQuantity 0..1
-rate[x] Ratio|Range|SimpleQuantity 0..1
+dose[x] Range|Quantity 0..1
+rate[x] Ratio|Range|Quantity 0..1
 
 @Resource
 id id 0..1

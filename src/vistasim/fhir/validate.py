@@ -157,9 +157,8 @@ def _walk(obj: Any, spec: TypeSpec, path: str, ctx: _Ctx) -> None:
     if type(obj) is not dict:
         ctx.add(path, "type", f"{path} must be a JSON object ({spec.name})")
         return
-    if not obj:
+    if not obj:  # still report what is required in it: an empty element is missing those too
         ctx.add(path, "empty", f"{path} is empty: an element needs a value or children (ele-1)")
-        return
     if not obj.keys() <= spec.allowed:
         for k in sorted(obj.keys() - spec.allowed):
             ctx.add(f"{path}.{k}", "unknown-element", f"{path}.{k} is not an element of {spec.name}")
