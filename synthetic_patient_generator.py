@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 _SRC = Path(__file__).resolve().parent / "src"
 if _SRC.is_dir() and str(_SRC) not in sys.path:  # run from a checkout without `pip install -e .`
@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     import dataclasses
 
     import orjson
@@ -91,9 +91,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         atomic_write_bytes(out_dir / "patients.jsonl", lines)
         print(f"Generated {n} patients -> {out_dir / 'patients.jsonl'}")
         if simulate:
-            run = run_model(patients, config=settings.config, strategy=strategy, batch_size=batch_size, seed=seed,
-                            run_dir=out_dir / "run", report_path=Path(report) if report else None,
-                            argv=["synthetic_patient_generator.py", *(argv if argv is not None else sys.argv[1:])])
+            run = run_model(
+                patients,
+                config=settings.config,
+                strategy=strategy,
+                batch_size=batch_size,
+                seed=seed,
+                run_dir=out_dir / "run",
+                report_path=Path(report) if report else None,
+                argv=["synthetic_patient_generator.py", *(argv if argv is not None else sys.argv[1:])],
+            )
             print_summary(run.doc, out_dir / "run", {"report": str(report)} if report else None)
     except VistasimError as exc:
         print(f"synthetic_patient_generator.py: error: {exc}", file=sys.stderr)

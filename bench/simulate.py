@@ -34,11 +34,15 @@ def main() -> None:
     t2 = time.perf_counter()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"patients: {args.patients:,}  batches: {len(run.batches):,}  strategy: {args.strategy}  audit rows: {len(sim.audit):,}")
+    print(
+        f"patients: {args.patients:,}  batches: {len(run.batches):,}  strategy: {args.strategy}  audit rows: {len(sim.audit):,}"
+    )
     print(f"simulate_migration: {t1 - t0:.2f} s  -> {args.patients / (t1 - t0):,.0f} patients/s")
     print(f"get_migration_analytics: {t2 - t1:.2f} s")
-    print(f"success {run.overall_success_rate:.4f}  quality {run.average_quality_score:.4f}  "
-          f"simulated elapsed {run.elapsed_seconds / 3600:,.1f} h")
+    print(
+        f"success {run.overall_success_rate:.4f}  quality {run.average_quality_score:.4f}  "
+        f"simulated elapsed {run.elapsed_seconds / 3600:,.1f} h"
+    )
     print(f"peak RSS: {rss_mb:,.0f} MB")
     print(f"summary total_patients: {analytics['summary']['total_patients']:,}")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Dict
 
 from vistasim.config import MigrationConfig
 from vistasim.model import STAGES, SUBSTAGES, TRANSIENT_ERRORS
@@ -48,5 +47,5 @@ def expected_success(cfg: MigrationConfig, overload_factor: float = 1.0) -> floa
     return total
 
 
-def per_attempt_rates(cfg: MigrationConfig) -> Dict[str, float]:
+def per_attempt_rates(cfg: MigrationConfig) -> dict[str, float]:
     return {f"{s}/{u}": cfg.substage_rate(s, u) for s in STAGES for u in SUBSTAGES[s]}

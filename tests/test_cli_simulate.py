@@ -17,8 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "vistasim", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    return subprocess.run(
+        [sys.executable, "-m", "vistasim", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
 
 
 def test_no_arguments_runs_the_main_job(tmp_path, monkeypatch, capsys):
@@ -58,13 +63,29 @@ def _yaml(tmp_path, text):
 
 
 def test_precedence_cli_over_yaml_over_default(tmp_path, capsys):
-    cfg = _yaml(tmp_path, "batch_size: 50\nnum_records: 200\nmigration_strategy: parallel\n"
-                          "migration_settings:\n  max_concurrent_patients: 4\n")
+    cfg = _yaml(
+        tmp_path,
+        "batch_size: 50\nnum_records: 200\nmigration_strategy: parallel\n"
+        "migration_settings:\n  max_concurrent_patients: 4\n",
+    )
     main(["simulate", "--config", cfg, "--out", str(tmp_path / "y"), "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert (doc["batch_size"], doc["summary"]["total_patients"], doc["strategy"]) == (50, 200, "parallel")
     assert doc["config"]["max_concurrent_patients"] == 4
-    main(["simulate", "--config", cfg, "--batch-size", "20", "--strategy", "staged", "--out", str(tmp_path / "c"), "--json"])
+    main(
+        [
+            "simulate",
+            "--config",
+            cfg,
+            "--batch-size",
+            "20",
+            "--strategy",
+            "staged",
+            "--out",
+            str(tmp_path / "c"),
+            "--json",
+        ]
+    )
     doc = json.loads(capsys.readouterr().out)
     assert (doc["batch_size"], doc["summary"]["total_patients"], doc["strategy"]) == (20, 200, "staged")
     main(["simulate", "--out", str(tmp_path / "d"), "--json", "--patients", "10"])
@@ -105,8 +126,12 @@ def test_existing_results_survive_a_failed_run(tmp_path):
 
 
 def test_spec_script_basic(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "synthetic_patient_generator.py"), "--num-records", "500",
-                        "--simulate-migration"], capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "synthetic_patient_generator.py"), "--num-records", "500", "--simulate-migration"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads((tmp_path / "output" / "run" / "results.json").read_text())
     assert doc["summary"]["total_patients"] == 500
@@ -114,20 +139,50 @@ def test_spec_script_basic(tmp_path):
 
 
 def test_spec_script_custom_batches_and_yaml(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "synthetic_patient_generator.py"), "--num-records", "1000",
-                        "--simulate-migration", "--batch-size", "50", "--migration-strategy", "staged",
-                        "--migration-report", "detailed_report.txt"], capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "synthetic_patient_generator.py"),
+            "--num-records",
+            "1000",
+            "--simulate-migration",
+            "--batch-size",
+            "50",
+            "--migration-strategy",
+            "staged",
+            "--migration-report",
+            "detailed_report.txt",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert "Total batches:          20" in (tmp_path / "detailed_report.txt").read_text()
     (tmp_path / "migration_config.yaml").write_text(
         "migration_settings:\n  success_rates: {extract: 0.98, transform: 0.95, validate: 0.92, load: 0.90}\n"
         "simulate_migration: true\nbatch_size: 100\nnum_records: 300\nmigration_strategy: staged\n"
-        "migration_report: migration_report.txt\n")
-    r = subprocess.run([sys.executable, str(ROOT / "synthetic_patient_generator.py"), "--config",
-                        "migration_config.yaml"], capture_output=True, text=True, cwd=tmp_path)
+        "migration_report: migration_report.txt\n"
+    )
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "synthetic_patient_generator.py"), "--config", "migration_config.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert "Total patients:         300" in (tmp_path / "migration_report.txt").read_text()
-    r = subprocess.run([sys.executable, str(ROOT / "synthetic_patient_generator.py"), "--config",
-                        "migration_config.yaml", "--migration-strategy", "nope"], capture_output=True, text=True,
-                       cwd=tmp_path)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "synthetic_patient_generator.py"),
+            "--config",
+            "migration_config.yaml",
+            "--migration-strategy",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 2 and "unknown strategy" in r.stderr and "Traceback" not in r.stderr

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vistasim.config import MigrationConfig, load_yaml, settings_from_document
 from vistasim.errors import ConfigError, InputError
@@ -14,7 +15,11 @@ from vistasim.errors import ConfigError, InputError
 def test_spec_defaults():
     c = MigrationConfig()
     assert c.stage_success_rates == {"extract": 0.98, "transform": 0.95, "validate": 0.92, "load": 0.90}
-    assert (c.duration_variance, c.quality_degradation_per_failure, c.quality_degradation_per_success) == (0.3, 0.15, 0.02)
+    assert (c.duration_variance, c.quality_degradation_per_failure, c.quality_degradation_per_success) == (
+        0.3,
+        0.15,
+        0.02,
+    )
     assert (c.network_failure_rate, c.system_overload_rate, c.data_corruption_rate) == (0.05, 0.03, 0.01)
     assert (c.max_concurrent_patients, c.retry_attempts, c.retry_delay_seconds) == (10, 3, 1.0)
     assert c.substage_success_rates["load"] == {"staging": 0.95, "production": 0.88, "verification": 0.92}
@@ -94,15 +99,21 @@ def test_spec_yaml_loads(tmp_path):
 
 
 def test_every_config_field_by_name_and_partial_maps():
-    doc = {"migration_settings": {
-        "stage_success_rates": {"load": 0.5},
-        "substage_success_rates": {"load": {"production": 0.7}},
-        "max_concurrent_patients": 25, "retry_attempts": 5, "retry_delay_seconds": 2.5,
-        "duration_variance": 0.1, "quality_degradation_per_failure": 0.2, "quality_degradation_per_success": -0.01,
-        "stage_base_duration": {"extract": 4.0},
-        "error_type_weights": {"transform": {"mapping_error": 1.0}},
-        "start_time": "2027-03-01T06:00:00Z",
-    }}
+    doc = {
+        "migration_settings": {
+            "stage_success_rates": {"load": 0.5},
+            "substage_success_rates": {"load": {"production": 0.7}},
+            "max_concurrent_patients": 25,
+            "retry_attempts": 5,
+            "retry_delay_seconds": 2.5,
+            "duration_variance": 0.1,
+            "quality_degradation_per_failure": 0.2,
+            "quality_degradation_per_success": -0.01,
+            "stage_base_duration": {"extract": 4.0},
+            "error_type_weights": {"transform": {"mapping_error": 1.0}},
+            "start_time": "2027-03-01T06:00:00Z",
+        }
+    }
     c = settings_from_document(doc).config
     assert c.stage_success_rates == {"extract": 0.98, "transform": 0.95, "validate": 0.92, "load": 0.5}
     assert c.substage_success_rates["load"] == {"staging": 0.95, "production": 0.7, "verification": 0.92}

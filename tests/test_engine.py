@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _sim_helpers import binomial_tolerance, expected_success, ids, perfect_config
 
+from vistasim.config import MigrationConfig
 from vistasim.engine import (
     MIGRATED,
     N_STEPS,
@@ -16,11 +18,8 @@ from vistasim.engine import (
     wave_keys_for,
     waves_for,
 )
-from vistasim.model import ERROR_TYPES, STAGES
+from vistasim.model import ERROR_TYPES
 from vistasim.rng import string_keys
-from vistasim.config import MigrationConfig
-
-from _sim_helpers import binomial_tolerance, expected_success, ids, perfect_config
 
 
 def test_sixteen_steps_in_order():
@@ -138,7 +137,9 @@ def test_quality_improves_with_negative_degradation_and_stays_in_bounds():
     assert np.allclose(out.quality, 1.0)
     cfg = perfect_config(quality_degradation_per_success=0.3)
     assert np.allclose(draw_outcomes(string_keys(ids(100)), cfg, seed=1).quality, 0.0)
-    cfg = perfect_config(data_corruption_rate=1.0, quality_degradation_per_failure=-0.5, quality_degradation_per_success=0.1)
+    cfg = perfect_config(
+        data_corruption_rate=1.0, quality_degradation_per_failure=-0.5, quality_degradation_per_success=0.1
+    )
     q = draw_outcomes(string_keys(ids(100)), cfg, seed=1).quality
     # corruption: min(1, 1+0.5)=1; two stages: 0.8; failure: min(1, 1.3) = 1.0
     assert np.allclose(q, 1.0)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _sim_helpers import binomial_tolerance, expected_success, ids
 
 from vistasim import MigrationSimulator
 from vistasim.config import load_yaml
-
-from _sim_helpers import binomial_tolerance, expected_success, ids
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

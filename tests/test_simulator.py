@@ -5,13 +5,11 @@ from __future__ import annotations
 import copy
 from datetime import timedelta
 
-import numpy as np
 import pytest
+from _sim_helpers import binomial_tolerance, expected_success, ids, perfect_config
 
 from vistasim import ConfigError, MigrationConfig, MigrationSimulator
 from vistasim.model import STAGES, PatientRecord
-
-from _sim_helpers import binomial_tolerance, expected_success, ids, perfect_config
 
 
 def test_perfect_run_all_migrate_no_errors_quality_092():
@@ -68,7 +66,7 @@ def test_same_patient_same_outcome_whatever_the_batch_split():
     b.simulate_migration(patients, batch_size=37)
     c = MigrationSimulator(cfg, seed=5)
     for i in range(0, 1200, 100):
-        c.simulate_staged_migration(patients[i:i + 100])
+        c.simulate_staged_migration(patients[i : i + 100])
 
     def merged(sim, attr):
         out = {}
@@ -95,7 +93,10 @@ def test_duplicate_patient_ids_are_rejected():
 
 def test_audit_lines_equal_attempts_and_carry_no_phi():
     sim = MigrationSimulator(seed=2)
-    p = [PatientRecord(station="500", dfn=i, name="SECRET,NAME", ssn="000123456", dob="1950-01-01") for i in range(1, 301)]
+    p = [
+        PatientRecord(station="500", dfn=i, name="SECRET,NAME", ssn="000123456", dob="1950-01-01")
+        for i in range(1, 301)
+    ]
     run = sim.simulate_migration(p, batch_size=100)
     attempts = sum(r.attempts for b in run.batches for r in b.stage_results if r.substage is None)
     assert len(sim.audit) == attempts

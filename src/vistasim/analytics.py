@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .config import MigrationConfig
 from .model import ERROR_TYPES, STAGES, SUBSTAGES, TRANSIENT_ERRORS, BatchMigrationStatus, MigrationRunResult
@@ -21,7 +22,7 @@ CONCENTRATION = 0.25
 # What to do about each error type, for the recommendation that names the dominant one.
 _ADVICE = {
     "network_timeout": "add connection pooling and check the VistA/Oracle network path; transient faults cost time, "
-                       "and exhausted retries cost patients",
+    "and exhausted retries cost patients",
     "system_unavailable": "schedule waves outside target maintenance windows and confirm target capacity before each wave",
     "resource_exhaustion": "lower concurrency or add capacity on the target; overload grows with concurrent load",
     "data_corruption": "profile source encodings and add checksum validation at extract",
@@ -32,17 +33,19 @@ _ADVICE = {
 }
 
 
-def _weighted(values: Sequence[tuple[float, int]]) -> Optional[float]:
+def _weighted(values: Sequence[tuple[float, int]]) -> float | None:
     total = sum(w for _, w in values)
     if total == 0:
         return None
     return sum(v * w for v, w in values) / total
 
 
-def summary(batches: Sequence[BatchMigrationStatus]) -> Dict[str, Any]:
+def summary(batches: Sequence[BatchMigrationStatus]) -> dict[str, Any]:
     patients = sum(b.batch_size for b in batches)
     migrated = sum(round(b.overall_success_rate * b.batch_size) for b in batches)
-    quality = _weighted([(b.average_quality_score, b.batch_size) for b in batches if b.average_quality_score is not None])
+    quality = _weighted(
+        [(b.average_quality_score, b.batch_size) for b in batches if b.average_quality_score is not None]
+    )
     return {
         "total_batches": len(batches),
         "total_patients": patients,
@@ -55,8 +58,8 @@ def summary(batches: Sequence[BatchMigrationStatus]) -> Dict[str, Any]:
     }
 
 
-def stage_performance(batches: Sequence[BatchMigrationStatus]) -> Dict[str, Dict[str, Any]]:
-    out: Dict[str, Dict[str, Any]] = {}
+def stage_performance(batches: Sequence[BatchMigrationStatus]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     for stage in STAGES:
         rows = [r for b in batches for r in b.stage_results if r.stage == stage and r.substage is None]
         ran = [r for r in rows if r.records_processed > 0]
@@ -78,9 +81,9 @@ def stage_performance(batches: Sequence[BatchMigrationStatus]) -> Dict[str, Dict
     return out
 
 
-def substage_performance(batches: Sequence[BatchMigrationStatus]) -> Dict[str, Dict[str, Dict[str, Any]]]:
-    out: Dict[str, Dict[str, Dict[str, Any]]] = {s: {} for s in STAGES}
-    acc: Dict[tuple, List[Any]] = {}
+def substage_performance(batches: Sequence[BatchMigrationStatus]) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in STAGES}
+    acc: dict[tuple, list[Any]] = {}
     for b in batches:
         for r in b.stage_results:
             if r.substage is not None:
@@ -92,7 +95,7 @@ def substage_performance(batches: Sequence[BatchMigrationStatus]) -> Dict[str, D
             processed = sum(r.records_processed for r in rows)
             ok = sum(r.records_successful for r in rows)
             attempts = sum(r.attempts for r in rows)
-            errors = Counter()
+            errors: Counter[str] = Counter()
             for r in rows:
                 errors.update(r.errors_by_type)
             out[stage][sub] = {
@@ -107,7 +110,7 @@ def substage_performance(batches: Sequence[BatchMigrationStatus]) -> Dict[str, D
     return out
 
 
-def failure_analysis(batches: Sequence[BatchMigrationStatus]) -> Dict[str, Any]:
+def failure_analysis(batches: Sequence[BatchMigrationStatus]) -> dict[str, Any]:
     types: Counter = Counter({e: 0 for e in ERROR_TYPES})
     by_stage: Counter = Counter({s: 0 for s in STAGES})
     by_substage: Counter = Counter()
@@ -147,11 +150,18 @@ def failure_analysis(batches: Sequence[BatchMigrationStatus]) -> Dict[str, Any]:
     }
 
 
-def quality_trends(batches: Sequence[BatchMigrationStatus]) -> Dict[str, Any]:
+def quality_trends(batches: Sequence[BatchMigrationStatus]) -> dict[str, Any]:
     scored = [b for b in batches if b.average_quality_score is not None and b.batch_size > 0]
     if not scored:
-        return {"initial_quality": None, "final_quality": None, "quality_trend": 0.0, "quality_variance": 0.0,
-                "quality_slope_per_batch": 0.0, "batch_quality": [], "distribution": _histogram([])}
+        return {
+            "initial_quality": None,
+            "final_quality": None,
+            "quality_trend": 0.0,
+            "quality_variance": 0.0,
+            "quality_slope_per_batch": 0.0,
+            "batch_quality": [],
+            "distribution": _histogram([]),
+        }
     series = [float(b.average_quality_score) for b in scored]  # type: ignore[arg-type]
     scores = [q for b in scored for q in b.patient_quality.values()]
     mean = sum(scores) / len(scores) if scores else 0.0
@@ -174,17 +184,24 @@ def quality_trends(batches: Sequence[BatchMigrationStatus]) -> Dict[str, Any]:
     }
 
 
-def _histogram(scores: Sequence[float], bins: int = 20) -> Dict[str, List[float]]:
+def _histogram(scores: Sequence[float], bins: int = 20) -> dict[str, list[Any]]:
     counts = [0] * bins
     for q in scores:
         counts[min(bins - 1, int(q * bins))] += 1
     return {"edges": [i / bins for i in range(bins + 1)], "counts": counts}
 
 
-def timeline(runs: Sequence[MigrationRunResult], batches: Sequence[BatchMigrationStatus]) -> Dict[str, Any]:
+def timeline(runs: Sequence[MigrationRunResult], batches: Sequence[BatchMigrationStatus]) -> dict[str, Any]:
     if not batches:
-        return {"started_at": None, "completed_at": None, "elapsed_seconds": 0.0, "downtime_max_seconds": 0.0,
-                "downtime_mean_seconds": 0.0, "peak_concurrency": 0, "throughput_patients_per_hour": 0.0}
+        return {
+            "started_at": None,
+            "completed_at": None,
+            "elapsed_seconds": 0.0,
+            "downtime_max_seconds": 0.0,
+            "downtime_mean_seconds": 0.0,
+            "peak_concurrency": 0,
+            "throughput_patients_per_hour": 0.0,
+        }
     start = min(b.started_at for b in batches if b.started_at)
     end = max(b.completed_at for b in batches if b.completed_at)
     elapsed = (end - start).total_seconds()
@@ -213,12 +230,12 @@ def _round_scale(m: float) -> float:
     return 1.0 + math.log10(max(1.0, m / 10.0))
 
 
-def recommendations(analytics: Dict[str, Any], config: MigrationConfig) -> List[str]:
+def recommendations(analytics: dict[str, Any], config: MigrationConfig) -> list[str]:
     """Recommendations that fire on evidence, each naming the numbers behind it."""
     s = analytics["summary"]
     f = analytics["failure_analysis"]
     t = analytics.get("timeline", {})
-    recs: List[str] = []
+    recs: list[str] = []
     n = s["total_patients"]
     if n == 0:
         return ["No patients have been simulated yet: run a batch before reading recommendations."]
@@ -226,8 +243,11 @@ def recommendations(analytics: Dict[str, Any], config: MigrationConfig) -> List[
     stopped = f["patients_stopped_by_stage"]
     worst_stage = max(stopped, key=lambda k: (stopped[k], k)) if any(stopped.values()) else None
     if rate < SUCCESS_TARGET:
-        where = (f"; {stopped[worst_stage]} of the {s['failed_patients']} failed patients stopped in {worst_stage}"
-                 if worst_stage else "")
+        where = (
+            f"; {stopped[worst_stage]} of the {s['failed_patients']} failed patients stopped in {worst_stage}"
+            if worst_stage
+            else ""
+        )
         recs.append(
             f"Success rate {rate:.1%} is below the {SUCCESS_TARGET:.0%} target ({s['failed_patients']} of {n} patients "
             f"did not migrate{where}): reduce batch sizes, add error handling at that stage and work the remediation "
@@ -255,13 +275,14 @@ def recommendations(analytics: Dict[str, Any], config: MigrationConfig) -> List[
                 f"Failures concentrate in {sub}: {cnt} of {total} failed attempts ({cnt / total:.0%}); "
                 f"raising its success rate is the largest single lever."
             )
-        exhausted = sum(v for k, v in f.get("remediation_queue", {}).items()
-                        if k.rsplit(": ", 1)[-1] in TRANSIENT_ERRORS)
+        exhausted = sum(
+            v for k, v in f.get("remediation_queue", {}).items() if k.rsplit(": ", 1)[-1] in TRANSIENT_ERRORS
+        )
         if exhausted:
             recs.append(
                 f"{exhausted} patients failed on transient errors after {config.retry_attempts} retries "
                 f"(backoff {config.retry_delay_seconds:g} s doubling): one more retry would recover most of them at the cost "
-                f"of {config.retry_delay_seconds * 2 ** config.retry_attempts:g} s more backoff per affected round."
+                f"of {config.retry_delay_seconds * 2**config.retry_attempts:g} s more backoff per affected round."
             )
     c = int(config.max_concurrent_patients)
     elapsed = t.get("elapsed_seconds") or 0.0
@@ -281,14 +302,16 @@ def recommendations(analytics: Dict[str, Any], config: MigrationConfig) -> List[
                 f"{_round_scale(2 * c):.2f}x a round of {c}), if the target can absorb the load."
             )
     if rate >= SUCCESS_TARGET and (q is None or q >= QUALITY_TARGET) and total == 0:
-        recs.append(f"No action needed: success {rate:.1%} and quality {q:.3f} meet their targets with no failed attempts.")
+        recs.append(
+            f"No action needed: success {rate:.1%} and quality {q:.3f} meet their targets with no failed attempts."
+        )
     return recs
 
 
 def migration_analytics(
     batches: Sequence[BatchMigrationStatus], config: MigrationConfig, runs: Sequence[MigrationRunResult] = ()
-) -> Dict[str, Any]:
-    out: Dict[str, Any] = {
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "summary": summary(batches),
         "stage_performance": stage_performance(batches),
         "substage_performance": substage_performance(batches),

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Iterator, List, Optional, Sequence
+from typing import IO
 
 import numpy as np
 
@@ -33,15 +34,15 @@ class AuditTrail:
     """Columns of attempt rows. ``time`` is simulated seconds after ``origin``."""
 
     origin: datetime
-    patient_ids: List[str] = field(default_factory=list)  # lookup for the patient column
-    batch_ids: List[str] = field(default_factory=list)  # lookup for the batch column
-    time: List[np.ndarray] = field(default_factory=list)
-    batch: List[np.ndarray] = field(default_factory=list)
-    patient: List[np.ndarray] = field(default_factory=list)
-    step: List[np.ndarray] = field(default_factory=list)
-    attempt: List[np.ndarray] = field(default_factory=list)
-    outcome: List[np.ndarray] = field(default_factory=list)
-    error: List[np.ndarray] = field(default_factory=list)
+    patient_ids: list[str] = field(default_factory=list)  # lookup for the patient column
+    batch_ids: list[str] = field(default_factory=list)  # lookup for the batch column
+    time: list[np.ndarray] = field(default_factory=list)
+    batch: list[np.ndarray] = field(default_factory=list)
+    patient: list[np.ndarray] = field(default_factory=list)
+    step: list[np.ndarray] = field(default_factory=list)
+    attempt: list[np.ndarray] = field(default_factory=list)
+    outcome: list[np.ndarray] = field(default_factory=list)
+    error: list[np.ndarray] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(sum(a.size for a in self.time))
@@ -57,7 +58,8 @@ class AuditTrail:
 
     def columns(self) -> dict[str, np.ndarray]:
         """All rows in chronological order (ties by patient, step, attempt)."""
-        def cat(parts: List[np.ndarray], dtype) -> np.ndarray:  # type: ignore[no-untyped-def]
+
+        def cat(parts: list[np.ndarray], dtype) -> np.ndarray:  # type: ignore[no-untyped-def]
             return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
         cols = {
@@ -72,13 +74,14 @@ class AuditTrail:
         order = np.lexsort((cols["attempt"], cols["step"], cols["patient"], cols["time"]))
         return {k: v[order] for k, v in cols.items()}
 
-    def iter_records(self, pseudonym_key: Optional[bytes] = None) -> Iterator[dict]:
+    def iter_records(self, pseudonym_key: bytes | None = None) -> Iterator[dict]:
         cols = self.columns()
         ids: Sequence[str] = self.patient_ids
         if pseudonym_key is not None:
             ids = [pseudonymise(p, pseudonym_key) for p in ids]
-        for t, b, p, s, a, o, e in zip(*(cols[k].tolist() for k in
-                                           ("time", "batch", "patient", "step", "attempt", "outcome", "error"))):
+        for t, b, p, s, a, o, e in zip(
+            *(cols[k].tolist() for k in ("time", "batch", "patient", "step", "attempt", "outcome", "error"))
+        ):
             stage, sub = _STEPS[s]
             yield {
                 "time": _iso(self.origin, t),
@@ -91,12 +94,12 @@ class AuditTrail:
                 "error_type": ERROR_TYPES[e] if e >= 0 else None,
             }
 
-    def write_jsonl(self, out: IO[str], pseudonym_key: Optional[bytes] = None) -> int:
+    def write_jsonl(self, out: IO[str], pseudonym_key: bytes | None = None) -> int:
         """Write every row as one JSON object per line; returns the number of rows."""
         import orjson
 
         n = 0
-        buf: List[bytes] = []
+        buf: list[bytes] = []
         for rec in self.iter_records(pseudonym_key):
             buf.append(orjson.dumps(rec))
             n += 1
@@ -107,7 +110,7 @@ class AuditTrail:
             out.write(b"\n".join(buf).decode() + "\n")
         return n
 
-    def save(self, path: str | Path, pseudonym_key: Optional[bytes] = None) -> int:
+    def save(self, path: str | Path, pseudonym_key: bytes | None = None) -> int:
         """Write the trail to ``path`` atomically (a temporary file renamed at the end)."""
         p = Path(path)
         tmp = p.with_name(p.name + ".tmp")

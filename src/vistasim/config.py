@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any
 
 from .errors import ConfigError, InputError
 from .model import ERROR_TYPES, STAGES, STRATEGIES, SUBSTAGES
@@ -20,11 +21,11 @@ from .model import ERROR_TYPES, STAGES, STRATEGIES, SUBSTAGES
 DEFAULT_START_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def _default_stage_rates() -> Dict[str, float]:
+def _default_stage_rates() -> dict[str, float]:
     return {"extract": 0.98, "transform": 0.95, "validate": 0.92, "load": 0.90}
 
 
-def _default_substage_rates() -> Dict[str, Dict[str, float]]:
+def _default_substage_rates() -> dict[str, dict[str, float]]:
     return {
         "extract": {"connect": 0.99, "query": 0.98, "export": 0.97},
         "transform": {"parse": 0.98, "map": 0.95, "standardize": 0.93},
@@ -33,14 +34,19 @@ def _default_substage_rates() -> Dict[str, Dict[str, float]]:
     }
 
 
-def _default_durations() -> Dict[str, float]:
+def _default_durations() -> dict[str, float]:
     # Seconds for a round of up to 10 patients to pass a whole stage (split over its 4 steps).
     return {"extract": 2.0, "transform": 3.0, "validate": 1.5, "load": 2.5}
 
 
-def _default_error_weights() -> Dict[str, Dict[str, float]]:
+def _default_error_weights() -> dict[str, dict[str, float]]:
     return {
-        "extract": {"network_timeout": 0.6, "system_unavailable": 0.2, "security_violation": 0.1, "data_corruption": 0.1},
+        "extract": {
+            "network_timeout": 0.6,
+            "system_unavailable": 0.2,
+            "security_violation": 0.1,
+            "data_corruption": 0.1,
+        },
         "transform": {"mapping_error": 0.7, "data_corruption": 0.3},
         "validate": {"validation_failure": 0.8, "hipaa_compliance_error": 0.1, "data_corruption": 0.1},
         "load": {
@@ -57,11 +63,11 @@ class MigrationConfig:
     """Parameters of a simulated migration. Every field has a measured effect (see the README)."""
 
     # Stage-level success rates (0.0-1.0): one attempt of a stage's hand-off step succeeds with this rate.
-    stage_success_rates: Dict[str, float] = field(default_factory=_default_stage_rates)
+    stage_success_rates: dict[str, float] = field(default_factory=_default_stage_rates)
     # Substage-level success rates: one attempt of a substage step succeeds with this rate.
-    substage_success_rates: Dict[str, Dict[str, float]] = field(default_factory=_default_substage_rates)
+    substage_success_rates: dict[str, dict[str, float]] = field(default_factory=_default_substage_rates)
     # Base processing duration per stage (seconds, for a round of up to 10 patients).
-    stage_base_duration: Dict[str, float] = field(default_factory=_default_durations)
+    stage_base_duration: dict[str, float] = field(default_factory=_default_durations)
     # Duration variance multiplier (+-30 % default): a round lasts base x U(1 - v, 1 + v).
     duration_variance: float = 0.3
     # Data quality degradation rates (negative values improve quality).
@@ -76,7 +82,7 @@ class MigrationConfig:
     retry_attempts: int = 3
     retry_delay_seconds: float = 1.0
     # DESIGN.md additions.
-    error_type_weights: Dict[str, Dict[str, float]] = field(default_factory=_default_error_weights)
+    error_type_weights: dict[str, dict[str, float]] = field(default_factory=_default_error_weights)
     start_time: datetime = DEFAULT_START_TIME
     source_system: str = "vista"
     target_system: str = "oracle_health"
@@ -86,7 +92,7 @@ class MigrationConfig:
 
     # ------------------------------------------------------------------ validation
 
-    def validate(self) -> "MigrationConfig":
+    def validate(self) -> MigrationConfig:
         """Check every field; raise ConfigError with one line naming the field and the fix."""
         _check_stage_map("stage_success_rates", self.stage_success_rates, _rate)
         if not isinstance(self.substage_success_rates, Mapping):
@@ -104,12 +110,29 @@ class MigrationConfig:
                     )
                 _rate(f"substage_success_rates.{stage}.{sub}", value)
         _check_stage_map("stage_base_duration", self.stage_base_duration, _positive)
-        _bounded("duration_variance", self.duration_variance, 0.0, 1.0, "between 0 and 1 (0.3 = +-30 %)", lo_open=False,
-                 hi_open=True)
-        _bounded("quality_degradation_per_failure", self.quality_degradation_per_failure, -1.0, 1.0,
-                 "between -1 and 1 (negative improves quality)")
-        _bounded("quality_degradation_per_success", self.quality_degradation_per_success, -1.0, 1.0,
-                 "between -1 and 1 (negative improves quality)")
+        _bounded(
+            "duration_variance",
+            self.duration_variance,
+            0.0,
+            1.0,
+            "between 0 and 1 (0.3 = +-30 %)",
+            lo_open=False,
+            hi_open=True,
+        )
+        _bounded(
+            "quality_degradation_per_failure",
+            self.quality_degradation_per_failure,
+            -1.0,
+            1.0,
+            "between -1 and 1 (negative improves quality)",
+        )
+        _bounded(
+            "quality_degradation_per_success",
+            self.quality_degradation_per_success,
+            -1.0,
+            1.0,
+            "between -1 and 1 (negative improves quality)",
+        )
         for name in ("network_failure_rate", "system_overload_rate", "data_corruption_rate"):
             _rate(name, getattr(self, name))
         _positive_int("max_concurrent_patients", self.max_concurrent_patients)
@@ -152,10 +175,10 @@ class MigrationConfig:
     def base_duration(self, stage: str) -> float:
         return float(self.stage_base_duration.get(stage, _default_durations()[stage]))
 
-    def error_weights(self, stage: str) -> Dict[str, float]:
+    def error_weights(self, stage: str) -> dict[str, float]:
         return dict(self.error_type_weights.get(stage) or _default_error_weights()[stage])
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field, with the partial maps completed from the defaults."""
         return {
             "stage_success_rates": {s: self.stage_rate(s) for s in STAGES},
@@ -176,7 +199,7 @@ class MigrationConfig:
             "target_system": self.target_system,
         }
 
-    def copy(self) -> "MigrationConfig":
+    def copy(self) -> MigrationConfig:
         return copy.deepcopy(self)
 
 
@@ -232,28 +255,37 @@ class RunSettings:
     """What a YAML file says besides MigrationConfig: the spec's top-level keys."""
 
     config: MigrationConfig
-    batch_size: Optional[int] = None
-    migration_strategy: Optional[str] = None
-    migration_report: Optional[str] = None
-    simulate_migration: Optional[bool] = None
-    num_records: Optional[int] = None
-    seed: Optional[int] = None
-    extra: Dict[str, Any] = field(default_factory=dict)  # sections owned by other commands (e.g. data_mode)
+    batch_size: int | None = None
+    migration_strategy: str | None = None
+    migration_report: str | None = None
+    simulate_migration: bool | None = None
+    num_records: int | None = None
+    seed: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # sections owned by other commands (e.g. data_mode)
 
 
-TOP_LEVEL_KEYS = ("migration_settings", "batch_size", "migration_strategy", "migration_report",
-                  "simulate_migration", "num_records", "seed")
+TOP_LEVEL_KEYS = (
+    "migration_settings",
+    "batch_size",
+    "migration_strategy",
+    "migration_report",
+    "simulate_migration",
+    "num_records",
+    "seed",
+)
 # Sections other commands read; accepted here and passed through untouched.
 PASS_THROUGH_KEYS = ("data_mode", "faults", "plan", "targets", "report")
 _ALIASES = {"success_rates": "stage_success_rates"}
 
 
-def config_from_mapping(settings: Mapping[str, Any], where: str = "migration_settings") -> tuple[MigrationConfig, Optional[str]]:
+def config_from_mapping(
+    settings: Mapping[str, Any], where: str = "migration_settings"
+) -> tuple[MigrationConfig, str | None]:
     """Build a MigrationConfig from a ``migration_settings`` mapping. Returns it and the strategy it names."""
     if not isinstance(settings, Mapping):
         raise ConfigError(f"{where} must be a mapping of settings")
-    kwargs: Dict[str, Any] = {}
-    strategy: Optional[str] = None
+    kwargs: dict[str, Any] = {}
+    strategy: str | None = None
     for key, value in settings.items():
         name = _ALIASES.get(key, key)
         if key == "migration_strategy":
@@ -271,10 +303,15 @@ def config_from_mapping(settings: Mapping[str, Any], where: str = "migration_set
             defaults = _default_substage_rates()
             value = {s: {**defaults.get(s, {}), **(v or {})} if isinstance(v, Mapping) else v for s, v in value.items()}
             value = {**defaults, **value}
-        elif name in ("stage_success_rates", "stage_base_duration", "error_type_weights") and isinstance(value, Mapping):
-            base = {"stage_success_rates": _default_stage_rates, "stage_base_duration": _default_durations,
-                    "error_type_weights": _default_error_weights}[name]()
-            value = {**base, **value}
+        elif name in ("stage_success_rates", "stage_base_duration", "error_type_weights") and isinstance(
+            value, Mapping
+        ):
+            factories: dict[str, Any] = {
+                "stage_success_rates": _default_stage_rates,
+                "stage_base_duration": _default_durations,
+                "error_type_weights": _default_error_weights,
+            }
+            value = {**factories[name](), **dict(value)}
         kwargs[name] = value
     try:
         return MigrationConfig(**kwargs), strategy

@@ -17,13 +17,14 @@ only by adding round durations. The work is done in two vectorised passes:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
 from .config import MigrationConfig
-from .model import ERROR_TYPES, STAGES, SUBSTAGES, TRANSIENT_ERRORS, step_names
+from .model import ERROR_TYPES, STAGES, TRANSIENT_ERRORS, step_names
 from .rng import hash_keys, name_key
 
 STEPS = step_names()
@@ -111,7 +112,7 @@ def draw_outcomes(
     keys: np.ndarray,
     config: MigrationConfig,
     seed: int,
-    overload_rate: Optional[float] = None,
+    overload_rate: float | None = None,
     replication: int = 0,
 ) -> Outcomes:
     """Draw every patient's path through the 16 steps (vectorised, keyed)."""
@@ -131,11 +132,11 @@ def draw_outcomes(
     attempts = np.zeros((n, N_STEPS), dtype=np.int8)
     fail_step = np.full(n, MIGRATED, dtype=np.int8)
     fail_type = np.full(n, -1, dtype=np.int8)
-    fp: List[np.ndarray] = []
-    fs: List[int] = []
-    fa: List[np.ndarray] = []
-    ft: List[np.ndarray] = []
-    fcount: List[int] = []
+    fp: list[np.ndarray] = []
+    fs: list[int] = []
+    fa: list[np.ndarray] = []
+    ft: list[np.ndarray] = []
+    fcount: list[int] = []
 
     alive = np.arange(n, dtype=np.int64)
     for s, (stage, sub) in enumerate(STEPS):
@@ -148,10 +149,10 @@ def draw_outcomes(
         cdf /= cdf[-1]
         overload_type = SYSTEM_UNAVAILABLE if stage == "load" else RESOURCE_EXHAUSTION
         pending = alive
-        step_failed: List[np.ndarray] = []
-        step_fp: List[np.ndarray] = []
-        step_fa: List[np.ndarray] = []
-        step_ft: List[np.ndarray] = []
+        step_failed: list[np.ndarray] = []
+        step_fp: list[np.ndarray] = []
+        step_fa: list[np.ndarray] = []
+        step_ft: list[np.ndarray] = []
         for a in range(1, max_attempts + 1):
             if pending.size == 0:
                 break
@@ -166,7 +167,9 @@ def draw_outcomes(
             over = u_over < over_rate
             fail = net | over | (u_ok >= rate)
             etype = np.where(
-                net, NETWORK_TIMEOUT, np.where(over, overload_type, w_types[np.minimum(np.searchsorted(cdf, u_type, "right"), len(cdf) - 1)])
+                net,
+                NETWORK_TIMEOUT,
+                np.where(over, overload_type, w_types[np.minimum(np.searchsorted(cdf, u_type, "right"), len(cdf) - 1)]),
             ).astype(np.int8)
             if a == 1 and s in CORRUPTION_CHECK_STEPS:
                 caught = corrupted[pending] & (check_at[pending] == s)
@@ -210,7 +213,9 @@ def draw_outcomes(
     return Outcomes(attempts, fail_step, fail_type, corrupted, quality, f_patient, f_step, f_attempt, f_type)
 
 
-def patient_quality(fail_step: np.ndarray, fail_type: np.ndarray, corrupted: np.ndarray, config: MigrationConfig) -> np.ndarray:
+def patient_quality(
+    fail_step: np.ndarray, fail_type: np.ndarray, corrupted: np.ndarray, config: MigrationConfig
+) -> np.ndarray:
     """Quality per DESIGN.md: 1.0, minus the corruption, minus one success step per stage passed, minus the
     stopping failure if it is of a permanent type; clipped to [0, 1] at every event. Moving in one direction,
     the clip is absorbing, so k equal steps clip like one step of k times the size."""
@@ -239,7 +244,7 @@ class Schedule:
     rounds: int
     wave_start: np.ndarray  # (waves,)
     wave_end: np.ndarray  # (waves,)
-    reconcile_end: Optional[np.ndarray] = None  # parallel: when each migrated patient's reconciliation ended
+    reconcile_end: np.ndarray | None = None  # parallel: when each migrated patient's reconciliation ended
     round_log: dict = field(default_factory=dict)  # optional: per-round arrays for timelines
 
 
@@ -250,7 +255,14 @@ def retry_delay(attempts: np.ndarray, delay: float) -> np.ndarray:
 
 
 def round_durations(
-    b: float, m: np.ndarray, variance: float, seed: int, wave_keys: np.ndarray, step: int, rnd: np.ndarray, replication: int
+    b: float,
+    m: np.ndarray,
+    variance: float,
+    seed: int,
+    wave_keys: np.ndarray,
+    step: int,
+    rnd: np.ndarray,
+    replication: int,
 ) -> np.ndarray:
     """Duration of rounds of ``m`` patients: b x (1 + log10(max(1, m/10))) x U(1 - v, 1 + v)."""
     u = _u(hash_keys(seed, replication, _S_ROUND, wave_keys, step, rnd))
@@ -286,7 +298,7 @@ def _schedule_sequential(outcomes, config, params, wave_of, wave_keys, seed, rep
     var = float(config.duration_variance)
     step_start = np.full((n, N_STEPS), np.nan)
     step_end = np.full((n, N_STEPS), np.nan)
-    per_step_rounds = []  # (s, idx, round_of_patient, round_wave, round_dur, round_size)
+    per_step_rounds: list[Any] = []  # (s, idx, round_of_patient, round_wave, round_dur, round_size)
     step_dur = np.zeros((n_waves, N_STEPS))
     peak = 0
     total_rounds = 0
@@ -311,7 +323,9 @@ def _schedule_sequential(outcomes, config, params, wave_of, wave_keys, seed, rep
         r_size = np.bincount(rid).astype(np.float64)
         d = retry_delay(outcomes.attempts[idx, s], delay)
         r_delay = np.maximum.reduceat(d, r_first)
-        r_dur = round_durations(_step_b(config, s), r_size, var, seed, wave_keys[r_wave], s, r_num, replication) + r_delay
+        r_dur = (
+            round_durations(_step_b(config, s), r_size, var, seed, wave_keys[r_wave], s, r_num, replication) + r_delay
+        )
         np.add.at(step_dur[:, s], r_wave, r_dur)
         peak = max(peak, int(r_size.max()))
         total_rounds += r_dur.size
@@ -319,8 +333,10 @@ def _schedule_sequential(outcomes, config, params, wave_of, wave_keys, seed, rep
     wave_dur = step_dur.sum(axis=1)
     wave_start = np.concatenate(([0.0], np.cumsum(wave_dur)[:-1]))
     wave_end = wave_start + wave_dur
-    step_offset = wave_start[:, None] + np.concatenate((np.zeros((n_waves, 1)), np.cumsum(step_dur, axis=1)[:, :-1]), axis=1)
-    log = {"start": [], "end": [], "size": [], "step": [], "wave": []} if keep_rounds else {}
+    step_offset = wave_start[:, None] + np.concatenate(
+        (np.zeros((n_waves, 1)), np.cumsum(step_dur, axis=1)[:, :-1]), axis=1
+    )
+    log: dict[str, Any] = {"start": [], "end": [], "size": [], "step": [], "wave": []} if keep_rounds else {}
     for s, item in enumerate(per_step_rounds):
         if item is None:
             continue
@@ -362,9 +378,9 @@ def _schedule_pipeline(outcomes, config, params, wave_of, wave_keys, seed, repli
     step_start = np.full((n, N_STEPS), np.nan)
     step_end = np.full((n, N_STEPS), np.nan)
     ready = np.zeros(n)
-    ev_t: List[np.ndarray] = []
-    ev_d: List[np.ndarray] = []
-    log = {"start": [], "end": [], "size": [], "step": [], "wave": []} if keep_rounds else {}
+    ev_t: list[np.ndarray] = []
+    ev_d: list[np.ndarray] = []
+    log: dict[str, Any] = {"start": [], "end": [], "size": [], "step": [], "wave": []} if keep_rounds else {}
     total_rounds = 0
     pipeline_key = np.array([name_key("pipeline")], dtype=np.uint64)
     n_total_steps = N_STEPS + 1
@@ -389,7 +405,10 @@ def _schedule_pipeline(outcomes, config, params, wave_of, wave_keys, seed, repli
         r_size = np.diff(np.concatenate((r_first, [idx.size]))).astype(np.float64)
         r_delay = np.maximum.reduceat(d, r_first)
         r_num = np.arange(r_first.size)
-        r_dur = round_durations(b, r_size, var, seed, np.repeat(pipeline_key, r_first.size), s, r_num, replication) + r_delay
+        r_dur = (
+            round_durations(b, r_size, var, seed, np.repeat(pipeline_key, r_first.size), s, r_num, replication)
+            + r_delay
+        )
         r_start, r_end = _pipeline_step(ready[idx], r_first, r_dur)
         if s < N_STEPS:
             step_start[idx, s] = r_start[rnd]

@@ -1,11 +1,11 @@
 """The exceptions vistasim raises, in one place.
 
-    VistasimError                 anything the user can fix; the CLI prints its message on one line, exit 2
-     +-- ConfigError              a configuration value, key or file is wrong (also a ValueError)
-     +-- InputError               an input file or folder is missing, unreadable or malformed
-     |    +-- ZWRFormatError      a ZWR file is truncated or corrupt (names the file and the line)
-     +-- OutputError              an output path cannot be written
-     +-- MissingDependencyError   an optional extra is not installed (the message says what to pip install)
+VistasimError                 anything the user can fix; the CLI prints its message on one line, exit 2
+ +-- ConfigError              a configuration value, key or file is wrong (also a ValueError)
+ +-- InputError               an input file or folder is missing, unreadable or malformed
+ |    +-- ZWRFormatError      a ZWR file is truncated or corrupt (names the file and the line)
+ +-- OutputError              an output path cannot be written
+ +-- MissingDependencyError   an optional extra is not installed (the message says what to pip install)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 STAGES: tuple[str, ...] = ("extract", "transform", "validate", "load")
 SUBSTAGES: dict[str, tuple[str, ...]] = {
@@ -37,9 +37,9 @@ STRATEGIES: tuple[str, ...] = ("staged", "big_bang", "parallel")
 STEP_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "failed", "partial_failure")
 
 
-def step_names() -> list[tuple[str, Optional[str]]]:
+def step_names() -> list[tuple[str, str | None]]:
     """The 16 steps of one patient in execution order: each stage's 3 substages, then its hand-off."""
-    steps: list[tuple[str, Optional[str]]] = []
+    steps: list[tuple[str, str | None]] = []
     for stage in STAGES:
         steps.extend((stage, sub) for sub in SUBSTAGES[stage])
         steps.append((stage, None))
@@ -67,11 +67,11 @@ class Problem:
     icd_code: str  # e.g. "I10"; an ICD-9 code (e.g. "401.9") when icd_system says so
     icd_system: str = "ICD-10-CM"  # or "ICD-9-CM" (legacy entries)
     description: str = ""
-    snomed: Optional[str] = None  # SNOMED CT concept id (node 800, piece 1)
+    snomed: str | None = None  # SNOMED CT concept id (node 800, piece 1)
     status: str = "A"  # A active, I inactive
-    entered: Optional[str] = None
-    onset: Optional[str] = None
-    resolved: Optional[str] = None
+    entered: str | None = None
+    onset: str | None = None
+    resolved: str | None = None
 
 
 @dataclass(slots=True)
@@ -83,11 +83,11 @@ class Allergy:
     allergy_type: str = "D"  # D drug, F food, O other (FileMan allows combinations such as "DF")
     mechanism: str = "A"  # A allergy, P pharmacologic (intolerance), U unknown
     verified: bool = True
-    origination: Optional[str] = None
-    code: Optional[str] = None  # RxNorm or SNOMED CT code; None = free text, uncoded
-    code_system: Optional[str] = None  # "RXNORM" or "SNOMED"
+    origination: str | None = None
+    code: str | None = None  # RxNorm or SNOMED CT code; None = free text, uncoded
+    code_system: str | None = None  # "RXNORM" or "SNOMED"
     status: str = "active"  # active or entered-in-error
-    reactions: List[str] = field(default_factory=list)
+    reactions: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -97,11 +97,11 @@ class Prescription:
     ien: int
     rx_number: str
     drug_name: str  # VA product name, as in DRUG file #50
-    rxnorm: Optional[str] = None  # None when the drug has no RxNorm mapping (orphan or local drug)
+    rxnorm: str | None = None  # None when the drug has no RxNorm mapping (orphan or local drug)
     quantity: float = 30
     days_supply: int = 30
     refills: int = 0
-    issue_date: Optional[str] = None
+    issue_date: str | None = None
     status: str = "active"  # active, discontinued, expired, hold, suspended
     fill_routing: str = "W"  # M mail (CMOP), W window
     sig: str = ""
@@ -137,9 +137,9 @@ class Order:
     kind: str = "lab"  # lab, medication, consult, imaging, nursing
     status: str = "active"  # pending, active, complete, discontinued, expired, unreleased
     signed: bool = True
-    entered: Optional[str] = None
-    code: Optional[str] = None  # LOINC for labs, RxNorm for medications, SNOMED otherwise
-    code_system: Optional[str] = None
+    entered: str | None = None
+    code: str | None = None  # LOINC for labs, RxNorm for medications, SNOMED otherwise
+    code_system: str | None = None
 
 
 @dataclass(slots=True)
@@ -150,8 +150,8 @@ class RecordFlag:
     flag: str  # e.g. "HIGH RISK FOR SUICIDE"
     category: str = "I"  # I national, II local
     status: str = "active"  # active, inactive
-    assigned: Optional[str] = None
-    review_due: Optional[str] = None
+    assigned: str | None = None
+    review_due: str | None = None
 
 
 @dataclass(slots=True)
@@ -165,7 +165,7 @@ class PatientRecord:
     dfn: int
     name: str  # FileMan form: "LAST,FIRST MIDDLE"
     sex: str = "M"  # M or F as VistA stores it
-    dob: Optional[str] = None
+    dob: str | None = None
     ssn: str = ""
     icn: str = ""  # 10-digit integration control number, without its checksum
     icn_checksum: str = ""  # full ICN is icn + "V" + icn_checksum
@@ -175,19 +175,19 @@ class PatientRecord:
     address: Address = field(default_factory=Address)
     phone_home: str = ""
     service_connected: bool = False
-    sc_percent: Optional[int] = None
+    sc_percent: int | None = None
     period_of_service: str = ""  # name in PERIOD OF SERVICE #21
     branch: str = ""  # name in BRANCH OF SERVICE #23
-    service_entry: Optional[str] = None
-    service_separation: Optional[str] = None
-    date_of_death: Optional[str] = None
-    problems: List[Problem] = field(default_factory=list)
-    allergies: List[Allergy] = field(default_factory=list)
-    prescriptions: List[Prescription] = field(default_factory=list)
-    vitals: List[Vital] = field(default_factory=list)
-    visits: List[Visit] = field(default_factory=list)
-    orders: List[Order] = field(default_factory=list)
-    flags: List[RecordFlag] = field(default_factory=list)
+    service_entry: str | None = None
+    service_separation: str | None = None
+    date_of_death: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    allergies: list[Allergy] = field(default_factory=list)
+    prescriptions: list[Prescription] = field(default_factory=list)
+    vitals: list[Vital] = field(default_factory=list)
+    visits: list[Visit] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    flags: list[RecordFlag] = field(default_factory=list)
 
     @property
     def patient_id(self) -> str:
@@ -207,19 +207,19 @@ class MigrationStageResult:
     """Result of one stage (``substage`` None: the stage's hand-off) or substage for one batch."""
 
     stage: str
-    substage: Optional[str]
+    substage: str | None
     status: str
     start_time: datetime
     end_time: datetime
     duration_seconds: float
-    error_type: Optional[str] = None  # the most frequent error type of the step's failed attempts
-    error_message: Optional[str] = None
+    error_type: str | None = None  # the most frequent error type of the step's failed attempts
+    error_message: str | None = None
     records_processed: int = 0
     records_successful: int = 0
     records_failed: int = 0
     attempts: int = 0  # attempts made, retries included
     retries: int = 0
-    errors_by_type: Dict[str, int] = field(default_factory=dict)
+    errors_by_type: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -231,16 +231,16 @@ class BatchMigrationStatus:
     source_system: str = "vista"
     target_system: str = "oracle_health"
     migration_strategy: str = "staged"
-    started_at: Optional[datetime] = None
-    completed_at: Optional[datetime] = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
     current_stage: str = "pending"
-    stage_results: List[MigrationStageResult] = field(default_factory=list)
-    patient_statuses: Dict[str, str] = field(default_factory=dict)  # patient_id -> migrated / failed
+    stage_results: list[MigrationStageResult] = field(default_factory=list)
+    patient_statuses: dict[str, str] = field(default_factory=dict)  # patient_id -> migrated / failed
     overall_success_rate: float = 0.0
-    average_quality_score: Optional[float] = None  # None when the batch had no patients: no evidence
+    average_quality_score: float | None = None  # None when the batch had no patients: no evidence
     total_errors: int = 0
-    patient_quality: Dict[str, float] = field(default_factory=dict)
-    failure_reasons: Dict[str, str] = field(default_factory=dict)  # patient_id -> "stage/substage: type"
+    patient_quality: dict[str, float] = field(default_factory=dict)
+    failure_reasons: dict[str, str] = field(default_factory=dict)  # patient_id -> "stage/substage: type"
     downtime_seconds: float = 0.0
     peak_concurrency: int = 0
 
@@ -260,7 +260,7 @@ class MigrationRunResult:
     """A whole migration (``simulate_migration``): its waves and the figures of the run as a whole."""
 
     strategy: str
-    batches: List[BatchMigrationStatus]
+    batches: list[BatchMigrationStatus]
     started_at: datetime
     completed_at: datetime
     patients: int
@@ -269,8 +269,8 @@ class MigrationRunResult:
     peak_concurrency: int
     downtime_max_seconds: float
     downtime_mean_seconds: float  # patient-weighted
-    average_quality_score: Optional[float]
-    extra: Dict[str, Any] = field(default_factory=dict)
+    average_quality_score: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def elapsed_seconds(self) -> float:

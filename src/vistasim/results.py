@@ -11,10 +11,11 @@ import json
 import platform
 import socket
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 from .errors import InputError
 from .model import BatchMigrationStatus
@@ -24,11 +25,11 @@ SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = "results.schema.json"
 
 
-def _iso(dt: Optional[datetime]) -> Optional[str]:
+def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else dt.isoformat().replace("+00:00", "Z")
 
 
-def batch_rows(batches: Sequence[BatchMigrationStatus]) -> List[Dict[str, Any]]:
+def batch_rows(batches: Sequence[BatchMigrationStatus]) -> list[dict[str, Any]]:
     return [
         {
             "batch_id": b.batch_id,
@@ -46,7 +47,7 @@ def batch_rows(batches: Sequence[BatchMigrationStatus]) -> List[Dict[str, Any]]:
     ]
 
 
-def provenance(argv: Optional[Sequence[str]] = None, wall_seconds: Optional[float] = None) -> Dict[str, Any]:
+def provenance(argv: Sequence[str] | None = None, wall_seconds: float | None = None) -> dict[str, Any]:
     from . import __version__
 
     return {
@@ -63,15 +64,15 @@ def provenance(argv: Optional[Sequence[str]] = None, wall_seconds: Optional[floa
 def model_results(
     *,
     command: str,
-    analytics: Dict[str, Any],
-    config_dict: Dict[str, Any],
+    analytics: dict[str, Any],
+    config_dict: dict[str, Any],
     strategy: str,
     seed: int,
     batch_size: int,
     batches: Sequence[BatchMigrationStatus],
-    audit_rows: Optional[int],
-    prov: Dict[str, Any],
-) -> Dict[str, Any]:
+    audit_rows: int | None,
+    prov: dict[str, Any],
+) -> dict[str, Any]:
     """The results document of a model-mode run."""
     s = analytics["summary"]
     return {
@@ -101,32 +102,32 @@ def model_results(
     }
 
 
-def load_schema() -> Dict[str, Any]:
-    text = resources.files("vistasim").joinpath("schemas", SCHEMA_FILE).read_text(encoding="utf-8")
+def load_schema() -> dict[str, Any]:
+    text = resources.files("vistasim").joinpath("schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
     return json.loads(text)
 
 
-def validate_results(doc: Dict[str, Any]) -> None:
+def validate_results(doc: dict[str, Any]) -> None:
     """Raise jsonschema.ValidationError if ``doc`` does not follow the results schema."""
     import jsonschema
 
     jsonschema.validate(doc, load_schema(), cls=jsonschema.Draft202012Validator)
 
 
-def dumps(doc: Dict[str, Any]) -> bytes:
+def dumps(doc: dict[str, Any]) -> bytes:
     """Deterministic JSON bytes (key order as built, two-space indent, trailing newline)."""
     import orjson
 
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
 
 
-def write_results(run_dir: Path, doc: Dict[str, Any]) -> Path:
+def write_results(run_dir: Path, doc: dict[str, Any]) -> Path:
     validate_results(doc)
     ensure_dir(run_dir, "run folder")
     return atomic_write_bytes(run_dir / "results.json", dumps(doc))
 
 
-def read_results(run: Path) -> Dict[str, Any]:
+def read_results(run: Path) -> dict[str, Any]:
     """Read a run folder's (or a file's) results.json; InputError if missing or not JSON."""
     path = run / "results.json" if run.is_dir() else run
     if not path.is_file():
@@ -134,4 +135,6 @@ def read_results(run: Path) -> Dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{str(path)!r} is not valid JSON ({exc.__class__.__name__}); re-run the command that wrote it") from None
+        raise InputError(
+            f"{str(path)!r} is not valid JSON ({exc.__class__.__name__}); re-run the command that wrote it"
+        ) from None

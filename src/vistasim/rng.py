@@ -10,7 +10,8 @@ arithmetic); its output passes BigCrush as a counter-based generator.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Sequence, Union
+from collections.abc import Iterable, Sequence
+from typing import Union
 
 import numpy as np
 
@@ -58,8 +59,11 @@ def hash_keys(*parts: KeyPart) -> np.ndarray:
         for p in parts:
             arr = np.asarray(p)
             if arr.dtype != np.uint64:
-                arr = (np.asarray(p, dtype=np.int64) & 0x7FFFFFFFFFFFFFFF).astype(np.uint64) if arr.dtype.kind in "iu" \
+                arr = (
+                    (np.asarray(p, dtype=np.int64) & 0x7FFFFFFFFFFFFFFF).astype(np.uint64)
+                    if arr.dtype.kind in "iu"
                     else np.asarray(p, dtype=np.uint64)
+                )
             h = _mix(h ^ arr)
         return np.asarray(h, dtype=np.uint64)
 

@@ -14,7 +14,9 @@ def ensure_dir(path: Path, what: str = "output folder") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"{what} {str(path)!r} cannot be created ({exc.strerror or exc}); choose a writable path") from None
+        raise OutputError(
+            f"{what} {str(path)!r} cannot be created ({exc.strerror or exc}); choose a writable path"
+        ) from None
     if not path.is_dir():
         raise OutputError(f"{what} {str(path)!r} is a file, not a folder; choose another path")
     if not os.access(path, os.W_OK):
@@ -35,7 +37,9 @@ def check_dir_creatable(path: Path, what: str = "output folder") -> Path:
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK) or str(parent).startswith("/proc"):
-        raise OutputError(f"{what} {str(path)!r} cannot be created ({str(parent)!r} is not writable); choose a writable path")
+        raise OutputError(
+            f"{what} {str(path)!r} cannot be created ({str(parent)!r} is not writable); choose a writable path"
+        )
     return path
 
 

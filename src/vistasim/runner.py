@@ -8,35 +8,36 @@ written atomically: a failed run loses nothing already written and leaves nothin
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Union
 
 from .config import MigrationConfig
+from .errors import ConfigError
 from .model import PatientRecord
 from .report import FORMATS, render
 from .results import model_results, provenance, write_results
 from .runio import atomic_write_text, check_dir_creatable, check_writable_file, ensure_dir
 from .simulator import MigrationSimulator
-from .errors import ConfigError
 
 PatientLike = Union[PatientRecord, str]
 
 
 @dataclass
 class RunOutput:
-    doc: Dict[str, Any]
+    doc: dict[str, Any]
     simulator: MigrationSimulator
-    run_dir: Optional[Path]
-    report_path: Optional[Path]
+    run_dir: Path | None
+    report_path: Path | None
 
 
-def population_ids(n: int, station: str = "500") -> List[str]:
+def population_ids(n: int, station: str = "500") -> list[str]:
     """Ids ``station:DFN`` for n source records: all model mode needs (outcomes are keyed by id)."""
     return [f"{station}:{dfn}" for dfn in range(1, n + 1)]
 
 
-def infer_format(path: Path, fmt: Optional[str]) -> str:
+def infer_format(path: Path, fmt: str | None) -> str:
     if fmt:
         if fmt not in FORMATS:
             raise ConfigError(f"--report-format {fmt!r} is unknown (use one of {', '.join(FORMATS)})")
@@ -52,12 +53,12 @@ def run_model(
     strategy: str,
     batch_size: int,
     seed: int,
-    run_dir: Optional[Path],
-    report_path: Optional[Path] = None,
-    report_format: Optional[str] = None,
+    run_dir: Path | None,
+    report_path: Path | None = None,
+    report_format: str | None = None,
     keep_audit: bool = True,
-    progress: Optional[Callable[[int, int], None]] = None,
-    argv: Optional[Sequence[str]] = None,
+    progress: Callable[[int, int], None] | None = None,
+    argv: Sequence[str] | None = None,
 ) -> RunOutput:
     # fail on unwritable outputs before doing any work
     if run_dir is not None:
@@ -72,8 +73,14 @@ def run_model(
     analytics = sim.get_migration_analytics()
     wall = time.perf_counter() - t0
     doc = model_results(
-        command="simulate", analytics=analytics, config_dict=config.to_dict(), strategy=strategy, seed=seed,
-        batch_size=batch_size, batches=sim.batch_results, audit_rows=len(sim.audit) if keep_audit else None,
+        command="simulate",
+        analytics=analytics,
+        config_dict=config.to_dict(),
+        strategy=strategy,
+        seed=seed,
+        batch_size=batch_size,
+        batches=sim.batch_results,
+        audit_rows=len(sim.audit) if keep_audit else None,
         prov=provenance(argv, wall),
     )
     if run_dir is not None:

@@ -9,9 +9,10 @@ one simulated timeline, and the results accumulate for ``get_migration_analytics
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -47,8 +48,8 @@ Progress = Callable[[int, int], None]
 CHUNK_PATIENTS = 65536  # staged runs are processed in chunks of whole waves: bounded memory, exact results
 
 
-def _patient_ids(patients: Sequence[PatientLike]) -> List[str]:
-    ids: List[str] = []
+def _patient_ids(patients: Sequence[PatientLike]) -> list[str]:
+    ids: list[str] = []
     for p in patients:
         pid = p if isinstance(p, str) else getattr(p, "patient_id", None)
         if not isinstance(pid, str) or not pid:
@@ -63,33 +64,37 @@ def _patient_ids(patients: Sequence[PatientLike]) -> List[str]:
 class MigrationSimulator:
     """Simulates VistA -> Oracle Health migrations in model mode (outcomes drawn from ``MigrationConfig``)."""
 
-    def __init__(self, config: Optional[MigrationConfig] = None, seed: Optional[int] = None, keep_audit: bool = True) -> None:
+    def __init__(self, config: MigrationConfig | None = None, seed: int | None = None, keep_audit: bool = True) -> None:
         self.config = config if config is not None else MigrationConfig()
         self.config.validate()
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
             raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
         self.seed = 0 if seed is None else seed
         self.keep_audit = keep_audit
-        self.batch_results: List[BatchMigrationStatus] = []
-        self.runs: List[MigrationRunResult] = []
+        self.batch_results: list[BatchMigrationStatus] = []
+        self.runs: list[MigrationRunResult] = []
         self.audit = AuditTrail(origin=self.config.start_time)
         self._clock = 0.0  # simulated seconds since config.start_time
         self._batch_counter = 0
-        self._seen_ids: Dict[str, int] = {}
+        self._seen_ids: dict[str, int] = {}
 
     # ------------------------------------------------------------------ the spec's API
 
     def simulate_staged_migration(
         self,
         patients: Sequence[PatientLike],
-        batch_id: Optional[str] = None,
+        batch_id: str | None = None,
         migration_strategy: str = "staged",
     ) -> BatchMigrationStatus:
         """Migrate one batch of patients through the 16 steps; returns its status."""
         if batch_id is not None and not isinstance(batch_id, str):
             raise ConfigError(f"batch_id must be a string, got {batch_id!r}")
-        run = self._run(patients, batch_size=max(1, len(patients)), strategy=migration_strategy,
-                        batch_ids=[batch_id] if batch_id else None)
+        run = self._run(
+            patients,
+            batch_size=max(1, len(patients)),
+            strategy=migration_strategy,
+            batch_ids=[batch_id] if batch_id else None,
+        )
         if not run.batches:
             return self._empty_batch(batch_id or self._next_batch_id(), migration_strategy)
         return run.batches[0]
@@ -99,14 +104,14 @@ class MigrationSimulator:
         patients: Sequence[PatientLike],
         batch_size: int = 100,
         migration_strategy: str = "staged",
-        progress: Optional[Progress] = None,
+        progress: Progress | None = None,
     ) -> MigrationRunResult:
         """Migrate all patients in waves of ``batch_size`` under a strategy; returns the whole run."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ConfigError(f"batch_size must be a whole number > 0, got {batch_size!r}")
         return self._run(patients, batch_size=batch_size, strategy=migration_strategy, progress=progress)
 
-    def get_migration_analytics(self, batch_id: Optional[str] = None) -> Dict[str, Any]:
+    def get_migration_analytics(self, batch_id: str | None = None) -> dict[str, Any]:
         """Summary, stage performance, failure analysis, quality trends and recommendations."""
         batches = self.batch_results
         if batch_id is not None:
@@ -115,7 +120,7 @@ class MigrationSimulator:
                 raise ConfigError(f"no batch {batch_id!r} in this simulator (known: {len(self.batch_results)} batches)")
         return _analytics.migration_analytics(batches, self.config, runs=self.runs if batch_id is None else [])
 
-    def export_migration_report(self, path: Union[str, Path]) -> Path:
+    def export_migration_report(self, path: str | Path) -> Path:
         """Write the plain-text report (the spec's sections) to ``path``; returns the path."""
         from .report.text import render_text_report
         from .runio import atomic_write_text
@@ -131,9 +136,16 @@ class MigrationSimulator:
 
     def _empty_batch(self, batch_id: str, strategy: str) -> BatchMigrationStatus:
         now = self.config.start_time + timedelta(seconds=self._clock)
-        b = BatchMigrationStatus(batch_id=batch_id, batch_size=0, source_system=self.config.source_system,
-                                 target_system=self.config.target_system, migration_strategy=strategy,
-                                 started_at=now, completed_at=now, current_stage="completed")
+        b = BatchMigrationStatus(
+            batch_id=batch_id,
+            batch_size=0,
+            source_system=self.config.source_system,
+            target_system=self.config.target_system,
+            migration_strategy=strategy,
+            started_at=now,
+            completed_at=now,
+            current_stage="completed",
+        )
         self.batch_results.append(b)
         return b
 
@@ -142,8 +154,8 @@ class MigrationSimulator:
         patients: Sequence[PatientLike],
         batch_size: int,
         strategy: str,
-        batch_ids: Optional[List[str]] = None,
-        progress: Optional[Progress] = None,
+        batch_ids: list[str] | None = None,
+        progress: Progress | None = None,
     ) -> MigrationRunResult:
         self.config.validate()
         strategy = check_strategy(strategy, "migration_strategy")
@@ -168,7 +180,7 @@ class MigrationSimulator:
             per_chunk = max(batch_size, (CHUNK_PATIENTS // batch_size) * batch_size)
         else:
             per_chunk = max(n, 1)
-        batches: List[BatchMigrationStatus] = []
+        batches: list[BatchMigrationStatus] = []
         downtime_sum = 0.0
         downtime_max = 0.0
         peak = 0
@@ -185,7 +197,7 @@ class MigrationSimulator:
                 wkeys = wave_keys_for([batch_ids[int(batch_of[lo])]])
             else:
                 wave_of = b_local
-                wkeys = wave_keys_for(batch_ids[int(batch_of[lo]): int(batch_of[hi - 1]) + 1])
+                wkeys = wave_keys_for(batch_ids[int(batch_of[lo]) : int(batch_of[hi - 1]) + 1])
             sched = schedule(out, self.config, params, wave_of, wkeys, self.seed)
             offset = clock
             if params.barriers:
@@ -200,8 +212,14 @@ class MigrationSimulator:
             migrated += int(out.migrated.sum())
             quality_sum += float(out.quality.sum())
             chunk_batches = self._build_batches(
-                ids[lo:hi], batch_ids[int(batch_of[lo]): int(batch_of[hi - 1]) + 1], b_local, out, sched, offset,
-                strategy, down,
+                ids[lo:hi],
+                batch_ids[int(batch_of[lo]) : int(batch_of[hi - 1]) + 1],
+                b_local,
+                out,
+                sched,
+                offset,
+                strategy,
+                down,
             )
             batches.extend(chunk_batches)
             if self.keep_audit:
@@ -232,15 +250,15 @@ class MigrationSimulator:
 
     def _build_batches(
         self,
-        ids: List[str],
-        batch_ids: List[str],
+        ids: list[str],
+        batch_ids: list[str],
         batch_of: np.ndarray,
         out: Outcomes,
         sched,  # type: ignore[no-untyped-def]
         offset: float,
         strategy: str,
         downtime: np.ndarray,
-    ) -> List[BatchMigrationStatus]:
+    ) -> list[BatchMigrationStatus]:
         n_b = len(batch_ids)
         origin = self.config.start_time
         reached = out.attempts > 0  # (n, 16)
@@ -284,11 +302,11 @@ class MigrationSimulator:
         else:
             rec_end = None
 
-        results: List[BatchMigrationStatus] = []
+        results: list[BatchMigrationStatus] = []
         for b in range(n_b):
             lo, cnt = int(firsts[b]), int(counts[b])
             hi = lo + cnt
-            stage_results: List[MigrationStageResult] = []
+            stage_results: list[MigrationStageResult] = []
             for si, stage in enumerate(STAGES):
                 steps = range(si * 4, si * 4 + 4)
                 sub_results = []
@@ -296,18 +314,40 @@ class MigrationSimulator:
                     sub = STEPS[s][1]
                     if sub is None:
                         continue
-                    sub_results.append(self._stage_result(
-                        stage, sub, int(processed[b, s]), int(failed_at[b, s]), int(attempts[b, s]), err[b, s],
-                        start[b, s], end[b, s], offset, origin))
+                    sub_results.append(
+                        self._stage_result(
+                            stage,
+                            sub,
+                            int(processed[b, s]),
+                            int(failed_at[b, s]),
+                            int(attempts[b, s]),
+                            err[b, s],
+                            start[b, s],
+                            end[b, s],
+                            offset,
+                            origin,
+                        )
+                    )
                 # the stage-level result covers the whole stage, its hand-off step included
                 s0, s3 = si * 4, si * 4 + 3
                 proc = int(processed[b, s0])
-                fail = int(failed_at[b, s0:s3 + 1].sum())
-                st = float(start[b, s0])
-                en = float(np.max(end[b, s0:s3 + 1]))
-                stage_results.append(self._stage_result(
-                    stage, None, proc, fail, int(attempts[b, s0:s3 + 1].sum()), err[b, s0:s3 + 1].sum(axis=0),
-                    st, en, offset, origin))
+                fail = int(failed_at[b, s0 : s3 + 1].sum())
+                t_first = float(start[b, s0])
+                t_last = float(np.max(end[b, s0 : s3 + 1]))
+                stage_results.append(
+                    self._stage_result(
+                        stage,
+                        None,
+                        proc,
+                        fail,
+                        int(attempts[b, s0 : s3 + 1].sum()),
+                        err[b, s0 : s3 + 1].sum(axis=0),
+                        t_first,
+                        t_last,
+                        offset,
+                        origin,
+                    )
+                )
                 stage_results.extend(sub_results)
             b_start = float(np.min(start[b])) if cnt else 0.0
             b_end = float(np.max(end[b])) if cnt else 0.0
@@ -340,7 +380,9 @@ class MigrationSimulator:
         return strategy_params(strategy, self.config).concurrency
 
     @staticmethod
-    def _stage_result(stage, sub, processed, failed, attempts, errors, start, end, offset, origin) -> MigrationStageResult:  # type: ignore[no-untyped-def]
+    def _stage_result(
+        stage, sub, processed, failed, attempts, errors, start, end, offset, origin
+    ) -> MigrationStageResult:  # type: ignore[no-untyped-def]
         successful = processed - failed
         errors_by_type = {ERROR_TYPES[i]: int(c) for i, c in enumerate(errors.tolist()) if c}
         n_err = sum(errors_by_type.values())
@@ -358,15 +400,26 @@ class MigrationSimulator:
         message = (
             f"{failed} of {processed} records failed at {where}; {n_err} failed attempts "
             f"({', '.join(f'{k} {v}' for k, v in sorted(errors_by_type.items(), key=lambda kv: -kv[1]))})"
-            if failed or n_err else None
+            if failed or n_err
+            else None
         )
         t0 = origin + timedelta(seconds=offset + start)
         t1 = origin + timedelta(seconds=offset + end)
         return MigrationStageResult(
-            stage=stage, substage=sub, status=status, start_time=t0, end_time=t1,
-            duration_seconds=float(end - start), error_type=top, error_message=message,
-            records_processed=processed, records_successful=successful, records_failed=failed,
-            attempts=attempts, retries=max(0, attempts - processed), errors_by_type=errors_by_type,
+            stage=stage,
+            substage=sub,
+            status=status,
+            start_time=t0,
+            end_time=t1,
+            duration_seconds=float(end - start),
+            error_type=top,
+            error_message=message,
+            records_processed=processed,
+            records_successful=successful,
+            records_failed=failed,
+            attempts=attempts,
+            retries=max(0, attempts - processed),
+            errors_by_type=errors_by_type,
         )
 
     def _record_audit(self, out: Outcomes, sched, offset: float, batch_global: np.ndarray, patient_base: int) -> None:  # type: ignore[no-untyped-def]
@@ -386,8 +439,9 @@ class MigrationSimulator:
             outcome = np.where(success, 0, np.where(last, 2, 1)).astype(np.int8)
             error = np.full(rows.size, -1, dtype=np.int8)
             n_fail = int((~success).sum())
-            error[~success] = out.f_type[f_block_start:f_block_start + n_fail]
+            error[~success] = out.f_type[f_block_start : f_block_start + n_fail]
             f_block_start += n_fail
             t = offset + sched.step_start[rows, s] + retry_delay(a, delay)
-            self.audit.append(t, batch_global[rows], rows + patient_base, np.full(rows.size, s, dtype=np.int8), a,
-                              outcome, error)
+            self.audit.append(
+                t, batch_global[rows], rows + patient_base, np.full(rows.size, s, dtype=np.int8), a, outcome, error
+            )

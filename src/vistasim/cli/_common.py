@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any
 
 from ..config import MigrationConfig, RunSettings, check_strategy, load_yaml
 from ..errors import ConfigError
@@ -34,7 +34,7 @@ def nonneg_int(text: str) -> int:
     return value
 
 
-def resolve_settings(config_path: Optional[str]) -> RunSettings:
+def resolve_settings(config_path: str | None) -> RunSettings:
     if config_path:
         return load_yaml(config_path)
     return RunSettings(config=MigrationConfig())
@@ -49,24 +49,39 @@ def pick(cli_value: Any, yaml_value: Any, default: Any) -> Any:
     return default
 
 
-def pick_strategy(cli_value: Optional[str], settings: RunSettings, default: str = "staged") -> str:
+def pick_strategy(cli_value: str | None, settings: RunSettings, default: str = "staged") -> str:
     if cli_value is not None:
         return check_strategy(cli_value, "--strategy")
     return settings.migration_strategy or default
 
 
 @contextmanager
-def progress_bar(total: int, label: str, enabled: bool) -> Iterator[Optional[Callable[[int, int], None]]]:
+def progress_bar(total: int, label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     """A rich progress bar with rate and ETA on stderr, or None when disabled or the run is small."""
     if not enabled or total < PROGRESS_MIN:
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("patients"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("patients"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=total)
 
         def update(done: int, _total: int) -> None:
@@ -75,7 +90,7 @@ def progress_bar(total: int, label: str, enabled: bool) -> Iterator[Optional[Cal
         yield update
 
 
-def print_summary(doc: Dict[str, Any], run_dir: Optional[Path], extra: Optional[Dict[str, str]] = None) -> None:
+def print_summary(doc: dict[str, Any], run_dir: Path | None, extra: dict[str, str] | None = None) -> None:
     """The end-of-run summary table (stdout)."""
     from rich.console import Console
     from rich.table import Table
@@ -95,7 +110,10 @@ def print_summary(doc: Dict[str, Any], run_dir: Optional[Path], extra: Optional[
         table.add_row("most common failure", f"{fa['most_common_failure']} ({fa['most_common_failure_stage']})")
     if t:
         table.add_row("simulated elapsed", f"{t['elapsed_seconds'] / 3600:,.2f} h")
-        table.add_row("downtime max / mean", f"{t['downtime_max_seconds'] / 3600:,.2f} h / {t['downtime_mean_seconds'] / 3600:,.2f} h")
+        table.add_row(
+            "downtime max / mean",
+            f"{t['downtime_max_seconds'] / 3600:,.2f} h / {t['downtime_mean_seconds'] / 3600:,.2f} h",
+        )
         table.add_row("peak concurrency", str(t["peak_concurrency"]))
     for k, v in (extra or {}).items():
         table.add_row(k, v)

@@ -28,14 +28,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--patients", type=positive_int, default=None, help="number of source records (default 1000, or num_records in the YAML)")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="patients per wave (default 100, or batch_size in the YAML)")
-    p.add_argument("--strategy", default=None, choices=("staged", "big_bang", "parallel"), help="migration strategy (default staged)")
+    p.add_argument(
+        "--patients",
+        type=positive_int,
+        default=None,
+        help="number of source records (default 1000, or num_records in the YAML)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="patients per wave (default 100, or batch_size in the YAML)",
+    )
+    p.add_argument(
+        "--strategy",
+        default=None,
+        choices=("staged", "big_bang", "parallel"),
+        help="migration strategy (default staged)",
+    )
     p.add_argument("--seed", type=nonneg_int, default=None, help="random seed (default 0, or seed in the YAML)")
     p.add_argument("--config", default=None, metavar="FILE", help="YAML configuration (the spec's schema)")
     p.add_argument("--out", default=None, metavar="RUN", help="run folder to write (default runs/latest)")
     p.add_argument("--report", default=None, metavar="PATH", help="also write a report here")
-    p.add_argument("--report-format", default=None, choices=FORMATS, help="report format (default from the extension, else txt)")
+    p.add_argument(
+        "--report-format", default=None, choices=FORMATS, help="report format (default from the extension, else txt)"
+    )
     p.add_argument("--json", action="store_true", help="print results.json on stdout instead of the summary")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--no-audit", action="store_true", help="do not keep or write the per-attempt audit trail")
@@ -53,9 +70,16 @@ def run(args: argparse.Namespace) -> int:
     interactive = not (args.json or args.quiet)
     with progress_bar(n, "simulating", interactive and sys.stderr.isatty()) as progress:
         out = run_model(
-            population_ids(n), config=settings.config, strategy=strategy, batch_size=batch_size, seed=seed,
-            run_dir=run_dir, report_path=Path(report) if report else None, report_format=args.report_format,
-            keep_audit=not args.no_audit, progress=progress,
+            population_ids(n),
+            config=settings.config,
+            strategy=strategy,
+            batch_size=batch_size,
+            seed=seed,
+            run_dir=run_dir,
+            report_path=Path(report) if report else None,
+            report_format=args.report_format,
+            keep_audit=not args.no_audit,
+            progress=progress,
         )
     if args.json:
         sys.stdout.write(dumps(out.doc).decode("utf-8"))

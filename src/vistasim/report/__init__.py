@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict
+from collections.abc import Callable
+from typing import Any, Dict
 
 FORMATS = ("txt", "json", "md", "html")
 
 
-def render(doc: Dict[str, Any], fmt: str) -> str:
+def render(doc: dict[str, Any], fmt: str) -> str:
     """Render a results.json document in one of FORMATS."""
     from ..errors import ConfigError
 
-    renderers: Dict[str, Callable[[Dict[str, Any]], str]] = {"txt": _txt, "json": _json}
+    renderers: dict[str, Callable[[dict[str, Any]], str]] = {"txt": _txt, "json": _json}
     try:
         from . import markdown as _md  # noqa: F401
 
@@ -29,13 +30,13 @@ def render(doc: Dict[str, Any], fmt: str) -> str:
     return renderers[fmt](doc)
 
 
-def _txt(doc: Dict[str, Any]) -> str:
+def _txt(doc: dict[str, Any]) -> str:
     from .text import render_text_report
 
     return render_text_report(doc, doc.get("config"))
 
 
-def _json(doc: Dict[str, Any]) -> str:
+def _json(doc: dict[str, Any]) -> str:
     from ..results import dumps
 
     return dumps(doc).decode("utf-8")

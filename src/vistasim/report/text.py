@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from ..model import STAGES
 
 
-def _pct(x: Optional[float]) -> str:
+def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1%}"
 
 
@@ -19,10 +19,13 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
-def render_text_report(analytics: Dict[str, Any], config: Optional[Any] = None,
-                       title: str = "VistA -> Oracle Health Migration Simulation Report") -> str:
+def render_text_report(
+    analytics: dict[str, Any],
+    config: Any | None = None,
+    title: str = "VistA -> Oracle Health Migration Simulation Report",
+) -> str:
     s = analytics["summary"]
-    lines: List[str] = [title, "=" * len(title), ""]
+    lines: list[str] = [title, "=" * len(title), ""]
     lines += ["EXECUTIVE SUMMARY", "-----------------"]
     lines.append(f"Total batches:          {s['total_batches']:,}")
     lines.append(f"Total patients:         {s['total_patients']:,}")
@@ -33,9 +36,13 @@ def render_text_report(analytics: Dict[str, Any], config: Optional[Any] = None,
     lines.append(f"Total errors:           {s['total_errors']:,} failed attempts (retried ones included)")
     t = analytics.get("timeline") or {}
     if t.get("started_at"):
-        lines.append(f"Simulated window:       {t['started_at']} to {t['completed_at']} ({_hours(t['elapsed_seconds'])})")
-        lines.append(f"Downtime:               max {_hours(t['downtime_max_seconds'])}, "
-                     f"patient-weighted mean {_hours(t['downtime_mean_seconds'])}")
+        lines.append(
+            f"Simulated window:       {t['started_at']} to {t['completed_at']} ({_hours(t['elapsed_seconds'])})"
+        )
+        lines.append(
+            f"Downtime:               max {_hours(t['downtime_max_seconds'])}, "
+            f"patient-weighted mean {_hours(t['downtime_mean_seconds'])}"
+        )
         lines.append(f"Peak concurrency:       {t['peak_concurrency']} patients")
         lines.append(f"Throughput:             {t['throughput_patients_per_hour']:,.0f} migrated patients per hour")
     lines.append("")
@@ -44,25 +51,31 @@ def render_text_report(analytics: Dict[str, Any], config: Optional[Any] = None,
     lines.append(f"{'stage':<12}{'success':>10}{'processed':>12}{'failed':>9}{'avg duration':>15}{'errors':>9}")
     for stage in STAGES:
         p = analytics["stage_performance"][stage]
-        lines.append(f"{stage:<12}{_pct(p['success_rate']) if p['records_processed'] else 'n/a':>10}"
-                     f"{p['records_processed']:>12,}{p['records_failed']:>9,}{_hours(p['average_duration']):>15}"
-                     f"{p['errors']:>9,}")
+        lines.append(
+            f"{stage:<12}{_pct(p['success_rate']) if p['records_processed'] else 'n/a':>10}"
+            f"{p['records_processed']:>12,}{p['records_failed']:>9,}{_hours(p['average_duration']):>15}"
+            f"{p['errors']:>9,}"
+        )
     sp = analytics.get("substage_performance")
     if sp:
         lines.append("")
         lines.append(f"  {'substage':<26}{'success':>10}{'processed':>12}{'attempts':>10}")
         for stage in STAGES:
             for sub, p in sp[stage].items():
-                lines.append(f"  {stage + '/' + sub:<26}{_pct(p['success_rate']) if p['records_processed'] else 'n/a':>10}"
-                             f"{p['records_processed']:>12,}{p['attempts']:>10,}")
+                lines.append(
+                    f"  {stage + '/' + sub:<26}{_pct(p['success_rate']) if p['records_processed'] else 'n/a':>10}"
+                    f"{p['records_processed']:>12,}{p['attempts']:>10,}"
+                )
     lines.append("")
 
     f = analytics["failure_analysis"]
     lines += ["FAILURE ANALYSIS", "----------------"]
     total = f.get("total_failed_attempts", sum(f["failure_types"].values()))
     if total:
-        lines.append(f"Most common failure: {f['most_common_failure']} "
-                     f"(stage with most failed attempts: {f.get('most_common_failure_stage')})")
+        lines.append(
+            f"Most common failure: {f['most_common_failure']} "
+            f"(stage with most failed attempts: {f.get('most_common_failure_stage')})"
+        )
         for etype, cnt in sorted(f["failure_types"].items(), key=lambda kv: -kv[1]):
             if cnt:
                 lines.append(f"  {etype:<26}{cnt:>9,}  {cnt / total:6.1%}")
@@ -95,12 +108,20 @@ def render_text_report(analytics: Dict[str, Any], config: Optional[Any] = None,
     if config is not None:
         cfg = config if isinstance(config, dict) else config.to_dict()
         lines += ["CONFIGURATION", "-------------"]
-        lines.append("Stage success rates:    " + ", ".join(f"{k} {v:.2f}" for k, v in cfg["stage_success_rates"].items()))
-        lines.append(f"Failure rates:          network {cfg['network_failure_rate']:.3f}, overload "
-                     f"{cfg['system_overload_rate']:.3f}, corruption {cfg['data_corruption_rate']:.3f}")
-        lines.append(f"Concurrency and retry:  {cfg['max_concurrent_patients']} concurrent patients, "
-                     f"{cfg['retry_attempts']} retries, {cfg['retry_delay_seconds']:g} s backoff doubling")
-        lines.append(f"Quality degradation:    {cfg['quality_degradation_per_failure']:+.3f} per failure, "
-                     f"{cfg['quality_degradation_per_success']:+.3f} per stage passed")
+        lines.append(
+            "Stage success rates:    " + ", ".join(f"{k} {v:.2f}" for k, v in cfg["stage_success_rates"].items())
+        )
+        lines.append(
+            f"Failure rates:          network {cfg['network_failure_rate']:.3f}, overload "
+            f"{cfg['system_overload_rate']:.3f}, corruption {cfg['data_corruption_rate']:.3f}"
+        )
+        lines.append(
+            f"Concurrency and retry:  {cfg['max_concurrent_patients']} concurrent patients, "
+            f"{cfg['retry_attempts']} retries, {cfg['retry_delay_seconds']:g} s backoff doubling"
+        )
+        lines.append(
+            f"Quality degradation:    {cfg['quality_degradation_per_failure']:+.3f} per failure, "
+            f"{cfg['quality_degradation_per_success']:+.3f} per stage passed"
+        )
         lines.append("")
     return "\n".join(lines)
