@@ -219,3 +219,19 @@ def test_export_report_has_the_spec_sections(tmp_path):
     for section in ("EXECUTIVE SUMMARY", "STAGE PERFORMANCE", "FAILURE ANALYSIS", "QUALITY TRENDS", "RECOMMENDATIONS"):
         assert section in text
     assert "Total patients:         300" in text
+
+
+def test_start_time_and_systems_are_used():
+    from datetime import datetime, timezone
+
+    cfg = MigrationConfig(start_time=datetime(2027, 5, 1, 8, tzinfo=timezone.utc), target_system="millennium_test")
+    b = MigrationSimulator(cfg, seed=1).simulate_staged_migration(ids(20), "t")
+    assert b.started_at == datetime(2027, 5, 1, 8, tzinfo=timezone.utc)
+    assert b.target_system == "millennium_test" and b.source_system == "vista"
+    assert all(r.start_time >= b.started_at for r in b.stage_results)
+
+
+def test_max_concurrent_patients_bounds_every_round():
+    cfg = perfect_config(max_concurrent_patients=7)
+    run = MigrationSimulator(cfg, seed=1).simulate_migration(ids(500), batch_size=100)
+    assert run.peak_concurrency == 7
