@@ -13,7 +13,8 @@ Decisions (the VA FHIR map set and DESIGN.md where they speak; ours where they d
   from the first record that has it. Identifiers: the full ICN (``urn:oid:2.16.840.1.113883.4.349``),
   one station-qualified DFN per site record (``urn:va:<station>:2``), the SSN (us-ssn), deduplicated.
 * **Dates** keep their precision; a dateTime with a time gets the offset of ``tz`` at that instant
-  (FHIR requires a zone once there is a time).
+  (FHIR requires a zone once there is a time). A corrupt date passes through as it is, so that
+  validate (not map) is where corruption shows.
 * The map is literal: ICD-9 stays ICD-9, drugs without RxNorm carry text only, vitals carry VistA's unit
   text. :mod:`vistasim.fhir.standardize` adds ICD-10-CM, RxNorm and UCUM and reports what it could not.
 """
@@ -61,13 +62,18 @@ def _zone(tz: str) -> ZoneInfo:
 
 @lru_cache(maxsize=262144)
 def fhir_datetime(value: str, tz: str = "UTC") -> str:
-    """Model date (any precision) -> FHIR dateTime; a time gets ``tz``'s offset at that moment."""
+    """Model date (any precision) -> FHIR dateTime; a time gets ``tz``'s offset at that moment.
+
+    Values that are not ISO 8601 come back unchanged, for the validator to flag.
+    """
     if "T" not in value:
         return value
     try:
         dt = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InputError(f"date {value!r} is not ISO 8601: fix the source record") from exc
+    except ValueError:
+        # A corrupt date is passed through unchanged: validate's schema_check reports it (data_corruption)
+        # instead of the map stage failing on data it was never meant to judge.
+        return value
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=_zone(tz))
     text = dt.isoformat(timespec="seconds")
