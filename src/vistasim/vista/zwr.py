@@ -155,7 +155,7 @@ def node_key(subs: tuple[Subscript, ...]) -> tuple:
 # --------------------------------------------------------------------------- parsing
 
 
-class _Bad(Exception):
+class _Bad(ValueError):
     """Internal: a line could not be parsed (the reader adds path and line number)."""
 
 
