@@ -110,7 +110,8 @@ def test_staging_rejects_a_bad_resource_midway_and_stages_nothing(target: Target
 # --------------------------------------------------------------------------- production
 
 
-def test_promote_is_atomic_per_person(target: Target) -> None:
+def test_promote_is_atomic_per_person(backend: tuple[str, Raw]) -> None:
+    target = open_target(backend[0], persons_per_commit=1)
     bundles = wave([(k, 0) for k in range(6)])
     target.staging("W1", bundles)
     target.on_commit = _raise_at(f"promoted:W1:{icn(3)}")  # type: ignore[attr-defined]
@@ -128,6 +129,7 @@ def test_promote_is_atomic_per_person(target: Target) -> None:
     assert res.skipped == tuple(icn(k) for k in range(3))
     assert res.promoted == tuple(icn(k) for k in range(3, 6))
     assert target.verification("W1").passed is True
+    target.close()
 
 
 def test_group_commits_keep_whole_persons(backend: tuple[str, Raw]) -> None:

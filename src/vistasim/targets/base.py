@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol, Union, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Iterator, Optional, Protocol, Union, runtime_checkable
 
 import orjson
 
@@ -34,6 +35,11 @@ STEP_PROMOTED = "promoted"
 STEP_VERIFIED = "verified"
 STEP_BACKED_OUT = "backed_out"
 JOURNAL_STEPS: tuple[str, ...] = (STEP_STAGED, STEP_PROMOTED, STEP_VERIFIED, STEP_BACKED_OUT)
+
+#: Whole persons per production transaction. 1 = a commit per person; a wave's size = one commit.
+#: 50 keeps each person atomic while cutting commit cost (a per-person commit rewrites ~10 pages:
+#: measured 2,300 vs 7,000 persons/s on SQLite, bench/targets.py); a crash redoes at most 50 persons.
+DEFAULT_PERSONS_PER_COMMIT = 50
 
 # --------------------------------------------------------------------------- results
 
@@ -225,8 +231,9 @@ def iter_resources(bundle: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     if not isinstance(entries, list):
         raise InputError(f"bundle {bundle.get('id', '?')!s}: no 'entry' list; pass FHIR Bundles (type collection or transaction)")
     for entry in entries:
-        res = entry.get("resource") if isinstance(entry, Mapping) else None
-        if not isinstance(res, Mapping):
+        # type() fast path: isinstance against the Mapping ABC costs more than the rest of staging a row
+        res = entry.get("resource") if type(entry) is dict or isinstance(entry, Mapping) else None
+        if type(res) is not dict and not isinstance(res, Mapping):
             raise InputError(f"bundle {bundle.get('id', '?')!s}: an entry has no 'resource' object; fix the bundle")
         yield res
 
@@ -235,6 +242,8 @@ def person_bundles(bundles: BundleInput) -> Iterator[tuple[str, Mapping[str, Any
     """(person_id, bundle) pairs from either accepted input shape."""
     if isinstance(bundles, Mapping):
         for pid, bundle in bundles.items():
+            if not isinstance(bundle, Mapping):
+                raise InputError(f"bundles[{pid!r}]: expected a FHIR Bundle dict, got {type(bundle).__name__}")
             yield str(pid), bundle
         return
     for bundle in bundles:
@@ -270,16 +279,19 @@ def stage_rows(wave_id: str, bundles: BundleInput) -> StagedWave:
     seen_persons: set[str] = set()
     h = hashlib.blake2b(digest_size=16)
     dumps, opt, blake = orjson.dumps, orjson.OPT_SORT_KEYS, hashlib.blake2b
+    append, add, update = rows.append, seen_keys.add, h.update
     for order, (pid, bundle) in enumerate(person_bundles(bundles)):
         if not pid:
             raise InputError(f"wave {wave_id}: a person id is empty; every bundle needs its ICN")
         if pid in seen_persons:
             raise InputError(f"wave {wave_id}: person {pid} appears in two bundles; merge them into one bundle per ICN")
         seen_persons.add(pid)
-        n = 0
+        # The body holds resourceType and id, so hashing person + bodies covers the keys too.
+        update(f"\x1e{pid}\x1f".encode())
+        n = len(rows)
         for res in iter_resources(bundle):
             rtype, rid = res.get("resourceType"), res.get("id")
-            if not isinstance(rtype, str) or not rtype or not isinstance(rid, str) or not rid:
+            if type(rtype) is not str or type(rid) is not str or not rtype or not rid:
                 raise InputError(
                     f"wave {wave_id}, person {pid}: a resource lacks resourceType or id; "
                     "the mapper must give every resource a deterministic id"
@@ -287,17 +299,16 @@ def stage_rows(wave_id: str, bundles: BundleInput) -> StagedWave:
             key = (rtype, rid)
             if key in seen_keys:
                 raise InputError(f"wave {wave_id}: {rtype}/{rid} appears twice; resource ids must be unique in a wave")
-            seen_keys.add(key)
+            add(key)
             try:
                 body = dumps(res, option=opt)
             except TypeError as exc:
                 raise InputError(f"wave {wave_id}, {rtype}/{rid}: not JSON-serialisable ({exc}); fix the resource") from exc
-            digest = blake(body, digest_size=16).hexdigest()
-            rows.append((wave_id, pid, rtype, rid, digest, body.decode()))
+            digest = blake(body, digest_size=16).digest()
+            update(digest)
+            append((wave_id, pid, rtype, rid, digest.hex(), body.decode()))
             counts[rtype] = counts.get(rtype, 0) + 1
-            h.update(f"{pid}\x1f{rtype}\x1f{rid}\x1f{digest}\x1e".encode())
-            n += 1
-        persons.append((wave_id, pid, order, n))
+        persons.append((wave_id, pid, order, len(rows) - n))
     return StagedWave(wave_id, rows, persons, dict(sorted(counts.items())), h.hexdigest())
 
 

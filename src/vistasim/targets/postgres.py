@@ -16,8 +16,8 @@ from typing import Any, Iterator, Mapping, Optional
 import orjson
 
 from ..errors import InputError, OutputError, require
-from ._sql import SQLTarget, mapping_body_hash
-from .base import CommitHook, StagedWave
+from ._sql import SQLTarget, canonical_text_hash
+from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, StagedWave
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS staging (
@@ -48,6 +48,19 @@ _DDL = (
 )
 
 
+_COPY_CHUNK = 5000
+# COPY's text format gives backslash, tab, newline and carriage return a meaning: escape them.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: str) -> str:
+    return value.translate(_COPY_ESCAPES) if ("\\" in value or "\t" in value or "\n" in value or "\r" in value) else value
+
+
+def _copy_line(row: tuple[str, ...]) -> str:
+    return "\t".join(map(_copy_field, row)) + "\n"
+
+
 def redact(url: str) -> str:
     """The URL with any password replaced by ***, for messages and logs."""
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
@@ -56,11 +69,13 @@ def redact(url: str) -> str:
 class PostgresTarget(SQLTarget):
     """Load target in a PostgreSQL database. See :class:`vistasim.targets.base.Target`."""
 
+    _BODY_TEXT = "body::text"
+
     def __init__(
         self,
         url: str,
         *,
-        persons_per_commit: int = 1,
+        persons_per_commit: int = DEFAULT_PERSONS_PER_COMMIT,
         on_commit: Optional[CommitHook] = None,
         connect_timeout: int = 5,
     ) -> None:
@@ -99,8 +114,9 @@ class PostgresTarget(SQLTarget):
     def _write_staging(self, cur: Any, wave: StagedWave) -> None:
         try:
             with cur.copy("COPY staging (wave_id, person_id, resource_type, id, hash, body) FROM STDIN") as copy:
-                for row in wave.rows:
-                    copy.write_row(row)
+                # COPY text format built here in bulk: write_row per row ran at a third of the speed.
+                for start in range(0, len(wave.rows), _COPY_CHUNK):
+                    copy.write("".join(_copy_line(r) for r in wave.rows[start : start + _COPY_CHUNK]))
             with cur.copy("COPY staging_persons (wave_id, person_id, ord, n) FROM STDIN") as copy:
                 for row in wave.persons:
                     copy.write_row(row)
@@ -109,7 +125,7 @@ class PostgresTarget(SQLTarget):
             raise InputError(f"wave {wave.wave_id}: staging rejected a row ({reason}); nothing was staged") from exc
 
     def _stored_hash(self, body: Any, staged_hash: Optional[str]) -> str:
-        return mapping_body_hash(body)
+        return canonical_text_hash(body)
 
     def _load_body(self, body: Any) -> dict[str, Any]:
         return dict(body) if isinstance(body, Mapping) else orjson.loads(body)

@@ -18,7 +18,7 @@ import orjson
 
 from ..errors import InputError, OutputError
 from ._sql import SQLTarget, text_body_hash
-from .base import CommitHook, StagedWave
+from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, StagedWave
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS staging (
@@ -60,7 +60,7 @@ class SQLiteTarget(SQLTarget):
         path: str,
         *,
         url: Optional[str] = None,
-        persons_per_commit: int = 1,
+        persons_per_commit: int = DEFAULT_PERSONS_PER_COMMIT,
         on_commit: Optional[CommitHook] = None,
     ) -> None:
         super().__init__(url or f"sqlite:///{path}", persons_per_commit=persons_per_commit, on_commit=on_commit)
@@ -76,6 +76,7 @@ class SQLiteTarget(SQLTarget):
             if path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA wal_autocheckpoint = 16384")
             self._conn.execute("PRAGMA temp_store = MEMORY")
             self._conn.execute("PRAGMA cache_size = -65536")
             for stmt in _DDL:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..errors import InputError
-from .base import CommitHook, Target
+from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, Target
 
 SCHEMES = ("sqlite", "postgresql", "postgres")
 
@@ -27,7 +27,7 @@ def sqlite_path(url: str) -> str:
 
 
 def open_target(
-    url: str, *, persons_per_commit: int = 1, on_commit: Optional[CommitHook] = None, **options: Any
+    url: str, *, persons_per_commit: int = DEFAULT_PERSONS_PER_COMMIT, on_commit: Optional[CommitHook] = None, **options: Any
 ) -> Target:
     """Open (and create if needed) the load target a URL names.
 
