@@ -280,3 +280,31 @@ def test_readers(target: Target) -> None:
     steps = [(e.step, e.person_id) for e in target.journal("W1")]
     assert ("staged", "") in steps and ("verified", "") in steps
     assert sum(1 for s, _ in steps if s == "promoted") == 3
+
+
+# --------------------------------------------------------------------------- content fidelity
+
+
+def test_awkward_content_round_trips_exactly(target: Target) -> None:
+    b = person_bundle(1, 0, n_obs=1)
+    b["entry"].append({"resource": {
+        "resourceType": "Flag", "id": "flag-1",
+        "code": {"text": 'HIGH RISK \\ "suicide"\tline1\nline2\r – é ✓ 😀'},
+        "period": {"start": "2024-01-01"}, "extension": [{"valueDecimal": 0.1}, {"valueInteger": -7},
+                                                          {"valueBoolean": False}, {"valueString": ""}],
+    }})
+    res = load_wave(target, "W1", [b])
+    assert res.verification.passed is True
+    assert target.read_person(icn(1)) == sorted_resources(b)
+
+
+def test_nul_characters_are_kept_or_rejected_whole(target: Target, backend: tuple[str, Raw]) -> None:
+    b = person_bundle(1, 0, n_obs=1)
+    b["entry"][0]["resource"]["name"][0]["family"] = "NUL\u0000BYTE"
+    if backend[0].startswith("sqlite"):
+        assert load_wave(target, "W1", [b]).verification.passed is True
+        assert target.read_person(icn(1)) == sorted_resources(b)
+    else:  # jsonb cannot hold \u0000: the whole wave is refused, nothing staged
+        with pytest.raises(InputError, match="staging rejected"):
+            target.staging("W1", [person_bundle(0, 0), b])
+        assert target.journal() == []
