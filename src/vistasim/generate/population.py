@@ -26,7 +26,6 @@ from .identifiers import IEN_STRIDE, icn_checksums, icn_numbers, ssn_numbers
 from .layout import Layout
 from .tables import all_sites, cdf, pick, tables
 
-_TWO53 = 1.0 / float(1 << 53)
 _EPOCH_YEAR0 = np.datetime64("1880-01-01", "D")
 _DAY0 = int(_EPOCH_YEAR0.astype(np.int64))
 _N_DAYS = int((np.datetime64("2031-01-01", "D") - _EPOCH_YEAR0).astype(np.int64))
@@ -135,6 +134,9 @@ class _Model:
     hrs_review: int
     default_review: int
     ptsd_dep_mask: int
+    clinic_need: np.ndarray
+    flag_share: np.ndarray
+    flag_mult: np.ndarray
     cond_index: dict[str, int]
 
 
@@ -238,6 +240,9 @@ def model() -> _Model:
         hrs_review=int(flags["review_days"]["HIGH RISK FOR SUICIDE"]),
         default_review=int(flags["review_days"]["default"]),
         ptsd_dep_mask=mask(["ptsd", "depression"]),
+        clinic_need=np.array([mask(c[3]) for c in clinics], dtype=np.int64),
+        flag_share=np.array([f[2] for f in flags["values"]], dtype=np.float64),
+        flag_mult=np.array([f[3] for f in flags["values"]], dtype=np.float64),
         cond_index=cond_index,
     )
 
@@ -249,10 +254,30 @@ def _base(seed: int, stream: str, skeys: np.ndarray, dfn: np.ndarray) -> np.ndar
     return hash_keys(seed, name_key(stream), skeys, dfn)
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S32 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(32)
+_TWO32 = 1.0 / float(1 << 32)
+
+
 def _draws(base: np.ndarray, k: int) -> np.ndarray:
-    """(n, k) uniforms in [0, 1): slot j of entity i is a hash of (base_i, j)."""
-    h = hash_keys(base[:, None], np.arange(k, dtype=np.uint64)[None, :])
-    return (h >> np.uint64(11)).astype(np.float64) * _TWO53
+    """(n, k) uniforms in [0, 1): slot j of entity i comes from SplitMix64(base_i + j * golden).
+
+    Each 64-bit hash yields two 32-bit uniforms (resolution 2**-32, ample for every draw here), which
+    halves the hashing work of a block; still a pure function of (base_i, j).
+    """
+    half = (k + 1) // 2
+    with np.errstate(over="ignore"):
+        z = base[:, None] + (np.arange(1, half + 1, dtype=np.uint64) * _GOLDEN)[None, :]
+        z = (z ^ (z >> _S30)) * _M1
+        z = (z ^ (z >> _S27)) * _M2
+        z ^= z >> _S31
+    out = np.empty((len(base), 2 * half), dtype=np.float64)
+    out[:, 0::2] = (z >> _S32).astype(np.float64)
+    out[:, 1::2] = (z & np.uint64(0xFFFFFFFF)).astype(np.float64)
+    out *= _TWO32
+    return out[:, :k]
 
 
 def _normal(u1: np.ndarray, u2: np.ndarray, u3: np.ndarray) -> np.ndarray:
@@ -447,30 +472,62 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
     O = _draws(rbase ^ np.uint64(11), 24)
     F = _draws(_base(seed, "flags", pkey, pd), 2 * len(m.flags))
     D = _draws(rbase ^ np.uint64(12), 8)
+    sysv, diav = np.clip(sysv, 70, 260), np.clip(diav, 40, 160)
 
-    # ---- to plain Python for the assembly loop
+    # ---- vectorised per-cell values, flattened to the cells actually used (tolist is the costly step)
+    rows, cols = np.nonzero(present)  # row-major: each patient's conditions in table order
+    row_start = np.searchsorted(rows, np.arange(n + 1)).tolist()
+    c_cols = cols.tolist()
+    c_onset, c_entered = onset[rows, cols].tolist(), entered[rows, cols].tolist()
+    c_inact, c_resolved = inactive[rows, cols].tolist(), resolved[rows, cols].tolist()
+    c_treated, c_drug = treated[rows, cols].tolist(), dr[rows, cols].tolist()
+    c_issue, c_prior = np.maximum(rx_issue, entered)[rows, cols].tolist(), prior_rx[rows, cols].tolist()
+    c_mail, c_rq = mail[rows, cols].tolist(), rq[rows, cols].tolist()
+    # visits sorted by date/time per patient, clinic remapped when the patient has none of its conditions
+    vkey = vday * 1440 + vmin
+    vkey = np.where(np.arange(m.visit_max)[None, :] < nvis[:, None], vkey, np.iinfo(np.int64).max)
+    vorder = np.argsort(vkey, axis=1, kind="stable")
+    vday_s = np.take_along_axis(vday, vorder, axis=1)
+    vmin_s = np.take_along_axis(vmin, vorder, axis=1)
+    vclin_s = np.take_along_axis(vclin, vorder, axis=1)
+    need = m.clinic_need[vclin_s]
+    vclin_s = np.where((need != 0) & ((need & cond_mask[:, None]) == 0), 0, vclin_s)
+    vday_l, vmin_l, vclin_l = vday_s.tolist(), vmin_s.tolist(), vclin_s.tolist()
+
     L = lambda a: a.tolist()  # noqa: E731
     dfn_l, female_l, dob_l, race_l, eth_l = L(dfn), L(female), L(dob), L(race), L(eth)
     branch_l, entry_l, sep_l, period_l, marital_l = L(branch), L(entry), L(sep), L(period), L(marital)
     sc_l, scp_l, dead_l, death_l, end_l = L(sc), L(sc_pct), L(dead), L(death), L(end_day)
-    last_l, fm_l, ff_l, mm_l, mf_l, midk_l = L(last), L(first_m), L(first_f), L(mid_m), L(mid_f), L(P[:, 19])
+    last_l, midk_l = L(last), L(P[:, 19])
+    first_l = L(np.where(female, first_f, first_m))
+    mid_l = L(np.where(female, mid_f, mid_m))
     sno_l, str_l, apt_l, zs_l, ph_l = L(street_no), L(street), L(apt), L(zip_suffix), L(phone)
     icn_l, chk_l, ps_l = L(icn), L(icn_chk), L(ps)
-    present_rows = [np.flatnonzero(r).tolist() for r in present]
-    onset_l, entered_l, inactive_l, resolved_l = L(onset), L(entered), L(inactive), L(resolved)
-    treated_l, dr_l, issue_l, prior_l, mail_l, rq_l = L(treated), L(dr), L(rx_issue), L(prior_rx), L(mail), L(rq)
-    nvis_l, vday_l, vmin_l, vclin_l, cmask_l = L(nvis), L(vday), L(vmin), L(vclin), L(cond_mask)
+    nvis_l, cmask_l = L(nvis), L(cond_mask)
     nsets_l, sys_l, dia_l, pulse_l, temp_l, wt_l = L(nsets), L(sysv), L(diav), L(pulse), L(temp10), L(wt10)
-    pain_l, resp_l, spo2_l, htin_l, copd_l, R_l = L(pain), L(resp), L(spo2), L(htin), L(copd), L(R)
-    A_l, O_l, F_l, D_l, kinds_l, dup_l = L(A), L(O), L(F), L(D), L(kinds), L(dup_target)
+    pain_l, resp_l, spo2_l, htin_l, copd_l = L(pain), L(resp), L(spo2), L(htin), L(copd)
+    A_l, O_l, F_l, kinds_l, dup_l = L(A), L(O), L(F), L(kinds), L(dup_target)
+    flag_hit = F[:, 0::2] < (m.flag_share[None, :] * np.where((cond_mask & m.ptsd_dep_mask) != 0, 1.0, 0.0)[:, None]
+                              * (m.flag_mult[None, :] - 1.0) + m.flag_share[None, :])
+    any_flag_l = L(flag_hit.any(axis=1))
+    flag_l = L(flag_hit)
     stations = layout.stations
+    sites = [all_site[s] for s in stations]
 
     drugs, cond_drugs = m.drugs, m.cond_drugs
     c_icd, c_desc, c_sno = m.cond_icd10, m.cond_desc, m.cond_snomed
     clinics, labs, others = m.clinics, m.labs, m.others
-    allergens = m.allergens
+    allergens, allergy_share, allergy_verified = m.allergens, m.allergy_share, m.allergy_verified
     ac, amc = m.allergen_cdf.tolist(), m.allergen_mech_cdf.tolist()
-    ostat, oscdf = m.order_status, m.order_status_cdf.tolist()
+    ostat, oscdf, unsigned = m.order_status, m.order_status_cdf.tolist(), m.unsigned_share
+    surnames, male_names, female_names = m.surnames, m.male_names, m.female_names
+    marital_vals, race_vals, eth_vals = m.marital_vals, m.race_vals, m.eth_vals
+    period_names, branch_vals = m.period_names, m.branch_vals
+    num_s, tenth_s = _int_strings(), _tenth_strings()
+    pc0_loc, pc0_cat = clinics[0][0], clinics[0][1]
+    VS = ("BLOOD PRESSURE", "PULSE", "TEMPERATURE", "WEIGHT", "PAIN", "HEIGHT", "RESPIRATION", "PULSE OXIMETRY")
+    bisect_right = bisect.bisect_right
+    len_ostat = len(ostat) - 1
 
     records: List[PatientRecord] = []
     keys: List[List[DefectEntry]] = []
@@ -479,139 +536,131 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
         fem = female_l[i]
         base_ien = d * IEN_STRIDE
         end = end_l[i]
-        home_site = all_site[stations[ps_l[i]]]
-        first = ff_l[i] if fem else fm_l[i]
-        names = m.female_names if fem else m.male_names
+        dead_i = dead_l[i]
+        site = sites[ps_l[i]]
+        names = female_names if fem else male_names
         midx = midk_l[i]
         if midx < 0.55:
-            middle = " " + names[mf_l[i] if fem else mm_l[i]][0]
+            name = f"{surnames[last_l[i]]},{names[first_l[i]]} {names[mid_l[i]][0]}"
         elif midx < 0.85:
-            middle = " " + names[mf_l[i] if fem else mm_l[i]]
+            name = f"{surnames[last_l[i]]},{names[first_l[i]]} {names[mid_l[i]]}"
         else:
-            middle = ""
-        name = f"{m.surnames[last_l[i]]},{names[first]}{middle}"
+            name = f"{surnames[last_l[i]]},{names[first_l[i]]}"
         apt_no = apt_l[i]
         addr = Address(f"{sno_l[i]} {STREET_NAMES[str_l[i]]}", f"APT {apt_no}" if apt_no else "", "",
-                       home_site.city, home_site.state, f"{home_site.zip[:3]}{zs_l[i]:02d}")
-        chk = chk_l[i]
+                       site.city, site.state, site.zip[:3] + num_s[100 + zs_l[i]][1:])
         rec = PatientRecord(
-            station, d, name, "F" if fem else "M", day_s[dob_l[i]], ssn[i], str(icn_l[i]), f"{chk:06d}",
-            m.marital_vals[marital_l[i]], m.race_vals[race_l[i]], m.eth_vals[eth_l[i]], addr,
-            f"{home_site.area_code}-555-01{ph_l[i]:02d}", sc_l[i], scp_l[i] if sc_l[i] else None,
-            m.period_names[period_l[i]], m.branch_vals[branch_l[i]], day_s[entry_l[i]], day_s[sep_l[i]],
-            day_s[death_l[i]] if dead_l[i] else None,
+            station, d, name, "F" if fem else "M", day_s[dob_l[i]], ssn[i], str(icn_l[i]), f"{chk_l[i]:06d}",
+            marital_vals[marital_l[i]], race_vals[race_l[i]], eth_vals[eth_l[i]], addr,
+            f"{site.area_code}-555-01{num_s[100 + ph_l[i]][1:]}", sc_l[i], scp_l[i] if sc_l[i] else None,
+            period_names[period_l[i]], branch_vals[branch_l[i]], day_s[entry_l[i]], day_s[sep_l[i]],
+            day_s[death_l[i]] if dead_i else None,
         )
         # problems and prescriptions
         problems = rec.problems
         rxs = rec.prescriptions
         k_rx = 0
-        on_i, en_i, in_i, rs_i = onset_l[i], entered_l[i], inactive_l[i], resolved_l[i]
-        tr_i, dr_i, is_i, pr_i, ml_i, rq_i = treated_l[i], dr_l[i], issue_l[i], prior_l[i], mail_l[i], rq_l[i]
         active_rx: list[Prescription] = []
-        for k, c in enumerate(present_rows[i], 1):
-            inact = in_i[c]
+        for k, x in enumerate(range(row_start[i], row_start[i + 1]), 1):
+            c = c_cols[x]
+            inact = c_inact[x]
+            entered_s = day_s[c_entered[x]]
             problems.append(Problem(base_ien + k, c_icd[c], "ICD-10-CM", c_desc[c], c_sno[c], "I" if inact else "A",
-                                    day_s[en_i[c]], day_s[on_i[c]], day_s[rs_i[c]] if inact else None))
-            if tr_i[c]:
+                                    entered_s, day_s[c_onset[x]], day_s[c_resolved[x]] if inact else None))
+            if c_treated[x]:
                 opts = cond_drugs[c]
-                j = int(dr_i[c] * len(opts))
+                j = int(c_drug[x] * len(opts))
                 dname, rxn, q30, sig = drugs[opts[j]]
-                issue = max(is_i[c], en_i[c])
-                by_mail = ml_i[c]
-                days = 90 if by_mail else 30
-                if dead_l[i] or inact:
+                issue = c_issue[x]
+                by_mail = c_mail[x]
+                if dead_i or inact:
                     status = "discontinued"
                 elif end - issue > 365:
                     status = "expired"
                 else:
                     status = "active"
                 k_rx += 1
-                p = Prescription(base_ien + k_rx, str(base_ien + k_rx), dname, rxn, q30 * days // 30, days,
-                                 3 if days == 90 else int(rq_i[c] * 6), day_s[issue], status,
-                                 "M" if by_mail else "W", sig)
+                if by_mail:
+                    p = Prescription(base_ien + k_rx, str(base_ien + k_rx), dname, rxn, q30 * 3, 90, 3,
+                                     day_s[issue], status, "M", sig)
+                else:
+                    p = Prescription(base_ien + k_rx, str(base_ien + k_rx), dname, rxn, q30, 30,
+                                     int(c_rq[x] * 6), day_s[issue], status, "W", sig)
                 rxs.append(p)
                 if status == "active":
                     active_rx.append(p)
-                if pr_i[c] and len(opts) > 1:
+                if c_prior[x] and len(opts) > 1:
                     dname2, rxn2, q2, sig2 = drugs[opts[(j + 1) % len(opts)]]
                     k_rx += 1
                     rxs.append(Prescription(base_ien + k_rx, str(base_ien + k_rx), dname2, rxn2, q2, 30, 0,
-                                            day_s[max(en_i[c], issue - 200)], "discontinued", "W", sig2))
+                                            day_s[max(c_entered[x], issue - 200)], "discontinued", "W", sig2))
         # allergies
         a = A_l[i]
-        if a[0] < m.allergy_share:
+        if a[0] < allergy_share:
             count = 1 + (a[1] < 0.3) + (a[2] < 0.1)
-            seen = set()
+            seen: list[int] = []
             for j in range(count):
-                ai = min(bisect.bisect_right(ac, a[3 + j]), len(ac) - 1)
+                ai = min(bisect_right(ac, a[3 + j]), len(ac) - 1)
                 if ai in seen:
                     continue
-                seen.add(ai)
+                seen.append(ai)
                 reac, typ, code, system, reactions = allergens[ai]
                 mrow = amc[ai]
                 mu = a[6 + j]
                 mech = "A" if mu < mrow[0] else ("P" if mu < mrow[1] else "U")
-                orig = max(dob_l[i] + 6600, end - int(a[9 + j] * 7300))
-                rec.allergies.append(Allergy(base_ien + len(seen), reac, typ, mech, a[12 + j] < m.allergy_verified,
-                                             day_s[min(orig, end)], code, system, "active",
+                orig = min(max(dob_l[i] + 6600, end - int(a[9 + j] * 7300)), end)
+                rec.allergies.append(Allergy(base_ien + len(seen), reac, typ, mech, a[12 + j] < allergy_verified,
+                                             day_s[orig], code, system, "active",
                                              [reactions[int(a[15] * len(reactions))]]))
-        # visits (ascending date/time) and vitals at the most recent ones
+        # visits (ascending) and vitals at the most recent ones
         nv = nvis_l[i]
         vd, vm, vc = vday_l[i], vmin_l[i], vclin_l[i]
-        order_idx = sorted(range(nv), key=lambda j: (vd[j], vm[j]))
-        cmask = cmask_l[i]
-        when_list = []
-        for k, j in enumerate(order_idx, 1):
-            loc, cat, need = clinics[vc[j]]
-            if need and not (need & cmask):
-                loc, cat = clinics[0][0], clinics[0][1]
-            when = day_s[vd[j]] + min_s[vm[j]]
-            when_list.append(when)
-            rec.visits.append(Visit(base_ien + k, when, loc, "V", cat))
+        visits = rec.visits
+        for k in range(nv):
+            loc, cat, _ = clinics[vc[k]]
+            visits.append(Visit(base_ien + k + 1, day_s[vd[k]] + min_s[vm[k]], loc, "V", cat))
         vit = rec.vitals
-        kv = 0
-        ns = nsets_l[i]
-        for s in range(ns):
-            j = order_idx[nv - 1 - s]
+        kv = base_ien
+        sy, di, pu, te, wt, pa = sys_l[i], dia_l[i], pulse_l[i], temp_l[i], wt_l[i], pain_l[i]
+        for s in range(nsets_l[i]):
+            j = nv - 1 - s
             when = day_s[vd[j]] + min_s[vm[j] + 5]
-            vals = [
-                ("BLOOD PRESSURE", f"{sys_l[i][s]}/{dia_l[i][s]}"),
-                ("PULSE", str(pulse_l[i][s])),
-                ("TEMPERATURE", f"{temp_l[i][s] // 10}.{temp_l[i][s] % 10}"),
-                ("WEIGHT", f"{wt_l[i][s] // 10}.{wt_l[i][s] % 10}"),
-                ("PAIN", str(pain_l[i][s])),
-            ]
+            vit.append(Vital(kv + 1, when, "BLOOD PRESSURE", num_s[sy[s]] + "/" + num_s[di[s]]))
+            vit.append(Vital(kv + 2, when, "PULSE", num_s[pu[s]]))
+            vit.append(Vital(kv + 3, when, "TEMPERATURE", tenth_s[te[s]]))
+            vit.append(Vital(kv + 4, when, "WEIGHT", tenth_s[wt[s]]))
+            vit.append(Vital(kv + 5, when, "PAIN", num_s[pa[s]]))
+            kv += 5
             if s == 0:
-                vals.append(("HEIGHT", str(htin_l[i])))
-                vals.append(("RESPIRATION", str(resp_l[i])))
+                vit.append(Vital(kv + 1, when, "HEIGHT", num_s[htin_l[i]]))
+                vit.append(Vital(kv + 2, when, "RESPIRATION", num_s[resp_l[i]]))
+                kv += 2
                 if copd_l[i]:
-                    vals.append(("PULSE OXIMETRY", str(spo2_l[i])))
-            for vt, vv in vals:
-                kv += 1
-                vit.append(Vital(base_ien + kv, when, vt, vv))
+                    kv += 1
+                    vit.append(Vital(kv, when, "PULSE OXIMETRY", num_s[spo2_l[i]]))
         # orders: labs for the patient's conditions (+ CBC), consults/imaging, some medication orders
         o = O_l[i]
         ko = 0
         orders = rec.orders
-        for text, kind, code, system, need in labs:
-            if (need & cmask) or (not need and o[0] < 0.5):
+        cmask = cmask_l[i]
+        lab_when = visits[int(o[7] * nv)].when if nv else None
+        for text, kind, code, system, need_c in labs:
+            if (need_c & cmask) or (not need_c and o[0] < 0.5):
                 ko += 1
                 if ko > 6:
                     break
-                su = o[ko]
-                status = ostat[min(bisect.bisect_right(oscdf, su), len(ostat) - 1)]
-                signed = o[ko + 8] >= m.unsigned_share
-                if not signed:
-                    status = "unreleased"
-                orders.append(Order(base_ien + ko, text, kind, status, signed,
-                                    when_list[int(o[7] * nv)] if nv else None, code, system))
-        for text, kind, code, system, need in others:
+                if o[ko + 8] < unsigned:
+                    status, signed = "unreleased", False
+                else:
+                    status, signed = ostat[min(bisect_right(oscdf, o[ko]), len_ostat)], True
+                orders.append(Order(base_ien + ko, text, kind, status, signed, lab_when, code, system))
+        for text, kind, code, system, need_c in others:
             if ko >= 8:
                 break
-            if (need & cmask) and o[16 + (ko % 8)] < 0.4:
+            if (need_c & cmask) and o[16 + (ko % 8)] < 0.4:
                 ko += 1
                 orders.append(Order(base_ien + ko, text, kind, "complete" if o[15] < 0.8 else "pending", True,
-                                    when_list[-1] if nv else None, code, system))
+                                    visits[-1].when if nv else None, code, system))
         for r, p in enumerate(active_rx):
             if ko >= 12:
                 break
@@ -620,27 +669,42 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
                 orders.append(Order(base_ien + ko, p.drug_name, "medication", "active", True, p.issue_date,
                                     p.rxnorm, "RXNORM"))
         # record flags (person-level draws, so a person's flag shows at each of his sites)
-        f = F_l[i]
-        kf = 0
-        for j, (flag, cat, share, mult) in enumerate(m.flags):
-            if share <= 0:
-                continue
-            if f[2 * j] < share * (mult if cmask & m.ptsd_dep_mask else 1.0):
-                kf += 1
-                assigned = end - int(f[2 * j + 1] * 700)
-                review = m.hrs_review if flag == "HIGH RISK FOR SUICIDE" else m.default_review
-                active = (not dead_l[i]) and f[2 * j + 1] < 0.75
-                rec.flags.append(RecordFlag(base_ien + kf, flag, cat, "active" if active else "inactive",
-                                            day_s[assigned], day_s[assigned + review]))
+        if any_flag_l[i]:
+            _add_flags(rec, flag_l[i], F_l[i], end, dead_i, base_ien, day_s, m)
         # defects
-        entries: List[DefectEntry] = []
         kd = kinds_l[i]
         if kd != -1:
             kind = "bad_name" if kd == -2 else defects.kinds[kd]
-            entries = _apply_defect(rec, kind, D_l[i], dup_l[i], y_s, ym_s, dob_l[i], m)
+            keys.append(_apply_defect(rec, kind, D[i].tolist(), dup_l[i], y_s, ym_s, dob_l[i], m))
+        else:
+            keys.append([])
         records.append(rec)
-        keys.append(entries)
     return records, keys
+
+
+def _add_flags(rec: PatientRecord, hits: list[bool], f: list[float], end: int, dead: bool, base_ien: int,
+               day_s: list[str], m: _Model) -> None:
+    kf = 0
+    for j, (flag, cat, _share, _mult) in enumerate(m.flags):
+        if not hits[j]:
+            continue
+        kf += 1
+        assigned = end - int(f[2 * j + 1] * 700)
+        review = m.hrs_review if flag == "HIGH RISK FOR SUICIDE" else m.default_review
+        active = (not dead) and f[2 * j + 1] < 0.75
+        rec.flags.append(RecordFlag(base_ien + kf, flag, cat, "active" if active else "inactive",
+                                    day_s[assigned], day_s[assigned + review]))
+
+
+@lru_cache(maxsize=1)
+def _int_strings() -> list[str]:
+    return [str(v) for v in range(1000)]
+
+
+@lru_cache(maxsize=1)
+def _tenth_strings() -> list[str]:
+    """``"98.6"`` for 986: values kept in tenths (temperature F, weight lb) up to 500.0."""
+    return [f"{v // 10}.{v % 10}" for v in range(5001)]
 
 
 def _apply_defect(rec: PatientRecord, kind: str, u: list[float], dup_of: int, y_s: list[str], ym_s: list[str],
