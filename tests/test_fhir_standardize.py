@@ -18,7 +18,7 @@ def test_icd9_mapped_and_kept_beside():
     ptsd = _res(r.bundle, "500-9000011-12")
     assert [(c["system"], c["code"]) for c in ptsd["code"]["coding"]] == [
         (T.ICD10CM, "F43.10"), (T.ICD9CM, "309.81"), (T.SNOMED, "47505003")]
-    assert _res(r.bundle, "500-9000011-13")["code"]["coding"][0]["code"] == "M54.5"
+    assert _res(r.bundle, "500-9000011-13")["code"]["coding"][0]["code"] == "M54.50"
     assert r.changes["icd9->icd10"] == 2
 
 
