@@ -14,7 +14,8 @@ import importlib
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List
+from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
@@ -24,7 +25,7 @@ from vistasim.fhir import business_rules, data_integrity, map_person, schema_che
 from vistasim.fhir.mapping import group_by_person  # noqa: E402
 
 
-def people(n: int, fixtures: bool) -> List[list]:
+def people(n: int, fixtures: bool) -> list[list]:
     if not fixtures:
         try:
             from vistasim.generate import generate_patients
@@ -47,7 +48,7 @@ def best(fn: Callable[[], Any], repeat: int) -> float:
     return min(times)
 
 
-def fhirclient_check(resources: List[Dict[str, Any]]) -> None:
+def fhirclient_check(resources: list[dict[str, Any]]) -> None:
     models = {}
     for r in resources:
         rt = r["resourceType"]
@@ -70,14 +71,14 @@ def main() -> None:
     bundles = [standardize(b).bundle for b in mapped]
     resources = [e["resource"] for b in bundles for e in b["entry"]]
     n = len(resources)
-    counts: Dict[str, int] = {}
+    counts: dict[str, int] = {}
     for r in resources:
         counts[r["resourceType"]] = counts.get(r["resourceType"], 0) + 1
     print(f"{len(groups)} persons, {n} resources "
           f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}); source: "
           f"{'fixtures' if args.fixtures else 'vistasim.generate'}; best of {args.repeat}")
 
-    steps: Dict[str, Callable[[], Any]] = {
+    steps: dict[str, Callable[[], Any]] = {
         "map_person": lambda: [map_person(g) for g in groups],
         "standardize": lambda: [standardize(b) for b in mapped],
         "schema_check (per resource)": lambda: [schema_check(r) for r in resources],

@@ -4,10 +4,8 @@ an ICD-9 problem, and one person with records at two stations. Test SSNs start w
 from __future__ import annotations
 
 import copy
-from typing import List
 
-from vistasim.model import (Address, Allergy, Order, PatientRecord, Prescription, Problem, RecordFlag, Visit,
-                            Vital)
+from vistasim.model import Address, Allergy, Order, PatientRecord, Prescription, Problem, RecordFlag, Visit, Vital
 
 
 def site_500() -> PatientRecord:
@@ -104,15 +102,15 @@ def deceased_female() -> PatientRecord:
     )
 
 
-def person_records() -> List[PatientRecord]:
+def person_records() -> list[PatientRecord]:
     return [site_500(), site_612()]
 
 
-def all_people() -> List[List[PatientRecord]]:
+def all_people() -> list[list[PatientRecord]]:
     return [person_records(), [deceased_female()]]
 
 
-def scaled_people(n: int) -> List[List[PatientRecord]]:
+def scaled_people(n: int) -> list[list[PatientRecord]]:
     """n distinct people (copies of the fixtures with new ICNs/DFNs), for benchmarks and corpora."""
     out = []
     base = all_people()
@@ -164,12 +162,12 @@ def mutate(resource, kind, rng):
     """A mutated deep copy of resource, or None when this kind has no target in it. rng: numpy Generator."""
     import copy as _copy
 
-    from vistasim.fhir.r4spec import COMPLEX, PRIM, TYPES
+    from vistasim.fhir.r4spec import COMPLEX, PRIM
 
     res = _copy.deepcopy(resource)
     locs = _locations(res, res["resourceType"], [])
-    objs = [l for l in locs if l[0] == "obj"]
-    els = [l for l in locs if l[0] == "el"]
+    objs = [loc for loc in locs if loc[0] == "obj"]
+    els = [loc for loc in locs if loc[0] == "el"]
 
     def pick(seq):
         return seq[int(rng.integers(len(seq)))] if seq else None
@@ -177,7 +175,7 @@ def mutate(resource, kind, rng):
     if kind == "drop_required":
         cands = []
         for _, obj, spec, *_ in objs:
-            for name, keys in spec.required:
+            for _name, keys in spec.required:
                 present = [k for k in keys if k in obj]
                 if present:
                     cands.append((obj, present[0]))
@@ -189,7 +187,7 @@ def mutate(resource, kind, rng):
         _, obj, *_ = pick(objs)
         obj["x" + str(int(rng.integers(1000))) + "Unknown"] = "surprise"
     elif kind == "break_date":
-        cands = [l for l in els if l[6].kind == PRIM and l[6].type in ("date", "dateTime", "instant")]
+        cands = [loc for loc in els if loc[6].kind == PRIM and loc[6].type in ("date", "dateTime", "instant")]
         c = pick(cands)
         if c is None:
             return None
@@ -217,8 +215,8 @@ def mutate(resource, kind, rng):
         else:
             obj[k][i] = new
     elif kind == "bad_code":
-        cands = [l for l in els if l[6].binding is not None and l[6].kind == PRIM]
-        cands += [l for l in els if l[6].binding is not None and l[6].kind == COMPLEX]
+        cands = [loc for loc in els if loc[6].binding is not None and loc[6].kind == PRIM]
+        cands += [loc for loc in els if loc[6].binding is not None and loc[6].kind == COMPLEX]
         c = pick(cands)
         if c is None:
             return None

@@ -26,8 +26,8 @@ import importlib
 from collections import Counter
 
 import pytest
-
 from _fhir_fixtures import corpus
+
 from vistasim.fhir.validate import STRUCTURE_CODES, schema_check
 
 fhirclient = pytest.importorskip("fhirclient.models.patient")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from _fhir_fixtures import all_people, deceased_female, person_records, scaled_people, site_500
+
 from vistasim.errors import ConfigError, InputError
 from vistasim.fhir import map_person, standardize, transform_person, validate_bundle
 from vistasim.fhir.mapping import fhir_datetime, full_url, group_by_person, map_people, person_conflicts, split_name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from _fhir_fixtures import person_records, site_500
+
 from vistasim.fhir import map_person, standardize
 from vistasim.fhir import terminology as T
 

@@ -6,10 +6,10 @@ import copy
 import importlib
 
 import pytest
+from _fhir_fixtures import corpus, person_records
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _fhir_fixtures import corpus, fixture_resources, person_records
 from vistasim.fhir import map_person, standardize
 from vistasim.fhir import validate as V
 from vistasim.fhir.r4spec import TYPES

@@ -9,9 +9,10 @@ generated and the table-walking paths agree on every corpus resource.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from collections.abc import Callable
+from typing import Any
 
-from vistasim.fhir.r4spec import COMPLEX, OPAQUE, PRIM, RESOURCE, RESOURCE_TYPES, STRING_PRIMITIVES, TYPES
+from vistasim.fhir.r4spec import COMPLEX, PRIM, RESOURCE, RESOURCE_TYPES, STRING_PRIMITIVES, TYPES
 
 _LOOP_THRESHOLD = 24  # types with more keys than this check the keys present instead of every element
 
@@ -26,8 +27,8 @@ def generate_source() -> str:
 
 
 def _generate() -> tuple:
-    lines: List[str] = []
-    binding_ids: Dict[frozenset, str] = {}
+    lines: list[str] = []
+    binding_ids: dict[frozenset, str] = {}
 
     def binding(codes: frozenset) -> str:
         if codes not in binding_ids:
@@ -60,14 +61,14 @@ def _generate() -> tuple:
         lines.append(f"    if not k <= A_{f}: return False")
         if single:
             lines.append(f"    if not {set(single)!r} <= k: return False")
-        for _, keys in spec.required:
-            if len(keys) > 1:
-                lines.append(f"    if not ({' or '.join(f'{k!r} in o' for k in keys)}): return False")
-        groups: Dict[str, List[str]] = {}
+        for _, req_keys in spec.required:
+            if len(req_keys) > 1:
+                lines.append(f"    if not ({' or '.join(f'{k!r} in o' for k in req_keys)}): return False")
+        groups: dict[str, list[str]] = {}
         for key, group in spec.choices.items():
             groups.setdefault(group, []).append(key)
-        for group, keys in groups.items():
-            lines.append(f"    if len(k & {frozenset(keys)!r}) > 1: return False")
+        for group_keys in groups.values():
+            lines.append(f"    if len(k & {frozenset(group_keys)!r}) > 1: return False")
         if len(spec.elements) > _LOOP_THRESHOLD:
             lines.append(f"    d = D_{f}")
             lines.append("    for key, v in o.items():")
@@ -112,13 +113,13 @@ def _generate() -> tuple:
 INVARIANT_TYPES: frozenset = frozenset()
 
 
-def build(primitive_checks: Dict[str, Callable[[Any], bool]], seen: Dict[str, set],
-          invariants: Dict[str, Callable[[dict], list]], cc_in: Callable[..., bool]) -> Callable[[Any], bool]:
+def build(primitive_checks: dict[str, Callable[[Any], bool]], seen: dict[str, set],
+          invariants: dict[str, Callable[[dict], list]], cc_in: Callable[..., bool]) -> Callable[[Any], bool]:
     """Compile the predicates with the validator's primitive checks and invariants; returns ok_resource."""
     global INVARIANT_TYPES
     INVARIANT_TYPES = frozenset(invariants)
     src, binding_list = _generate()
-    ns: Dict[str, Any] = {"M": object(), "ALLOWED": {n: s.allowed for n, s in TYPES.items()},
+    ns: dict[str, Any] = {"M": object(), "ALLOWED": {n: s.allowed for n, s in TYPES.items()},
                           "INV": invariants, "cc_in": cc_in}
     ns["BINDINGS"] = binding_list
     for t, chk in primitive_checks.items():

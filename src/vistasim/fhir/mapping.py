@@ -22,14 +22,15 @@ Decisions (the VA FHIR map set and DESIGN.md where they speak; ours where they d
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vistasim.errors import ConfigError, InputError
 from vistasim.fhir import terminology as T
-from vistasim.model import (Allergy, Order, PatientRecord, Prescription, Problem, RecordFlag, Visit, Vital)
+from vistasim.model import Allergy, Order, PatientRecord, Prescription, Problem, RecordFlag, Visit, Vital
 
 __all__ = ["map_person", "map_people", "group_by_person", "resource_id", "full_url", "fhir_datetime",
            "fhir_date", "split_name", "person_conflicts", "FILES"]
@@ -86,32 +87,32 @@ def fhir_date(value: str) -> str:
 
 
 # --------------------------------------------------------------------------- small builders
-def _ref(rtype: str, rid: str) -> Dict[str, str]:
+def _ref(rtype: str, rid: str) -> dict[str, str]:
     return {"reference": full_url(rtype, rid)}
 
 
-def _coding(system: str, code: str, display: Optional[str] = None) -> Dict[str, str]:
+def _coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
     c = {"system": system, "code": code}
     if display:
         c["display"] = display
     return c
 
 
-def _cc(system: str, code: str, display: Optional[str] = None) -> Dict[str, Any]:
+def _cc(system: str, code: str, display: str | None = None) -> dict[str, Any]:
     return {"coding": [_coding(system, code, display)]}
 
 
-def _source_id(station: str, file: str, ien: int | str) -> List[Dict[str, str]]:
+def _source_id(station: str, file: str, ien: int | str) -> list[dict[str, str]]:
     return [{"use": "secondary", "system": T.source_system(station, file), "value": str(ien)}]
 
 
-def split_name(fileman: str) -> Dict[str, Any]:
+def split_name(fileman: str) -> dict[str, Any]:
     """FileMan ``LAST,FIRST MIDDLE [SUFFIX]`` -> HumanName (family, given [, suffix])."""
     last, _, rest = fileman.partition(",")
     parts = rest.split()
     suffix = [p for p in parts[1:] if p.replace(".", "") in _NAME_SUFFIXES]
     given = [p for p in parts if p not in suffix]
-    name: Dict[str, Any] = {"use": "official", "family": last.strip()} if last.strip() else {"use": "official"}
+    name: dict[str, Any] = {"use": "official", "family": last.strip()} if last.strip() else {"use": "official"}
     if given:
         name["given"] = given
     if suffix:
@@ -128,7 +129,7 @@ def _first(records: Sequence[PatientRecord], attr: str) -> Any:
     return None
 
 
-def person_conflicts(records: Sequence[PatientRecord]) -> List[str]:
+def person_conflicts(records: Sequence[PatientRecord]) -> list[str]:
     """Names of demographic fields on which a person's site records disagree (values never shown)."""
     out = []
     for attr in ("name", "sex", "dob", "ssn", "date_of_death", "full_icn"):
@@ -146,9 +147,9 @@ def patient_id_for(records: Sequence[PatientRecord]) -> str:
     return resource_id(r0.station, FILES["Patient"], r0.dfn)
 
 
-def _patient(records: Sequence[PatientRecord], pid: str, tz: str) -> Dict[str, Any]:
-    res: Dict[str, Any] = {"resourceType": "Patient", "id": pid}
-    ids: List[Dict[str, Any]] = []
+def _patient(records: Sequence[PatientRecord], pid: str, tz: str) -> dict[str, Any]:
+    res: dict[str, Any] = {"resourceType": "Patient", "id": pid}
+    ids: list[dict[str, Any]] = []
     seen = set()
     for r in records:
         if r.icn and ("icn", r.full_icn) not in seen:
@@ -183,7 +184,7 @@ def _patient(records: Sequence[PatientRecord], pid: str, tz: str) -> Dict[str, A
         a = r.address
         lines = [x for x in (a.street1, a.street2, a.street3) if x]
         if lines or a.city or a.state or a.zip:
-            addr: Dict[str, Any] = {"use": "home"}
+            addr: dict[str, Any] = {"use": "home"}
             if lines:
                 addr["line"] = lines
             for k, v in (("city", a.city), ("state", a.state), ("postalCode", a.zip)):
@@ -199,12 +200,12 @@ def _patient(records: Sequence[PatientRecord], pid: str, tz: str) -> Dict[str, A
     return res
 
 
-def _race_ethnicity(race: Optional[str], eth: Optional[str]) -> List[Dict[str, Any]]:
+def _race_ethnicity(race: str | None, eth: str | None) -> list[dict[str, Any]]:
     out = []
     for value, table, url in ((race, T.OMB_RACE, T.US_CORE_RACE), (eth, T.OMB_ETHNICITY, T.US_CORE_ETHNICITY)):
         if not value:
             continue
-        sub: List[Dict[str, Any]] = []
+        sub: list[dict[str, Any]] = []
         hit = table.get(value.strip().upper())
         if hit:
             sub.append({"url": "ombCategory", "valueCoding": _coding(T.CDC_RACE, hit[0], hit[1])})
@@ -214,16 +215,16 @@ def _race_ethnicity(race: Optional[str], eth: Optional[str]) -> List[Dict[str, A
 
 
 # --------------------------------------------------------------------------- clinical resources
-def _condition(r: PatientRecord, p: Problem, subject: Dict[str, str], tz: str) -> Dict[str, Any]:
+def _condition(r: PatientRecord, p: Problem, subject: dict[str, str], tz: str) -> dict[str, Any]:
     rid = resource_id(r.station, FILES["Condition"], p.ien)
     status = "resolved" if p.resolved else ("active" if p.status == "A" else "inactive")
     codings = [_coding(T.CODE_SYSTEM_URI.get(p.icd_system, T.ICD10CM), p.icd_code, p.description or None)]
     if p.snomed:
         codings.append(_coding(T.SNOMED, p.snomed))
-    code: Dict[str, Any] = {"coding": codings}
+    code: dict[str, Any] = {"coding": codings}
     if p.description:
         code["text"] = p.description
-    res: Dict[str, Any] = {
+    res: dict[str, Any] = {
         "resourceType": "Condition", "id": rid, "identifier": _source_id(r.station, FILES["Condition"], p.ien),
         "clinicalStatus": _cc(T.SYS_CONDITION_CLINICAL, status),
         "verificationStatus": _cc(T.SYS_CONDITION_VER, "confirmed"),
@@ -242,9 +243,9 @@ def _condition(r: PatientRecord, p: Problem, subject: Dict[str, str], tz: str) -
 _ALLERGY_CATEGORY = {"D": "medication", "F": "food", "O": "environment"}
 
 
-def _allergy(r: PatientRecord, a: Allergy, patient: Dict[str, str], tz: str) -> Dict[str, Any]:
+def _allergy(r: PatientRecord, a: Allergy, patient: dict[str, str], tz: str) -> dict[str, Any]:
     rid = resource_id(r.station, FILES["AllergyIntolerance"], a.ien)
-    res: Dict[str, Any] = {"resourceType": "AllergyIntolerance", "id": rid,
+    res: dict[str, Any] = {"resourceType": "AllergyIntolerance", "id": rid,
                            "identifier": _source_id(r.station, FILES["AllergyIntolerance"], a.ien)}
     if a.status == "entered-in-error":
         res["verificationStatus"] = _cc(T.SYS_AI_VER, "entered-in-error")  # ait-2: no clinicalStatus then
@@ -257,7 +258,7 @@ def _allergy(r: PatientRecord, a: Allergy, patient: Dict[str, str], tz: str) -> 
     cats = [_ALLERGY_CATEGORY[c] for c in dict.fromkeys(a.allergy_type) if c in _ALLERGY_CATEGORY]
     if cats:
         res["category"] = cats
-    code: Dict[str, Any] = {}
+    code: dict[str, Any] = {}
     system = T.CODE_SYSTEM_URI.get((a.code_system or "").upper()) if a.code else None
     if system:
         code["coding"] = [_coding(system, a.code or "")]
@@ -275,21 +276,21 @@ _RX_STATUS = {"active": "active", "discontinued": "stopped", "expired": "complet
               "suspended": "active", "pending": "draft", "cancelled": "cancelled", "deleted": "entered-in-error"}
 
 
-def _medication_cc(text: str, rxnorm: Optional[str]) -> Dict[str, Any]:
-    cc: Dict[str, Any] = {}
+def _medication_cc(text: str, rxnorm: str | None) -> dict[str, Any]:
+    cc: dict[str, Any] = {}
     if rxnorm:
         cc["coding"] = [_coding(T.RXNORM, rxnorm)]
     cc["text"] = text
     return cc
 
 
-def _prescription(r: PatientRecord, rx: Prescription, subject: Dict[str, str], tz: str) -> Dict[str, Any]:
+def _prescription(r: PatientRecord, rx: Prescription, subject: dict[str, str], tz: str) -> dict[str, Any]:
     rid = resource_id(r.station, FILES["Prescription"], rx.ien)
     routing = {"M": ("mail", "Mail (CMOP)"), "W": ("window", "Window")}.get(rx.fill_routing)
     cats = [_cc(T.MEDREQ_CATEGORY, "community", "Community")]
     if routing:
         cats.append(_cc(T.FILL_ROUTING, *routing))
-    res: Dict[str, Any] = {
+    res: dict[str, Any] = {
         "resourceType": "MedicationRequest", "id": rid,
         "identifier": _source_id(r.station, FILES["Prescription"], rx.ien)
         + [{"use": "usual", "system": T.source_system(r.station, "52.rx"), "value": rx.rx_number}],
@@ -300,7 +301,7 @@ def _prescription(r: PatientRecord, rx: Prescription, subject: Dict[str, str], t
         res["authoredOn"] = fhir_datetime(rx.issue_date, tz)
     if rx.sig:
         res["dosageInstruction"] = [{"text": rx.sig}]
-    dr: Dict[str, Any] = {"numberOfRepeatsAllowed": int(rx.refills),
+    dr: dict[str, Any] = {"numberOfRepeatsAllowed": int(rx.refills),
                           "quantity": {"value": _num(rx.quantity)},
                           "expectedSupplyDuration": {"value": int(rx.days_supply), "unit": "days",
                                                      "system": T.UCUM, "code": "d"}}
@@ -317,12 +318,12 @@ _ABSENT = {"REFUSED": "asked-declined", "UNAVAILABLE": "not-performed", "PASS": 
            "99": "asked-unknown"}
 
 
-def _vital(r: PatientRecord, v: Vital, subject: Dict[str, str], tz: str) -> Dict[str, Any]:
+def _vital(r: PatientRecord, v: Vital, subject: dict[str, str], tz: str) -> dict[str, Any]:
     rid = resource_id(r.station, FILES["Observation"], v.ien)
     vc = T.vital_table().get(v.vital_type.strip().upper())
-    code: Dict[str, Any] = {"coding": [_coding(T.LOINC, vc.loinc, vc.display)]} if vc else {}
+    code: dict[str, Any] = {"coding": [_coding(T.LOINC, vc.loinc, vc.display)]} if vc else {}
     code["text"] = v.vital_type
-    res: Dict[str, Any] = {
+    res: dict[str, Any] = {
         "resourceType": "Observation", "id": rid, "identifier": _source_id(r.station, FILES["Observation"], v.ien),
         "status": "final",
         "category": [_cc(T.OBSERVATION_CATEGORY, "vital-signs", "Vital Signs")],
@@ -356,8 +357,8 @@ def _vital(r: PatientRecord, v: Vital, subject: Dict[str, str], tz: str) -> Dict
     return res
 
 
-def _qty(value: float | int, unit: str) -> Dict[str, Any]:
-    q: Dict[str, Any] = {"value": value}
+def _qty(value: float | int, unit: str) -> dict[str, Any]:
+    q: dict[str, Any] = {"value": value}
     if unit:
         q["unit"] = unit
     return q
@@ -368,10 +369,10 @@ _ENCOUNTER_CLASS = {"A": ("AMB", "ambulatory"), "I": ("AMB", "ambulatory"), "X":
                     "D": ("IMP", "inpatient encounter"), "T": ("VR", "virtual")}
 
 
-def _encounter(r: PatientRecord, v: Visit, subject: Dict[str, str], tz: str) -> Dict[str, Any]:
+def _encounter(r: PatientRecord, v: Visit, subject: dict[str, str], tz: str) -> dict[str, Any]:
     rid = resource_id(r.station, FILES["Encounter"], v.ien)
     cls = _ENCOUNTER_CLASS.get(v.service_category, ("AMB", "ambulatory"))
-    res: Dict[str, Any] = {
+    res: dict[str, Any] = {
         "resourceType": "Encounter", "id": rid, "identifier": _source_id(r.station, FILES["Encounter"], v.ien),
         "status": "finished", "class": _coding(T.ACT_CODE, cls[0], cls[1]), "subject": subject,
         "period": {"start": fhir_datetime(v.when, tz)},
@@ -400,18 +401,18 @@ def order_status(o: Order) -> str:
     return table.get(o.status, "unknown")
 
 
-def _order(r: PatientRecord, o: Order, subject: Dict[str, str], tz: str) -> Dict[str, Any]:
+def _order(r: PatientRecord, o: Order, subject: dict[str, str], tz: str) -> dict[str, Any]:
     rid = resource_id(r.station, FILES["Order"], o.ien)
     ident = _source_id(r.station, FILES["Order"], o.ien)
     system = T.CODE_SYSTEM_URI.get((o.code_system or "").upper()) if o.code else None
     if o.kind == "medication":
-        res: Dict[str, Any] = {"resourceType": "MedicationRequest", "id": rid, "identifier": ident,
+        res: dict[str, Any] = {"resourceType": "MedicationRequest", "id": rid, "identifier": ident,
                                "status": order_status(o), "intent": "order",
                                "medicationCodeableConcept": _medication_cc(
                                    o.text, o.code if system == T.RXNORM else None),
                                "subject": subject}
     else:
-        code: Dict[str, Any] = {"coding": [_coding(system, o.code or "")]} if system else {}
+        code: dict[str, Any] = {"coding": [_coding(system, o.code or "")]} if system else {}
         code["text"] = o.text
         res = {"resourceType": "ServiceRequest", "id": rid, "identifier": ident, "status": order_status(o),
                "intent": "order"}
@@ -432,12 +433,12 @@ _FLAG_CATEGORY = {"HIGH RISK FOR SUICIDE": ("safety", "Safety"), "BEHAVIORAL": (
                   "URGENT ADDRESS AS MALE": ("admin", "Administrative")}
 
 
-def _flag(r: PatientRecord, f: RecordFlag, subject: Dict[str, str], tz: str) -> Dict[str, Any]:
+def _flag(r: PatientRecord, f: RecordFlag, subject: dict[str, str], tz: str) -> dict[str, Any]:
     rid = resource_id(r.station, FILES["Flag"], f.ien)
     cat = _FLAG_CATEGORY.get(f.flag.strip().upper(), ("clinical", "Clinical"))
     cc = _cc(T.FLAG_CATEGORY, *cat)
     cc["text"] = "Category I (national)" if f.category == "I" else "Category II (local)"
-    res: Dict[str, Any] = {
+    res: dict[str, Any] = {
         "resourceType": "Flag", "id": rid, "identifier": _source_id(r.station, FILES["Flag"], f.ien),
         "status": {"active": "active", "inactive": "inactive"}.get(f.status, "entered-in-error"),
         "category": [cc], "code": {"text": f.flag}, "subject": subject,
@@ -448,12 +449,12 @@ def _flag(r: PatientRecord, f: RecordFlag, subject: Dict[str, str], tz: str) -> 
 
 
 # --------------------------------------------------------------------------- bundles
-def _entry(res: Dict[str, Any]) -> Dict[str, Any]:
+def _entry(res: dict[str, Any]) -> dict[str, Any]:
     rt, rid = res["resourceType"], res["id"]
     return {"fullUrl": full_url(rt, rid), "resource": res, "request": {"method": "PUT", "url": f"{rt}/{rid}"}}
 
 
-def map_person(records: List[PatientRecord], *, tz: str = "UTC") -> Dict[str, Any]:
+def map_person(records: list[PatientRecord], *, tz: str = "UTC") -> dict[str, Any]:
     """One person's site records (same ICN) -> one FHIR R4 transaction Bundle of JSON-ready dicts."""
     if not records:
         raise InputError("map_person got no records: pass the PatientRecords of one person (one ICN)")
@@ -464,7 +465,7 @@ def map_person(records: List[PatientRecord], *, tz: str = "UTC") -> Dict[str, An
         raise InputError("map_person got records of several ICNs: group records by person first (group_by_person)")
     pid = patient_id_for(recs)
     subject = _ref("Patient", pid)
-    resources: List[Dict[str, Any]] = [_patient(recs, pid, tz)]
+    resources: list[dict[str, Any]] = [_patient(recs, pid, tz)]
     for r in recs:
         resources.extend(_condition(r, p, subject, tz) for p in r.problems)
         resources.extend(_allergy(r, a, subject, tz) for a in r.allergies)
@@ -477,15 +478,15 @@ def map_person(records: List[PatientRecord], *, tz: str = "UTC") -> Dict[str, An
             "entry": [_entry(x) for x in resources]}
 
 
-def group_by_person(records: Iterable[PatientRecord]) -> Dict[str, List[PatientRecord]]:
+def group_by_person(records: Iterable[PatientRecord]) -> dict[str, list[PatientRecord]]:
     """Records keyed by full ICN (records without an ICN stand alone, keyed ``station:DFN``), input order kept."""
-    out: Dict[str, List[PatientRecord]] = {}
+    out: dict[str, list[PatientRecord]] = {}
     for r in records:
         out.setdefault(r.full_icn if r.icn else r.patient_id, []).append(r)
     return out
 
 
-def map_people(records: Iterable[PatientRecord], *, tz: str = "UTC") -> Iterator[Dict[str, Any]]:
+def map_people(records: Iterable[PatientRecord], *, tz: str = "UTC") -> Iterator[dict[str, Any]]:
     """A bundle per person, in first-seen order."""
     for recs in group_by_person(records).values():
         yield map_person(recs, tz=tz)

@@ -14,8 +14,8 @@ set pages (hl7.org/fhir/R4/valueset-*.html).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, List, Optional, Tuple
 
 FHIR_VERSION = "4.0.1"
 
@@ -25,7 +25,7 @@ FHIR_VERSION = "4.0.1"
 _YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
 _TZ = r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
 _TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
-PRIMITIVE_PATTERNS: Dict[str, str] = {
+PRIMITIVE_PATTERNS: dict[str, str] = {
     "date": _YEAR + r"(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?",
     "dateTime": _YEAR + r"(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T" + _TIME + _TZ + r")?)?)?",
     "instant": _YEAR + r"-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T" + _TIME + _TZ,
@@ -45,7 +45,7 @@ PRIMITIVE_PATTERNS: Dict[str, str] = {
 STRING_PRIMITIVES = frozenset(PRIMITIVE_PATTERNS)
 NUMBER_PRIMITIVES = frozenset({"integer", "unsignedInt", "positiveInt", "decimal"})
 PRIMITIVES = STRING_PRIMITIVES | NUMBER_PRIMITIVES | {"boolean"}
-COMPILED_PATTERNS: Dict[str, "re.Pattern[str]"] = {k: re.compile(v) for k, v in PRIMITIVE_PATTERNS.items()}
+COMPILED_PATTERNS: dict[str, re.Pattern[str]] = {k: re.compile(v) for k, v in PRIMITIVE_PATTERNS.items()}
 
 # --------------------------------------------------------------------------- value sets (required bindings)
 SYS_CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
@@ -54,7 +54,7 @@ SYS_AI_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clin
 SYS_AI_VER = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 
 # name -> (code system or None for plain ``code`` elements, codes)
-VALUE_SETS: Dict[str, Tuple[Optional[str], FrozenSet[str]]] = {
+VALUE_SETS: dict[str, tuple[str | None, frozenset[str]]] = {
     "administrative-gender": (None, frozenset({"male", "female", "other", "unknown"})),
     "identifier-use": (None, frozenset({"usual", "official", "temp", "secondary", "old"})),
     "name-use": (None, frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})),
@@ -650,9 +650,9 @@ class ElementSpec:
     kind: int  # PRIM, COMPLEX, RESOURCE or OPAQUE
     type: str  # primitive or complex type name
     is_list: bool
-    binding: Optional[FrozenSet[str]]  # codes of a required binding (plain code elements)
-    binding_system: Optional[str]  # for CodeableConcept bindings: the system the codes belong to
-    binding_name: Optional[str]
+    binding: frozenset[str] | None  # codes of a required binding (plain code elements)
+    binding_system: str | None  # for CodeableConcept bindings: the system the codes belong to
+    binding_name: str | None
 
 
 @dataclass(slots=True)
@@ -660,10 +660,10 @@ class TypeSpec:
     """A compiled type: its JSON keys, required elements and choice groups."""
 
     name: str
-    elements: Dict[str, ElementSpec] = field(default_factory=dict)
-    allowed: FrozenSet[str] = frozenset()  # every legal JSON key, "_x" primitive siblings included
-    required: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()  # (element name, JSON keys any of which will do)
-    choices: Dict[str, str] = field(default_factory=dict)  # JSON key -> choice element name
+    elements: dict[str, ElementSpec] = field(default_factory=dict)
+    allowed: frozenset[str] = frozenset()  # every legal JSON key, "_x" primitive siblings included
+    required: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (element name, JSON keys any of which will do)
+    choices: dict[str, str] = field(default_factory=dict)  # JSON key -> choice element name
     is_resource: bool = False
 
 
@@ -671,10 +671,10 @@ def _type_key(t: str) -> str:
     return t[0].upper() + t[1:]
 
 
-def _parse(text: str) -> Dict[str, Tuple[Optional[str], List[Tuple[str, List[str], int, str, Optional[str]]]]]:
+def _parse(text: str) -> dict[str, tuple[str | None, list[tuple[str, list[str], int, str, str | None]]]]:
     """Text -> {type: (base, [(name, types, min, max, binding)])}."""
-    out: Dict[str, Tuple[Optional[str], List[Tuple[str, List[str], int, str, Optional[str]]]]] = {}
-    current: Optional[str] = None
+    out: dict[str, tuple[str | None, list[tuple[str, list[str], int, str, str | None]]]] = {}
+    current: str | None = None
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
@@ -692,17 +692,17 @@ def _parse(text: str) -> Dict[str, Tuple[Optional[str], List[Tuple[str, List[str
     return out
 
 
-def _compile(text: str) -> Dict[str, TypeSpec]:
+def _compile(text: str) -> dict[str, TypeSpec]:
     raw = _parse(text)
 
-    def flat(name: str) -> List[Tuple[str, List[str], int, str, Optional[str]]]:
+    def flat(name: str) -> list[tuple[str, list[str], int, str, str | None]]:
         base, els = raw[name]
         return (flat(base) if base else []) + els
 
-    specs: Dict[str, TypeSpec] = {}
+    specs: dict[str, TypeSpec] = {}
     for name in raw:
         spec = TypeSpec(name=name, is_resource=name in RESOURCE_TYPES)
-        required: List[Tuple[str, Tuple[str, ...]]] = []
+        required: list[tuple[str, tuple[str, ...]]] = []
         allowed = set()
         for el, types, lo, hi, binding in flat(name):
             is_list = hi != "1"
@@ -731,7 +731,7 @@ def _compile(text: str) -> Dict[str, TypeSpec]:
     return specs
 
 
-TYPES: Dict[str, TypeSpec] = _compile(SPEC_TEXT)
+TYPES: dict[str, TypeSpec] = _compile(SPEC_TEXT)
 
 # Invariants are registered by the validator (they need its issue helpers).
-Invariant = Callable[[dict], List[Tuple[str, str, str]]]
+Invariant = Callable[[dict], list[tuple[str, str, str]]]

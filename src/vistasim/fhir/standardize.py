@@ -13,7 +13,7 @@ The input bundle is never modified.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import orjson
 
@@ -37,16 +37,16 @@ class Gap:
 
 @dataclass
 class StandardizeResult:
-    bundle: Dict[str, Any]
-    gaps: List[Gap] = field(default_factory=list)
-    changes: Dict[str, int] = field(default_factory=dict)  # icd9->icd10, drug->rxnorm, unit->ucum counts
+    bundle: dict[str, Any]
+    gaps: list[Gap] = field(default_factory=list)
+    changes: dict[str, int] = field(default_factory=dict)  # icd9->icd10, drug->rxnorm, unit->ucum counts
 
     @property
     def complete(self) -> bool:
         return not self.gaps
 
 
-def _condition(res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, int]) -> None:
+def _condition(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
     code = res.get("code")
     if not isinstance(code, dict):
         return
@@ -64,7 +64,7 @@ def _condition(res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, int]) ->
             return
 
 
-def _medication(res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, int]) -> None:
+def _medication(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
     med = res.get("medicationCodeableConcept")
     if not isinstance(med, dict):
         return
@@ -80,7 +80,7 @@ def _medication(res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, int]) -
     changes["drug->rxnorm"] = changes.get("drug->rxnorm", 0) + 1
 
 
-def _quantity(q: Any, res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, int]) -> None:
+def _quantity(q: Any, res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
     if not isinstance(q, dict) or q.get("system") == T.UCUM:
         return
     unit = q.get("unit")
@@ -94,7 +94,7 @@ def _quantity(q: Any, res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, i
     changes["unit->ucum"] = changes.get("unit->ucum", 0) + 1
 
 
-def _observation(res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, int]) -> None:
+def _observation(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
     codings = (res.get("code") or {}).get("coding") or []
     if not any(c.get("system") == T.LOINC for c in codings):
         gaps.append(Gap("vital-uncoded", "Observation", res.get("id", ""), "VistA vital type",
@@ -107,11 +107,11 @@ def _observation(res: Dict[str, Any], gaps: List[Gap], changes: Dict[str, int]) 
 _BY_TYPE = {"Condition": _condition, "MedicationRequest": _medication, "Observation": _observation}
 
 
-def standardize(bundle: Dict[str, Any]) -> StandardizeResult:
+def standardize(bundle: dict[str, Any]) -> StandardizeResult:
     """A standardized copy of ``bundle`` and the gaps it could not close."""
     out = orjson.loads(orjson.dumps(bundle))  # a deep copy at C speed; the caller's bundle stays as mapped
-    gaps: List[Gap] = []
-    changes: Dict[str, int] = {}
+    gaps: list[Gap] = []
+    changes: dict[str, int] = {}
     for entry in out.get("entry") or ():
         res = entry.get("resource")
         if isinstance(res, dict):
@@ -121,7 +121,7 @@ def standardize(bundle: Dict[str, Any]) -> StandardizeResult:
     return StandardizeResult(out, gaps, changes)
 
 
-def transform_person(records: List[PatientRecord], *, tz: str = "UTC") -> Tuple[Dict[str, Any], List[Gap]]:
+def transform_person(records: list[PatientRecord], *, tz: str = "UTC") -> tuple[dict[str, Any], list[Gap]]:
     """map then standardize: the transform stage's output for one person, and its terminology gaps."""
     r = standardize(map_person(records, tz=tz))
     return r.bundle, r.gaps

@@ -6,9 +6,9 @@ Tables are read once, on first use, and kept as plain dicts; lookups are pure fu
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 from vistasim.fhir.r4spec import SYS_AI_CLINICAL, SYS_AI_VER, SYS_CONDITION_CLINICAL, SYS_CONDITION_VER  # noqa: F401
 
@@ -33,7 +33,7 @@ US_CORE_ETHNICITY = "http://hl7.org/fhir/us-core/StructureDefinition/us-core-eth
 # vistasim's own code system for VA fill routing (no standard one exists); .example is a reserved domain.
 FILL_ROUTING = "http://vistasim.example/fhir/CodeSystem/va-fill-routing"
 
-CODE_SYSTEM_URI: Dict[str, str] = {
+CODE_SYSTEM_URI: dict[str, str] = {
     "ICD-10-CM": ICD10CM, "ICD-9-CM": ICD9CM, "SNOMED": SNOMED, "SNOMED-CT": SNOMED, "RXNORM": RXNORM,
     "LOINC": LOINC,
 }
@@ -44,7 +44,7 @@ def source_system(station: str, file: str) -> str:
     return f"urn:va:{station}:{file}"
 
 
-def _rows(name: str) -> List[List[str]]:
+def _rows(name: str) -> list[list[str]]:
     text = resources.files("vistasim").joinpath("data").joinpath("fhir").joinpath(name).read_text(encoding="utf-8")
     return [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
 
@@ -59,11 +59,11 @@ class VitalCode(NamedTuple):
     display: str
     va_unit: str
     ucum: str
-    components: Tuple[Tuple[str, str], ...]  # (LOINC, display) for panels (blood pressure)
+    components: tuple[tuple[str, str], ...]  # (LOINC, display) for panels (blood pressure)
 
 
-@lru_cache(maxsize=None)
-def vital_table() -> Dict[str, VitalCode]:
+@cache
+def vital_table() -> dict[str, VitalCode]:
     out = {}
     for r in _rows("vitals_loinc.tsv"):
         comps = tuple(tuple(c.split(":", 1)) for c in r[6].split(",")) if len(r) > 6 and r[6] else ()
@@ -71,50 +71,50 @@ def vital_table() -> Dict[str, VitalCode]:
     return out
 
 
-@lru_cache(maxsize=None)
-def ucum_table() -> Dict[str, Tuple[str, str]]:
+@cache
+def ucum_table() -> dict[str, tuple[str, str]]:
     return {r[0]: (r[1], r[2]) for r in _rows("va_units_ucum.tsv")}
 
 
-@lru_cache(maxsize=None)
-def icd9_table() -> Dict[str, Tuple[str, str]]:
+@cache
+def icd9_table() -> dict[str, tuple[str, str]]:
     return {r[0]: (r[1], r[2]) for r in _rows("icd9_to_icd10.tsv")}
 
 
-@lru_cache(maxsize=None)
-def drug_table() -> Dict[str, Tuple[str, str]]:
+@cache
+def drug_table() -> dict[str, tuple[str, str]]:
     return {_norm(r[0]): (r[1], r[2]) for r in _rows("va_drug_rxnorm.tsv")}
 
 
-@lru_cache(maxsize=None)
-def marital_table() -> Dict[str, Tuple[str, str, str]]:
+@cache
+def marital_table() -> dict[str, tuple[str, str, str]]:
     return {r[0]: (r[1], r[2], r[3]) for r in _rows("marital_status.tsv")}
 
 
-def icd9_to_icd10(code: str) -> Optional[Tuple[str, str]]:
+def icd9_to_icd10(code: str) -> tuple[str, str] | None:
     """(ICD-10-CM code, description) for an ICD-9-CM code, or None when the table has no map."""
     return icd9_table().get(code.strip())
 
 
-def drug_to_rxnorm(va_name: str) -> Optional[Tuple[str, str]]:
+def drug_to_rxnorm(va_name: str) -> tuple[str, str] | None:
     """(RxCUI, RxNorm name) for a VA product name, or None."""
     return drug_table().get(_norm(va_name))
 
 
-def unit_to_ucum(unit: str) -> Optional[Tuple[str, str]]:
+def unit_to_ucum(unit: str) -> tuple[str, str] | None:
     """(UCUM code, display) for a unit as VistA shows it, or None."""
     return ucum_table().get(unit.strip())
 
 
 # US Core OMB race/ethnicity categories (CDC Race & Ethnicity code set, urn:oid:2.16.840.1.113883.6.238)
-OMB_RACE: Dict[str, Tuple[str, str]] = {
+OMB_RACE: dict[str, tuple[str, str]] = {
     "AMERICAN INDIAN OR ALASKA NATIVE": ("1002-5", "American Indian or Alaska Native"),
     "ASIAN": ("2028-9", "Asian"),
     "BLACK OR AFRICAN AMERICAN": ("2054-5", "Black or African American"),
     "NATIVE HAWAIIAN OR OTHER PACIFIC ISLANDER": ("2076-8", "Native Hawaiian or Other Pacific Islander"),
     "WHITE": ("2106-3", "White"),
 }
-OMB_ETHNICITY: Dict[str, Tuple[str, str]] = {
+OMB_ETHNICITY: dict[str, tuple[str, str]] = {
     "HISPANIC OR LATINO": ("2135-2", "Hispanic or Latino"),
     "NOT HISPANIC OR LATINO": ("2186-5", "Not Hispanic or Latino"),
 }

@@ -24,12 +24,13 @@ Messages never carry patient values (names, identifiers, dates); only codes and 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any
 
 from vistasim.fhir import _fastcheck, r4spec
-from vistasim.fhir.r4spec import COMPILED_PATTERNS, COMPLEX, OPAQUE, PRIM, RESOURCE, TYPES, TypeSpec
+from vistasim.fhir.r4spec import COMPILED_PATTERNS, COMPLEX, PRIM, RESOURCE, TYPES, TypeSpec
 
 __all__ = ["Issue", "schema_check", "is_schema_valid", "business_rules", "data_integrity", "validate_bundle", "errors_only",
            "STRUCTURE_CODES"]
@@ -59,7 +60,7 @@ class Issue:
 STRUCTURE_CODES = frozenset({"unknown-element", "required", "type", "cardinality", "date-format"})
 
 
-def errors_only(issues: Iterable[Issue]) -> List[Issue]:
+def errors_only(issues: Iterable[Issue]) -> list[Issue]:
     return [i for i in issues if i.level == "error"]
 
 
@@ -79,7 +80,7 @@ def _calendar_ok(t: str, v: str) -> bool:
     return True
 
 
-_SEEN: Dict[str, set] = {}  # per string primitive: values already found valid (bounded)
+_SEEN: dict[str, set] = {}  # per string primitive: values already found valid (bounded)
 _NO_CACHE: frozenset = frozenset()
 
 
@@ -124,7 +125,7 @@ def _check_positive(v: Any) -> bool:
     return type(v) is int and 1 <= v <= 2147483647
 
 
-PRIMITIVE_CHECKS: Dict[str, Callable[[Any], bool]] = {t: _make_string_check(t) for t in r4spec.STRING_PRIMITIVES}
+PRIMITIVE_CHECKS: dict[str, Callable[[Any], bool]] = {t: _make_string_check(t) for t in r4spec.STRING_PRIMITIVES}
 PRIMITIVE_CHECKS.update(boolean=_check_boolean, decimal=_check_decimal, integer=_check_integer,
                         unsignedInt=_check_unsigned, positiveInt=_check_positive)
 
@@ -146,7 +147,7 @@ class _Ctx:
 
     __slots__ = ("out", "rtype", "rid")
 
-    def __init__(self, out: List[Issue], rtype: str, rid: str) -> None:
+    def __init__(self, out: list[Issue], rtype: str, rid: str) -> None:
         self.out, self.rtype, self.rid = out, rtype, rid
 
     def add(self, path: str, code: str, message: str, level: str = "error") -> None:
@@ -170,7 +171,7 @@ def _walk(obj: Any, spec: TypeSpec, path: str, ctx: _Ctx) -> None:
             ctx.add(f"{path}.{name}", "required", f"{path}.{name} is required (min 1) in {spec.name}")
     elements = spec.elements
     choices = spec.choices
-    seen_choice: Optional[Dict[str, str]] = None
+    seen_choice: dict[str, str] | None = None
     for k, v in obj.items():
         es = elements.get(k)
         if es is None:
@@ -202,7 +203,7 @@ def _walk(obj: Any, spec: TypeSpec, path: str, ctx: _Ctx) -> None:
             ctx.add(f"{path}{sub}", code, msg)
 
 
-def _check_value(v: Any, es: r4spec.ElementSpec, key: str, ipath: Optional[str], ctx: _Ctx,
+def _check_value(v: Any, es: r4spec.ElementSpec, key: str, ipath: str | None, ctx: _Ctx,
                  parent: str = "") -> None:
     kind = es.kind
     if kind == PRIM:
@@ -231,7 +232,7 @@ def _check_value(v: Any, es: r4spec.ElementSpec, key: str, ipath: Optional[str],
         ctx.add(p, "type", f"{p} must be a JSON object ({es.type})")
 
 
-def _cc_in(cc: dict, system: Optional[str], codes: frozenset) -> bool:
+def _cc_in(cc: dict, system: str | None, codes: frozenset) -> bool:
     for c in cc.get("coding") or ():
         if type(c) is dict and c.get("system") == system and c.get("code") in codes:
             return True
@@ -247,7 +248,7 @@ def _walk_resource(obj: Any, path: str, ctx: _Ctx) -> None:
     if spec is None or not spec.is_resource:
         ctx.add(path, "resource-type", f"{path}: resourceType '{str(rt)[:40]}' is not one vistasim validates")
         return
-    _walk(obj, spec, path if path else rt, ctx)
+    _walk(obj, spec, path or str(rt), ctx)
 
 
 # --------------------------------------------------------------------------- the fast path
@@ -255,7 +256,7 @@ def _walk_resource(obj: Any, path: str, ctx: _Ctx) -> None:
 # detailed walk above runs only for resources that fail it. Both passes read the same tables. A type is
 # compiled to a list: [allowed keys, required single keys, required choice groups, choice key -> group,
 # {key: (kind, is_list, primitive check, binding codes, sub-type, binding system)}, invariant].
-_FAST: Dict[str, list] = {}
+_FAST: dict[str, list] = {}
 
 
 def _compile_fast() -> None:
@@ -325,16 +326,16 @@ def _ok_resource(obj: Any) -> bool:
     return t is not None and obj["resourceType"] in r4spec.RESOURCE_TYPES and _ok(obj, t)
 
 
-def is_schema_valid(resource: Dict[str, Any]) -> bool:
+def is_schema_valid(resource: dict[str, Any]) -> bool:
     """True when :func:`schema_check` would find nothing (the generated fast path alone)."""
     return bool(_generated_ok(resource))
 
 
-def schema_check(resource: Dict[str, Any]) -> List[Issue]:
+def schema_check(resource: dict[str, Any]) -> list[Issue]:
     """FHIR R4 4.0.1 structural validation of one resource (a Bundle's entries are checked too)."""
     if _generated_ok(resource):
         return []
-    out: List[Issue] = []
+    out: list[Issue] = []
     rt = resource.get("resourceType") if type(resource) is dict else None
     rid = resource.get("id") if type(resource) is dict else None
     ctx = _Ctx(out, rt if type(rt) is str else "?", rid if type(rid) is str else "")
@@ -349,7 +350,7 @@ def _codes(cc: Any) -> set:
     return {c.get("code") for c in cc.get("coding") or () if type(c) is dict}
 
 
-def _inv_condition(o: dict) -> List[Tuple[str, str, str]]:
+def _inv_condition(o: dict) -> list[tuple[str, str, str]]:
     out = []
     abated = any(k.startswith("abatement") for k in o)
     clin = _codes(o.get("clinicalStatus"))
@@ -360,7 +361,7 @@ def _inv_condition(o: dict) -> List[Tuple[str, str, str]]:
     return out
 
 
-def _inv_allergy(o: dict) -> List[Tuple[str, str, str]]:
+def _inv_allergy(o: dict) -> list[tuple[str, str, str]]:
     eie = "entered-in-error" in _codes(o.get("verificationStatus"))
     if eie and "clinicalStatus" in o:
         return [(".clinicalStatus", "invariant", "ait-2: no clinicalStatus when entered-in-error")]
@@ -369,26 +370,26 @@ def _inv_allergy(o: dict) -> List[Tuple[str, str, str]]:
     return []
 
 
-def _inv_observation(o: dict) -> List[Tuple[str, str, str]]:
+def _inv_observation(o: dict) -> list[tuple[str, str, str]]:
     if "dataAbsentReason" in o and any(k.startswith("value") for k in o):
         return [(".dataAbsentReason", "invariant", "obs-6: dataAbsentReason only when there is no value")]
     return []
 
 
-def _inv_period(o: dict) -> List[Tuple[str, str, str]]:
+def _inv_period(o: dict) -> list[tuple[str, str, str]]:
     s, e = o.get("start"), o.get("end")
     if type(s) is str and type(e) is str and len(s) == len(e) and s[:19] > e[:19] and s[19:] == e[19:]:
         return [(".end", "invariant", "per-1: period end is before its start")]
     return []
 
 
-def _inv_simple_quantity(o: dict) -> List[Tuple[str, str, str]]:
+def _inv_simple_quantity(o: dict) -> list[tuple[str, str, str]]:
     if "comparator" in o:
         return [(".comparator", "invariant", "sqty-1: a SimpleQuantity has no comparator")]
     return []
 
 
-def _inv_bundle(o: dict) -> List[Tuple[str, str, str]]:
+def _inv_bundle(o: dict) -> list[tuple[str, str, str]]:
     out = []
     btype = o.get("type")
     full_urls = set()
@@ -408,7 +409,7 @@ def _inv_bundle(o: dict) -> List[Tuple[str, str, str]]:
     return out
 
 
-_INVARIANTS: Dict[str, Callable[[dict], List[Tuple[str, str, str]]]] = {
+_INVARIANTS: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
     "Condition": _inv_condition,
     "AllergyIntolerance": _inv_allergy,
     "Observation": _inv_observation,
@@ -442,7 +443,7 @@ def _systems(cc: Any) -> set:
     return {c.get("system") for c in cc.get("coding") or () if isinstance(c, dict) and c.get("code")}
 
 
-def _status_code(cc: Any) -> Optional[str]:
+def _status_code(cc: Any) -> str | None:
     if isinstance(cc, dict):
         for c in cc.get("coding") or ():
             if isinstance(c, dict) and c.get("code"):
@@ -450,7 +451,7 @@ def _status_code(cc: Any) -> Optional[str]:
     return None
 
 
-def is_safety_critical(res: Dict[str, Any]) -> bool:
+def is_safety_critical(res: dict[str, Any]) -> bool:
     """Active allergies, active medications, pending orders and active record flags: a gap here can harm."""
     rt = res.get("resourceType")
     if rt == "AllergyIntolerance":
@@ -469,20 +470,20 @@ class _Rules:
 
     __slots__ = ("res", "out", "rt", "rid", "critical")
 
-    def __init__(self, res: Dict[str, Any], out: List[Issue]) -> None:
+    def __init__(self, res: dict[str, Any], out: list[Issue]) -> None:
         self.res, self.out = res, out
         self.rt = str(res.get("resourceType", "?"))
         self.rid = str(res.get("id", ""))
         self.critical = is_safety_critical(res)
 
     def need(self, ok: bool, path: str, code: str, message: str, level: str = "error",
-             critical: Optional[bool] = None) -> None:
+             critical: bool | None = None) -> None:
         if not ok:
             self.out.append(Issue(level, self.rt, self.rid, f"{self.rt}.{path}", code, message,
                                   self.critical if critical is None else critical, BUSINESS))
 
 
-def _rules_patient(r: _Rules, o: Dict[str, Any]) -> None:
+def _rules_patient(r: _Rules, o: dict[str, Any]) -> None:
     r.need(bool(o.get("identifier")), "identifier", "oracle-required", "Patient needs an identifier (Oracle Health, US Core)")
     r.need(bool(o.get("name")), "name", "oracle-required", "Patient needs a name (Oracle Health, US Core)")
     r.need("gender" in o, "gender", "us-core-required", "Patient needs a gender (US Core)")
@@ -493,7 +494,7 @@ def _rules_patient(r: _Rules, o: Dict[str, Any]) -> None:
            "Patient name needs a family or given part (US Core us-core-6)")
 
 
-def _rules_condition(r: _Rules, o: Dict[str, Any]) -> None:
+def _rules_condition(r: _Rules, o: dict[str, Any]) -> None:
     eie = _status_code(o.get("verificationStatus")) == "entered-in-error"
     r.need(eie or "clinicalStatus" in o, "clinicalStatus", "oracle-required", "Condition needs clinicalStatus (Oracle Health)")
     cats = set()
@@ -510,7 +511,7 @@ def _rules_condition(r: _Rules, o: Dict[str, Any]) -> None:
     r.need("subject" in o, "subject", "oracle-required", "Condition needs a subject (Oracle Health)")
 
 
-def _rules_allergy(r: _Rules, o: Dict[str, Any]) -> None:
+def _rules_allergy(r: _Rules, o: dict[str, Any]) -> None:
     eie = _status_code(o.get("verificationStatus")) == "entered-in-error"
     r.need(eie or "clinicalStatus" in o, "clinicalStatus", "oracle-required",
            "AllergyIntolerance needs clinicalStatus (Oracle Health)", critical=True)
@@ -527,7 +528,7 @@ def _rules_allergy(r: _Rules, o: Dict[str, Any]) -> None:
     r.need("patient" in o, "patient", "oracle-required", "AllergyIntolerance needs a patient (Oracle Health)")
 
 
-def _rules_medication(r: _Rules, o: Dict[str, Any]) -> None:
+def _rules_medication(r: _Rules, o: dict[str, Any]) -> None:
     med = o.get("medicationCodeableConcept")
     coded = _RXNORM in _systems(med) if med is not None else False
     r.need(coded, "medicationCodeableConcept", "oracle-rxnorm",
@@ -537,7 +538,7 @@ def _rules_medication(r: _Rules, o: Dict[str, Any]) -> None:
     r.need("authoredOn" in o, "authoredOn", "us-core-must-support", "MedicationRequest has no authoredOn", level="warning")
 
 
-def _rules_observation(r: _Rules, o: Dict[str, Any]) -> None:
+def _rules_observation(r: _Rules, o: dict[str, Any]) -> None:
     r.need("status" in o, "status", "us-core-required", "Observation needs a status (US Core)")
     r.need(bool(o.get("category")), "category", "us-core-required", "Observation needs a category (US Core)")
     r.need("code" in o, "code", "us-core-required", "Observation needs a code (US Core)")
@@ -555,12 +556,12 @@ def _rules_observation(r: _Rules, o: Dict[str, Any]) -> None:
                    "a vital-sign quantity needs a UCUM unit (US Core Vital Signs)")
 
 
-def _rules_encounter(r: _Rules, o: Dict[str, Any]) -> None:
+def _rules_encounter(r: _Rules, o: dict[str, Any]) -> None:
     r.need("subject" in o, "subject", "us-core-required", "Encounter needs a subject (US Core)")
     r.need("class" in o, "class", "us-core-required", "Encounter needs a class (US Core)")
 
 
-def _rules_service_request(r: _Rules, o: Dict[str, Any]) -> None:
+def _rules_service_request(r: _Rules, o: dict[str, Any]) -> None:
     pending = o.get("status") in _PENDING
     r.need("subject" in o, "subject", "us-core-required", "ServiceRequest needs a subject (US Core)")
     coded = bool(_systems(o.get("code")))
@@ -570,7 +571,7 @@ def _rules_service_request(r: _Rules, o: Dict[str, Any]) -> None:
     r.need(bool(o.get("category")), "category", "us-core-must-support", "ServiceRequest has no category", level="warning")
 
 
-def _rules_flag(r: _Rules, o: Dict[str, Any]) -> None:
+def _rules_flag(r: _Rules, o: dict[str, Any]) -> None:
     code = o.get("code")
     ok = isinstance(code, dict) and bool(code.get("text") or _systems(code))
     r.need(ok, "code", "flag-uncoded", "Flag needs a code (text or coding) so the warning shows")
@@ -583,7 +584,7 @@ _RULES = {"Patient": _rules_patient, "Condition": _rules_condition, "AllergyInto
           "Encounter": _rules_encounter, "ServiceRequest": _rules_service_request, "Flag": _rules_flag}
 
 
-def _resources(obj: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+def _resources(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
     if obj.get("resourceType") == "Bundle":
         for e in obj.get("entry") or ():
             if isinstance(e, dict) and isinstance(e.get("resource"), dict):
@@ -592,9 +593,9 @@ def _resources(obj: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
         yield obj
 
 
-def business_rules(obj: Dict[str, Any]) -> List[Issue]:
+def business_rules(obj: dict[str, Any]) -> list[Issue]:
     """US Core and Oracle Health create rules for a resource, or for every resource of a Bundle."""
-    out: List[Issue] = []
+    out: list[Issue] = []
     for res in _resources(obj):
         fn = _RULES.get(res.get("resourceType", ""))
         if fn is not None:
@@ -604,7 +605,7 @@ def business_rules(obj: Dict[str, Any]) -> List[Issue]:
 
 # --------------------------------------------------------------------------- data integrity
 # Date elements checked for plausibility, per resource type.
-_DATE_PATHS: Dict[str, Tuple[Tuple[str, ...], ...]] = {
+_DATE_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Condition": (("onsetDateTime",), ("abatementDateTime",), ("recordedDate",)),
     "AllergyIntolerance": (("onsetDateTime",), ("recordedDate",), ("lastOccurrence",)),
     "MedicationRequest": (("authoredOn",),),
@@ -615,7 +616,7 @@ _DATE_PATHS: Dict[str, Tuple[Tuple[str, ...], ...]] = {
 }
 
 
-def _bounds(value: str) -> Tuple[str, str]:
+def _bounds(value: str) -> tuple[str, str]:
     """Earliest and latest calendar day a FHIR date/dateTime of any precision may mean (as YYYY-MM-DD)."""
     d = value[:10]
     if len(d) == 4:
@@ -625,7 +626,7 @@ def _bounds(value: str) -> Tuple[str, str]:
     return d, d
 
 
-def _get(res: Dict[str, Any], path: Tuple[str, ...]) -> Any:
+def _get(res: dict[str, Any], path: tuple[str, ...]) -> Any:
     cur: Any = res
     for p in path:
         if not isinstance(cur, dict):
@@ -634,7 +635,7 @@ def _get(res: Dict[str, Any], path: Tuple[str, ...]) -> Any:
     return cur
 
 
-def _references(obj: Any, path: str) -> Iterator[Tuple[str, str]]:
+def _references(obj: Any, path: str) -> Iterator[tuple[str, str]]:
     """(path, reference) for every Reference.reference below ``obj``."""
     if isinstance(obj, dict):
         for k, v in obj.items():
@@ -647,17 +648,17 @@ def _references(obj: Any, path: str) -> Iterator[Tuple[str, str]]:
             yield from _references(v, f"{path}[{i}]")
 
 
-def data_integrity(bundle: Dict[str, Any], *, as_of: Optional[str] = None) -> List[Issue]:
+def data_integrity(bundle: dict[str, Any], *, as_of: str | None = None) -> list[Issue]:
     """References resolve inside the bundle; dates plausible; exactly one Patient per ICN.
 
     ``as_of`` (YYYY-MM-DD) is "today" for the not-in-the-future check; the pipeline passes its simulated
     clock. Without it the wall-clock UTC date is used.
     """
     today = as_of or datetime.now(timezone.utc).date().isoformat()
-    out: List[Issue] = []
+    out: list[Issue] = []
     resources = [(e.get("fullUrl"), e["resource"]) for e in bundle.get("entry") or ()
                  if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
-    targets: Dict[str, str] = {}
+    targets: dict[str, str] = {}
     for fu, res in resources:
         rt, rid = res.get("resourceType", "?"), res.get("id")
         if isinstance(fu, str):
@@ -665,15 +666,15 @@ def data_integrity(bundle: Dict[str, Any], *, as_of: Optional[str] = None) -> Li
         if rid:
             targets[f"{rt}/{rid}"] = rt
 
-    def add(res: Dict[str, Any], path: str, code: str, msg: str) -> None:
+    def add(res: dict[str, Any], path: str, code: str, msg: str) -> None:
         out.append(Issue("error", str(res.get("resourceType", "?")), str(res.get("id", "")), path, code, msg,
                          is_safety_critical(res), INTEGRITY))
 
     # one Patient per ICN; every Patient carries exactly one ICN
     patients = [res for _, res in resources if res.get("resourceType") == "Patient"]
-    by_icn: Dict[str, int] = {}
+    by_icn: dict[str, int] = {}
     for p in patients:
-        icns = {i.get("value") for i in p.get("identifier") or () if isinstance(i, dict) and i.get("system") == _ICN}
+        icns = {str(i.get("value")) for i in p.get("identifier") or () if isinstance(i, dict) and i.get("system") == _ICN}
         if len(icns) > 1:
             add(p, "Patient.identifier", "identity-merge", "Patient carries several ICNs: two people merged into one")
         for icn in icns:
@@ -726,7 +727,7 @@ def data_integrity(bundle: Dict[str, Any], *, as_of: Optional[str] = None) -> Li
     return out
 
 
-def validate_bundle(bundle: Dict[str, Any], *, as_of: Optional[str] = None) -> Dict[str, List[Issue]]:
+def validate_bundle(bundle: dict[str, Any], *, as_of: str | None = None) -> dict[str, list[Issue]]:
     """All three substages over one bundle: {substage: issues}."""
     return {SCHEMA: schema_check(bundle), BUSINESS: business_rules(bundle),
             INTEGRITY: data_integrity(bundle, as_of=as_of)}
