@@ -16,7 +16,8 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
@@ -47,33 +48,67 @@ def person(k: int, n: int, rng: KeyedRNG) -> dict[str, Any]:
     for i in range(n - 1):
         kind = i % 3
         if kind == 0:
-            res.append({
-                "resourceType": "Observation", "id": f"obs-{k}-{i}", "status": "final", "subject": ref,
-                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                          "code": "vital-signs"}]}],
-                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
-                "effectiveDateTime": "2024-03-01T08:30:00Z",
-                "valueQuantity": {"value": round(float(g.uniform(50, 110)), 1), "unit": "/min",
-                                  "system": "http://unitsofmeasure.org", "code": "/min"},
-            })
+            res.append(
+                {
+                    "resourceType": "Observation",
+                    "id": f"obs-{k}-{i}",
+                    "status": "final",
+                    "subject": ref,
+                    "category": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                    "code": "vital-signs",
+                                }
+                            ]
+                        }
+                    ],
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+                    "effectiveDateTime": "2024-03-01T08:30:00Z",
+                    "valueQuantity": {
+                        "value": round(float(g.uniform(50, 110)), 1),
+                        "unit": "/min",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "/min",
+                    },
+                }
+            )
         elif kind == 1:
-            res.append({
-                "resourceType": "Condition", "id": f"cond-{k}-{i}", "subject": ref,
-                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                               "code": "active"}]},
-                "category": [{"coding": [{"code": "problem-list-item"}]}],
-                "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10"},
-                                    {"system": "http://snomed.info/sct", "code": "38341003"}]},
-                "onsetDateTime": "2010-05-01",
-            })
+            res.append(
+                {
+                    "resourceType": "Condition",
+                    "id": f"cond-{k}-{i}",
+                    "subject": ref,
+                    "clinicalStatus": {
+                        "coding": [
+                            {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+                        ]
+                    },
+                    "category": [{"coding": [{"code": "problem-list-item"}]}],
+                    "code": {
+                        "coding": [
+                            {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10"},
+                            {"system": "http://snomed.info/sct", "code": "38341003"},
+                        ]
+                    },
+                    "onsetDateTime": "2010-05-01",
+                }
+            )
         else:
-            res.append({
-                "resourceType": "MedicationRequest", "id": f"med-{k}-{i}", "status": "active", "intent": "order",
-                "subject": ref,
-                "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                          "code": "197361"}]},
-                "dispenseRequest": {"quantity": {"value": int(g.integers(30, 90))}, "numberOfRepeatsAllowed": 3},
-            })
+            res.append(
+                {
+                    "resourceType": "MedicationRequest",
+                    "id": f"med-{k}-{i}",
+                    "status": "active",
+                    "intent": "order",
+                    "subject": ref,
+                    "medicationCodeableConcept": {
+                        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197361"}]
+                    },
+                    "dispenseRequest": {"quantity": {"value": int(g.integers(30, 90))}, "numberOfRepeatsAllowed": 3},
+                }
+            )
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in res]}
 
 
@@ -93,11 +128,11 @@ def bench(url: str, persons: int, per_person: int, waves: int, persons_per_commi
     totals = {"staging": 0.0, "production": 0.0, "verification": 0.0}
     for w, batch in enumerate(batches):
         wid = f"W{w}"
-        _, dt = timed(lambda: target.staging(wid, batch))
+        _, dt = timed(lambda wid=wid, batch=batch: target.staging(wid, batch))
         totals["staging"] += dt
-        _, dt = timed(lambda: target.production(wid))
+        _, dt = timed(lambda wid=wid: target.production(wid))
         totals["production"] += dt
-        res, dt = timed(lambda: target.verification(wid))
+        res, dt = timed(lambda wid=wid: target.verification(wid))
         totals["verification"] += dt
         assert res.passed is True
     _, t_rerun = timed(lambda: [target.production(f"W{w}") for w in range(waves)])
@@ -108,7 +143,9 @@ def bench(url: str, persons: int, per_person: int, waves: int, persons_per_commi
     for step, dt in totals.items():
         print(f"  {step:48s} {n_res / dt:>12,.0f} resources/s {n_persons / dt:>10,.0f} persons/s  ({dt:.2f} s)")
     total = sum(totals.values())
-    print(f"  {'all three steps':48s} {n_res / total:>12,.0f} resources/s {n_persons / total:>10,.0f} persons/s  ({total:.2f} s)")
+    print(
+        f"  {'all three steps':48s} {n_res / total:>12,.0f} resources/s {n_persons / total:>10,.0f} persons/s  ({total:.2f} s)"
+    )
     print(f"  {'re-run of production (all skipped)':48s} {t_rerun:.3f} s")
 
 

@@ -20,8 +20,8 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional
 
 import pytest
 
@@ -32,7 +32,7 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"PostgreSQL tests skipped: {reason}")
 
 
-def find_binary(name: str) -> Optional[str]:
+def find_binary(name: str) -> str | None:
     """A PostgreSQL server binary on PATH or under Debian's /usr/lib/postgresql/<version>/bin."""
     found = shutil.which(name)
     if found:

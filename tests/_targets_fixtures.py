@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from vistasim.rng import KeyedRNG
 
@@ -28,7 +28,7 @@ def icn(k: int) -> str:
     return f"{1_000_000_000 + k}V{100_000 + 7 * k}"
 
 
-def person_bundle(k: int, version: int = 0, *, n_obs: Optional[int] = None, seed: int = SEED) -> dict[str, Any]:
+def person_bundle(k: int, version: int = 0, *, n_obs: int | None = None, seed: int = SEED) -> dict[str, Any]:
     """Person k's bundle as loaded by some wave: version changes values, and (by default) how many
     observations there are, so a re-promote both edits and drops resources."""
     rng = KeyedRNG(seed).generator("targets-test", k, version)

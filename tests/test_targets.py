@@ -8,12 +8,13 @@ earlier versions) and leaves other waves alone.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-
 from _pg import pg_server, pg_url  # noqa: F401  (fixtures)
 from _targets_fixtures import icn, person_bundle, sorted_resources, wave
+
 from vistasim.errors import InputError
 from vistasim.targets import Target, load_wave, open_target
 
@@ -287,12 +288,22 @@ def test_readers(target: Target) -> None:
 
 def test_awkward_content_round_trips_exactly(target: Target) -> None:
     b = person_bundle(1, 0, n_obs=1)
-    b["entry"].append({"resource": {
-        "resourceType": "Flag", "id": "flag-1",
-        "code": {"text": 'HIGH RISK \\ "suicide"\tline1\nline2\r – é ✓ 😀'},
-        "period": {"start": "2024-01-01"}, "extension": [{"valueDecimal": 0.1}, {"valueInteger": -7},
-                                                          {"valueBoolean": False}, {"valueString": ""}],
-    }})
+    b["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Flag",
+                "id": "flag-1",
+                "code": {"text": 'HIGH RISK \\ "suicide"\tline1\nline2\r – é ✓ 😀'},
+                "period": {"start": "2024-01-01"},
+                "extension": [
+                    {"valueDecimal": 0.1},
+                    {"valueInteger": -7},
+                    {"valueBoolean": False},
+                    {"valueString": ""},
+                ],
+            }
+        }
+    )
     res = load_wave(target, "W1", [b])
     assert res.verification.passed is True
     assert target.read_person(icn(1)) == sorted_resources(b)

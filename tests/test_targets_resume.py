@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from _pg import fresh_schema_url, pg_server  # noqa: F401  (fixture)
+
 from vistasim.targets import open_target
 
 CHILD = str(Path(__file__).with_name("_targets_fixtures.py"))
@@ -55,8 +55,13 @@ def _once_only(events: list[str]) -> list[str]:
     return [e for e in events if e.startswith("after:") and not e.startswith("after:verified")]
 
 
-def _check_resume(new_url: Callable[[], str], kill_at: int, reference: tuple[object, object], once: list[str],
-                  persons_per_commit: int = 1) -> None:
+def _check_resume(
+    new_url: Callable[[], str],
+    kill_at: int,
+    reference: tuple[object, object],
+    once: list[str],
+    persons_per_commit: int = 1,
+) -> None:
     url = new_url()
     rc, first = _run(url, kill_at, persons_per_commit)
     assert rc == -9 and len(first) == kill_at

@@ -8,10 +8,10 @@ import socket
 import sys
 
 import pytest
+from _targets_fixtures import icn, person_bundle, sorted_resources, wave
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _targets_fixtures import icn, person_bundle, sorted_resources, wave
 from vistasim.errors import InputError, MissingDependencyError
 from vistasim.targets import canonical_json, content_hash, load_wave, open_target, person_id_of
 from vistasim.targets.base import stage_rows

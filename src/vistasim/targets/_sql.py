@@ -28,7 +28,8 @@ per wave.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import orjson
 
@@ -115,7 +116,9 @@ class SQLTarget:
     #: resources pile up (tens of thousands of live dicts make the cyclic GC dominate a read-back).
     _BODY_TEXT = "body"
 
-    def __init__(self, url: str, *, persons_per_commit: int = DEFAULT_PERSONS_PER_COMMIT, on_commit: Optional[CommitHook] = None) -> None:
+    def __init__(
+        self, url: str, *, persons_per_commit: int = DEFAULT_PERSONS_PER_COMMIT, on_commit: CommitHook | None = None
+    ) -> None:
         if not isinstance(persons_per_commit, int) or persons_per_commit < 1:
             raise InputError(f"persons_per_commit={persons_per_commit!r}: must be an integer >= 1")
         self.url = url
@@ -138,7 +141,7 @@ class SQLTarget:
     def _write_staging(self, cur: Any, wave: StagedWave) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _stored_hash(self, body: Any, staged_hash: Optional[str]) -> str:  # pragma: no cover - abstract
+    def _stored_hash(self, body: Any, staged_hash: str | None) -> str:  # pragma: no cover - abstract
         """Content hash of a body as production holds it."""
         raise NotImplementedError
 
@@ -148,7 +151,7 @@ class SQLTarget:
     def close(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __enter__(self) -> "SQLTarget":
+    def __enter__(self) -> SQLTarget:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -208,7 +211,7 @@ class SQLTarget:
             wave_id, len(wave.persons), len(wave.rows), wave.counts, wave.digest, restaged=previous is not None
         )
 
-    def production(self, wave_id: str, person_ids: Optional[Iterable[str]] = None) -> PromotionResult:
+    def production(self, wave_id: str, person_ids: Iterable[str] | None = None) -> PromotionResult:
         """Promote persons of a staged wave (default: all, in input order), atomically per person."""
         in_wave = self._wave_persons(wave_id)
         if not in_wave:
@@ -270,7 +273,7 @@ class SQLTarget:
         cur.executemany(q(_JOURNAL), [(wave_id, STEP_PROMOTED, p, digest) for p in group])
         return written, removed
 
-    def verification(self, wave_id: str, person_ids: Optional[Iterable[str]] = None) -> VerificationResult:
+    def verification(self, wave_id: str, person_ids: Iterable[str] | None = None) -> VerificationResult:
         """Read production back for the wave's persons and compare it with staging.
 
         Default persons: those the journal says this wave promoted. Always re-reads (a check must see
@@ -308,9 +311,7 @@ class SQLTarget:
                 (wave_id,),
             )
         )
-        checks: list[PersonCheck] = [
-            compare_person(p, staged[p], prod[p], current.get(p), wave_id) for p in persons
-        ]
+        checks: list[PersonCheck] = [compare_person(p, staged[p], prod[p], current.get(p), wave_id) for p in persons]
         result = VerificationResult(wave_id, tuple(checks), n)
         with self._commit_point(f"{STEP_VERIFIED}:{wave_id}") as cur:
             cur.execute(self._q(_JOURNAL), (wave_id, STEP_VERIFIED, "", f"{result.n_passed}/{len(checks)}"))
@@ -353,20 +354,16 @@ class SQLTarget:
                 q("DELETE FROM journal WHERE wave_id = ? AND step IN (?, ?)"), (wave_id, STEP_PROMOTED, STEP_VERIFIED)
             )
             cur.execute(q(_JOURNAL), (wave_id, STEP_BACKED_OUT, "", f"{len(removed) + len(restored)}"))
-        return BackoutResult(
-            wave_id, tuple(removed), tuple(restored), tuple(superseded), n_removed, n_restored
-        )
+        return BackoutResult(wave_id, tuple(removed), tuple(restored), tuple(superseded), n_removed, n_restored)
 
     # ------------------------------------------------------------------ readers
 
     def read_person(self, person_id: str) -> list[dict[str, Any]]:
         """A person's production resources, ordered by (resource_type, id)."""
-        rows = self._all(
-            "SELECT body FROM resources WHERE person_id = ? ORDER BY resource_type, id", (person_id,)
-        )
+        rows = self._all("SELECT body FROM resources WHERE person_id = ? ORDER BY resource_type, id", (person_id,))
         return [self._load_body(r[0]) for r in rows]
 
-    def counts(self, person_id: Optional[str] = None) -> dict[str, int]:
+    def counts(self, person_id: str | None = None) -> dict[str, int]:
         """Production resources per resource type (of one person, or of everyone)."""
         if person_id is None:
             rows = self._all("SELECT resource_type, COUNT(*) FROM resources GROUP BY resource_type")
@@ -381,7 +378,7 @@ class SQLTarget:
         """Persons (ICNs) in production, sorted."""
         return [r[0] for r in self._all("SELECT person_id FROM persons ORDER BY person_id")]
 
-    def journal(self, wave_id: Optional[str] = None) -> list[JournalEntry]:
+    def journal(self, wave_id: str | None = None) -> list[JournalEntry]:
         """The commit points reached (of one wave, or all), in (wave, step, person) order."""
         if wave_id is None:
             rows = self._all("SELECT wave_id, step, person_id, digest FROM journal")
@@ -403,7 +400,7 @@ def _canonical_hash_of_text(text: str) -> str:
         return ""
 
 
-def text_body_hash(text: str, staged_hash: Optional[str]) -> str:
+def text_body_hash(text: str, staged_hash: str | None) -> str:
     """Hash of a body stored as text: the bytes as stored first (fast path), canonicalised if different."""
     h = content_hash(text.encode())
     if h == staged_hash:
@@ -411,6 +408,6 @@ def text_body_hash(text: str, staged_hash: Optional[str]) -> str:
     return _canonical_hash_of_text(text)
 
 
-def canonical_text_hash(text: str, staged_hash: Optional[str] = None) -> str:
+def canonical_text_hash(text: str, staged_hash: str | None = None) -> str:
     """Hash of a body whose stored text is never canonical (PostgreSQL's jsonb output)."""
     return _canonical_hash_of_text(text)

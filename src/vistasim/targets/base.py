@@ -15,9 +15,9 @@ the hash from what production holds, so an edited body is caught even if its has
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Iterator, Optional, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -26,7 +26,7 @@ from ..errors import InputError
 ICN_SYSTEM = "urn:oid:2.16.840.1.113883.4.349"
 
 #: Person bundles: ``{person_id: bundle}``, or bundles whose Patient carries an ICN identifier.
-BundleInput = Union[Mapping[str, Mapping[str, Any]], Iterable[Mapping[str, Any]]]
+BundleInput = Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]
 #: Called before and after every commit with ``"before:<label>"`` / ``"after:<label>"``.
 CommitHook = Callable[[str], None]
 
@@ -107,7 +107,7 @@ class VerificationResult:
     resources_checked: int
 
     @property
-    def passed(self) -> Optional[bool]:
+    def passed(self) -> bool | None:
         return None if not self.persons else all(p.passed for p in self.persons)
 
     @property
@@ -179,19 +179,19 @@ class Target(Protocol):
 
     def staging(self, wave_id: str, bundles: BundleInput, *, restage: bool = False) -> StagingResult: ...
 
-    def production(self, wave_id: str, person_ids: Optional[Iterable[str]] = None) -> PromotionResult: ...
+    def production(self, wave_id: str, person_ids: Iterable[str] | None = None) -> PromotionResult: ...
 
-    def verification(self, wave_id: str, person_ids: Optional[Iterable[str]] = None) -> VerificationResult: ...
+    def verification(self, wave_id: str, person_ids: Iterable[str] | None = None) -> VerificationResult: ...
 
     def backout(self, wave_id: str) -> BackoutResult: ...
 
     def read_person(self, person_id: str) -> list[dict[str, Any]]: ...
 
-    def counts(self, person_id: Optional[str] = None) -> dict[str, int]: ...
+    def counts(self, person_id: str | None = None) -> dict[str, int]: ...
 
     def persons(self) -> list[str]: ...
 
-    def journal(self, wave_id: Optional[str] = None) -> list[JournalEntry]: ...
+    def journal(self, wave_id: str | None = None) -> list[JournalEntry]: ...
 
     def dump(self) -> list[tuple[str, str, str, str, str]]: ...
 
@@ -229,7 +229,9 @@ def iter_resources(bundle: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     """The resources of a collection or transaction Bundle, in entry order."""
     entries = bundle.get("entry")
     if not isinstance(entries, list):
-        raise InputError(f"bundle {bundle.get('id', '?')!s}: no 'entry' list; pass FHIR Bundles (type collection or transaction)")
+        raise InputError(
+            f"bundle {bundle.get('id', '?')!s}: no 'entry' list; pass FHIR Bundles (type collection or transaction)"
+        )
     for entry in entries:
         # type() fast path: isinstance against the Mapping ABC costs more than the rest of staging a row
         res = entry.get("resource") if type(entry) is dict or isinstance(entry, Mapping) else None
@@ -303,7 +305,9 @@ def stage_rows(wave_id: str, bundles: BundleInput) -> StagedWave:
             try:
                 body = dumps(res, option=opt)
             except TypeError as exc:
-                raise InputError(f"wave {wave_id}, {rtype}/{rid}: not JSON-serialisable ({exc}); fix the resource") from exc
+                raise InputError(
+                    f"wave {wave_id}, {rtype}/{rid}: not JSON-serialisable ({exc}); fix the resource"
+                ) from exc
             digest = blake(body, digest_size=16).digest()
             update(digest)
             append((wave_id, pid, rtype, rid, digest.hex(), body.decode()))
@@ -316,7 +320,7 @@ def compare_person(
     person_id: str,
     staged: Mapping[tuple[str, str], str],
     production: Mapping[tuple[str, str], str],
-    current_wave: Optional[str],
+    current_wave: str | None,
     wave_id: str,
 ) -> PersonCheck:
     """Compare one person's staged (type, id) -> hash with production's. Pure."""

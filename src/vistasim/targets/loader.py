@@ -6,8 +6,8 @@ same bundles) redoes only what had not committed and ends in the state an uninte
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 from .base import BundleInput, PromotionResult, StagingResult, Target, VerificationResult
 
@@ -19,9 +19,7 @@ class WaveLoad:
     verification: VerificationResult
 
 
-def load_wave(
-    target: Target, wave_id: str, bundles: BundleInput, person_ids: Optional[Iterable[str]] = None
-) -> WaveLoad:
+def load_wave(target: Target, wave_id: str, bundles: BundleInput, person_ids: Iterable[str] | None = None) -> WaveLoad:
     """Stage a wave, promote its persons (all, or ``person_ids``), verify what was promoted."""
     staged = target.staging(wave_id, bundles)
     promoted = target.production(wave_id, person_ids)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any, Iterator, Mapping, Optional
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import orjson
 
@@ -54,7 +55,9 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 
 def _copy_field(value: str) -> str:
-    return value.translate(_COPY_ESCAPES) if ("\\" in value or "\t" in value or "\n" in value or "\r" in value) else value
+    return (
+        value.translate(_COPY_ESCAPES) if ("\\" in value or "\t" in value or "\n" in value or "\r" in value) else value
+    )
 
 
 def _copy_line(row: tuple[str, ...]) -> str:
@@ -76,7 +79,7 @@ class PostgresTarget(SQLTarget):
         url: str,
         *,
         persons_per_commit: int = DEFAULT_PERSONS_PER_COMMIT,
-        on_commit: Optional[CommitHook] = None,
+        on_commit: CommitHook | None = None,
         connect_timeout: int = 5,
     ) -> None:
         super().__init__(redact(url), persons_per_commit=persons_per_commit, on_commit=on_commit)
@@ -124,7 +127,7 @@ class PostgresTarget(SQLTarget):
             reason = str(exc).strip().splitlines()[0]
             raise InputError(f"wave {wave.wave_id}: staging rejected a row ({reason}); nothing was staged") from exc
 
-    def _stored_hash(self, body: Any, staged_hash: Optional[str]) -> str:
+    def _stored_hash(self, body: Any, staged_hash: str | None) -> str:
         return canonical_text_hash(body)
 
     def _load_body(self, body: Any) -> dict[str, Any]:

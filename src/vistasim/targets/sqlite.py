@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import orjson
 
@@ -59,9 +60,9 @@ class SQLiteTarget(SQLTarget):
         self,
         path: str,
         *,
-        url: Optional[str] = None,
+        url: str | None = None,
         persons_per_commit: int = DEFAULT_PERSONS_PER_COMMIT,
-        on_commit: Optional[CommitHook] = None,
+        on_commit: CommitHook | None = None,
     ) -> None:
         super().__init__(url or f"sqlite:///{path}", persons_per_commit=persons_per_commit, on_commit=on_commit)
         self.path = path
@@ -112,7 +113,7 @@ class SQLiteTarget(SQLTarget):
         except sqlite3.IntegrityError as exc:
             raise InputError(f"wave {wave.wave_id}: staging rejected a row ({exc}); nothing was staged") from exc
 
-    def _stored_hash(self, body: Any, staged_hash: Optional[str]) -> str:
+    def _stored_hash(self, body: Any, staged_hash: str | None) -> str:
         return text_body_hash(body, staged_hash)
 
     def _load_body(self, body: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ slashes for an absolute one.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import InputError
 from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, Target
@@ -19,7 +19,9 @@ def sqlite_path(url: str) -> str:
     """The file path in an ``sqlite:///...`` URL (``:memory:`` for an in-memory database)."""
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
-        raise InputError(f"{url}: not an SQLite URL; write sqlite:///relative.db, sqlite:////abs/path.db or sqlite:///:memory:")
+        raise InputError(
+            f"{url}: not an SQLite URL; write sqlite:///relative.db, sqlite:////abs/path.db or sqlite:///:memory:"
+        )
     path = url[len(prefix) :]
     if "?" in path:
         raise InputError(f"{url}: query options are not supported in SQLite URLs; pass them as keyword arguments")
@@ -27,7 +29,11 @@ def sqlite_path(url: str) -> str:
 
 
 def open_target(
-    url: str, *, persons_per_commit: int = DEFAULT_PERSONS_PER_COMMIT, on_commit: Optional[CommitHook] = None, **options: Any
+    url: str,
+    *,
+    persons_per_commit: int = DEFAULT_PERSONS_PER_COMMIT,
+    on_commit: CommitHook | None = None,
+    **options: Any,
 ) -> Target:
     """Open (and create if needed) the load target a URL names.
 
@@ -35,7 +41,9 @@ def open_target(
     unreachable server; MissingDependencyError for a PostgreSQL URL without the ``postgres`` extra.
     """
     if not isinstance(url, str) or "://" not in url:
-        raise InputError(f"target URL {url!r}: expected scheme://..., e.g. sqlite:///out.db or postgresql://user@host/db")
+        raise InputError(
+            f"target URL {url!r}: expected scheme://..., e.g. sqlite:///out.db or postgresql://user@host/db"
+        )
     scheme = url.split("://", 1)[0].lower()
     if scheme == "sqlite":
         from .sqlite import SQLiteTarget
