@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..gating import add_gating_arguments, apply_gating, targets_from_args
+from ..metrics import add_metrics_arguments, apply_metrics, check_metrics_args
 from ..report import FORMATS
 from ..results import dumps
 from ..runner import population_ids, run_model
@@ -16,6 +18,8 @@ EXAMPLES = """examples:
   vistasim simulate --patients 100000 --batch-size 50 --strategy parallel --seed 7 --out runs/p7
   vistasim simulate --config examples/production.yaml --report report.txt
   vistasim simulate --patients 2000 --json > results.json
+  vistasim simulate --config examples/production.yaml --fail-under success=0.98,quality=0.9   # CI gate: exit 1 if missed
+  vistasim simulate --patients 5000 --out runs/ci --report runs/ci/report.html --metrics runs/ci/vistasim.prom
 """
 
 
@@ -56,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print results.json on stdout instead of the summary")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--no-audit", action="store_true", help="do not keep or write the per-attempt audit trail")
+    add_gating_arguments(p)
+    add_metrics_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -67,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     strategy = pick_strategy(args.strategy, settings)
     run_dir = Path(pick(args.out, None, "runs/latest"))
     report = args.report or settings.migration_report
+    targets = targets_from_args(args)  # a malformed --fail-under or --metrics fails before any work
+    check_metrics_args(args)
     interactive = not (args.json or args.quiet)
     with progress_bar(n, "simulating", interactive and sys.stderr.isatty()) as progress:
         out = run_model(
@@ -85,4 +93,5 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(dumps(out.doc).decode("utf-8"))
     elif not args.quiet:
         print_summary(out.doc, run_dir, {"report": str(report)} if report else None)
-    return 0
+    apply_metrics(out.doc, args)
+    return apply_gating(out.doc, targets, quiet=args.quiet)
