@@ -434,6 +434,14 @@ class _StationReader:
 
     def _decode(self, number: str, ien: int, nodes: dict, where: str) -> None:
         self.decoding_started = True
+        try:
+            self._decode_entry(number, ien, nodes, where)
+        except InputError:
+            if not self.buffered:
+                raise _Restart() from None  # the pointer file may simply come later in this input
+            raise
+
+    def _decode_entry(self, number: str, ien: int, nodes: dict, where: str) -> None:
         if number == "2":
             self.patients[ien] = decode_patient(self.station, ien, nodes, self.resolver, f"{where}: patient {ien}")
             return
