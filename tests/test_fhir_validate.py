@@ -295,3 +295,28 @@ def test_messages_carry_no_patient_values(bundle):
     texts = " ".join(i.message + i.path for i in schema_check(b) + data_integrity(b, as_of=AS_OF))
     for secret in ("2099", "123456789", "DOE", "JOHN", "000001234", "1947"):
         assert secret not in texts
+
+
+@pytest.mark.parametrize("name,ok", [("DOE,JOHN QUINCY", True), ("O'BRIEN-SMITH,MARY ANN", True),
+                                     ("JOHN DOE", False), ("doe,john", False), ("DOE,,JOHN", False),
+                                     ("DOE3,JOHN", False)])
+def test_legacy_name_defects_are_warned(name, ok):
+    recs = person_records()
+    for r in recs:
+        r.name = name
+    issues = business_rules(map_person(recs))
+    hits = [i for i in issues if i.code == "name-format"]
+    assert (hits == []) == ok
+    assert all(i.level == "warning" and name not in i.message for i in hits)
+
+
+def test_missing_dob_unknown_sex_and_duplicate_registration_are_warned():
+    a, b = person_records()
+    a.dob = b.dob = None
+    a.sex = b.sex = "U"
+    b.station = "500"  # second DFN at the same station: a duplicate registration
+    bundle = map_person([a, b])
+    codes = {(i.code, i.level) for i in business_rules(bundle)}
+    assert {("birthdate-missing", "warning"), ("gender-unknown", "warning")} <= codes
+    integ = data_integrity(bundle, as_of=AS_OF)
+    assert [(i.code, i.level) for i in integ] == [("duplicate-registration", "warning")]
