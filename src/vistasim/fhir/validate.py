@@ -505,7 +505,7 @@ def _rules_patient(r: _Rules, o: dict[str, Any]) -> None:
 _NAME_PART = re.compile(r"[A-Z][A-Z' .\-]*")
 
 
-def _fileman_name_ok(n: Dict[str, Any]) -> bool:
+def _fileman_name_ok(n: dict[str, Any]) -> bool:
     family, given = n.get("family"), n.get("given") or []
     if not isinstance(family, str) or not given:
         return False
