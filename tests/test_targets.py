@@ -319,3 +319,20 @@ def test_nul_characters_are_kept_or_rejected_whole(target: Target, backend: tupl
         with pytest.raises(InputError, match="staging rejected"):
             target.staging("W1", [person_bundle(0, 0), b])
         assert target.journal() == []
+
+
+# --------------------------------------------------------------------------- with the real mapper
+
+
+def test_generated_and_mapped_persons_load_and_verify(target: Target) -> None:
+    from vistasim.fhir.mapping import map_people
+    from vistasim.generate import generate_patients
+
+    bundles = list(map_people(generate_patients(60, seed=11, sites=2)))
+    n_resources = sum(len(b["entry"]) for b in bundles)
+    res = load_wave(target, "W1", bundles)
+    assert res.staging.persons == len(bundles) and res.staging.resources == n_resources
+    assert res.verification.passed is True and res.verification.resources_checked == n_resources
+    assert len(target.persons()) == len(bundles) and sum(target.counts().values()) == n_resources
+    again = load_wave(target, "W1", list(map_people(generate_patients(60, seed=11, sites=2))))
+    assert again.staging.skipped and again.production.promoted == ()
