@@ -159,7 +159,26 @@ class _Bad(ValueError):
     """Internal: a line could not be parsed (the reader adds path and line number)."""
 
 
+_SUB_CACHE: dict[str, Subscript] = {}  # bare subscript token -> value: tokens repeat on every line
+
+
 def _number_sub(tok: str) -> Subscript:
+    sub = _SUB_CACHE.get(tok)
+    if sub is not None:
+        return sub
+    sub = _number_sub_uncached(tok)
+    if len(_SUB_CACHE) >= 100_000:
+        _SUB_CACHE.clear()
+    _SUB_CACHE[tok] = sub
+    return sub
+
+
+# Quoted-or-numeric subscript lists without $C(...): one regex instead of the general scanner.
+_SIMPLE_SUBS = re.compile(r'\(((?:"(?:[^"]|"")*"|[-.0-9]+)(?:,(?:"(?:[^"]|"")*"|[-.0-9]+))*)\)=')
+_SUB_TOKEN = re.compile(r'"((?:[^"]|"")*)"|([-.0-9]+)')
+
+
+def _number_sub_uncached(tok: str) -> Subscript:
     if tok.isdigit() and tok.isascii() and (tok[0] != "0" or tok == "0") and len(tok) <= _MAX_DIGITS:
         return int(tok)
     if not is_canonic(tok):
@@ -292,8 +311,20 @@ def parse_line(line: str) -> Node:
         # Fast path: only numeric subscripts, so the first ')' closes the list.
         if not seg:
             raise _Bad("empty subscript list '()'")
-        subs = tuple(_number_sub(t) for t in seg.split(","))
+        cache = _SUB_CACHE
+        subs = tuple([cache[t] if t in cache else _number_sub(t) for t in seg.split(",")])
         end = k + 1
+    elif "$" not in line[p:] and (m := _SIMPLE_SUBS.match(line, p)) is not None:
+        out_: list[Subscript] = []
+        for q, num in _SUB_TOKEN.findall(m.group(1)):
+            if num:
+                out_.append(_number_sub(num))
+            elif q:
+                out_.append(_string_sub(q.replace('""', '"') if '""' in q else q))
+            else:
+                raise _Bad("empty string subscript")
+        subs = tuple(out_)
+        end = m.end() - 1
     else:
         out: list[Subscript] = []
         pos = p + 1
