@@ -4,6 +4,14 @@
 whole migration in waves under one of the three strategies. Successive calls on one simulator continue
 one simulated timeline, and the results accumulate for ``get_migration_analytics`` and
 ``export_migration_report``.
+
+Data mode (``MigrationSimulator(config, seed, mode="data", target="sqlite:///out.db")``): the same calls
+take PatientRecords and do the real work on them (map to FHIR R4, validate, load into the target, read
+back) with faults on the data (:mod:`vistasim.pipeline`); the per-record outcomes then go through the
+same clock, batch assembly, analytics, report and audit trail as in model mode. Records of one person
+(ICN) are kept in one wave, so the records may be reordered and a wave may exceed ``batch_size`` by the
+rest of a person. ``data_runs`` holds what each call measured (answer key, waves, dispositions);
+:func:`vistasim.pipeline.reconcile.reconcile` compares the target with the source.
 """
 
 from __future__ import annotations
@@ -64,7 +72,27 @@ def _patient_ids(patients: Sequence[PatientLike]) -> list[str]:
 class MigrationSimulator:
     """Simulates VistA -> Oracle Health migrations in model mode (outcomes drawn from ``MigrationConfig``)."""
 
-    def __init__(self, config: MigrationConfig | None = None, seed: int | None = None, keep_audit: bool = True) -> None:
+    def __init__(
+        self,
+        config: MigrationConfig | None = None,
+        seed: int | None = None,
+        keep_audit: bool = True,
+        mode: str = "model",
+        target: Any = None,
+        data_settings: Any = None,
+    ) -> None:
+        if mode not in ("model", "data"):
+            raise ConfigError(f"mode must be 'model' or 'data', got {mode!r}")
+        self.mode = mode
+        self.target = None
+        self.data_settings = data_settings
+        self.data_runs: list[Any] = []
+        if mode == "data":
+            from .pipeline.settings import DataModeSettings
+            from .targets import open_target
+
+            self.target = open_target(target or "sqlite:///:memory:") if target is None or isinstance(target, str) else target
+            self.data_settings = (data_settings or DataModeSettings()).validate()
         self.config = config if config is not None else MigrationConfig()
         self.config.validate()
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
@@ -164,10 +192,17 @@ class MigrationSimulator:
         params = strategy_params(strategy, self.config)
         origin = self.config.start_time
         run_start = self._clock
-        batch_of = waves_for(n, batch_size)
+        data_run = None
+        if self.mode == "data":
+            patients, batch_of = self._data_plan(patients, batch_size)
+            ids = [p.patient_id for p in patients]  # type: ignore[union-attr]
+        else:
+            batch_of = waves_for(n, batch_size)
         n_batches = int(batch_of[-1]) + 1 if n else 0
         if batch_ids is None:
             batch_ids = [self._next_batch_id() for _ in range(n_batches)]
+        if self.mode == "data":
+            data_run = self._data_run(patients, batch_ids, batch_of, params.overload_rate)
         keys = string_keys(ids)
         audit_base = len(self.audit.patient_ids)
         batch_base = len(self.audit.batch_ids)
@@ -175,7 +210,7 @@ class MigrationSimulator:
             self.audit.patient_ids.extend(ids)
             self.audit.batch_ids.extend(batch_ids)
 
-        if params.barriers and not params.one_wave:
+        if params.barriers and not params.one_wave and data_run is None:
             # staged: waves are sequential and independent, so chunks of whole waves give exact results
             per_chunk = max(batch_size, (CHUNK_PATIENTS // batch_size) * batch_size)
         else:
@@ -190,7 +225,12 @@ class MigrationSimulator:
         clock = run_start
         for lo in range(0, n, per_chunk):
             hi = min(n, lo + per_chunk)
-            out = draw_outcomes(keys[lo:hi], self.config, self.seed, overload_rate=params.overload_rate)
+            if data_run is None:
+                out = draw_outcomes(keys[lo:hi], self.config, self.seed, overload_rate=params.overload_rate)
+            else:
+                from .pipeline.datamode import slice_outcomes
+
+                out = slice_outcomes(data_run.outcomes, lo, hi)
             b_local = batch_of[lo:hi] - batch_of[lo]
             if params.one_wave:
                 wave_of = np.zeros(hi - lo, dtype=np.int64)
@@ -199,6 +239,10 @@ class MigrationSimulator:
                 wave_of = b_local
                 wkeys = wave_keys_for(batch_ids[int(batch_of[lo]) : int(batch_of[hi - 1]) + 1])
             sched = schedule(out, self.config, params, wave_of, wkeys, self.seed)
+            if data_run is not None:
+                from .pipeline.datamode import shift_for_backouts
+
+                shift_for_backouts(sched, batch_of[lo:hi], data_run.backout_delays())
             offset = clock
             if params.barriers:
                 wave_span = sched.wave_end - sched.wave_start
@@ -245,6 +289,26 @@ class MigrationSimulator:
         )
         self.runs.append(result)
         return result
+
+    # ------------------------------------------------------------------ data mode
+
+    def _data_plan(self, patients: Sequence[PatientLike], batch_size: int) -> tuple[list[PatientRecord], np.ndarray]:
+        from .pipeline.datamode import plan_records
+
+        if not all(isinstance(p, PatientRecord) for p in patients):
+            raise ConfigError("data mode migrates PatientRecord objects (read them with vistasim.vista.station.read_source)")
+        order, batch_of = plan_records(patients, batch_size)  # type: ignore[arg-type]
+        return [patients[i] for i in order], batch_of  # type: ignore[misc]
+
+    def _data_run(self, records: Sequence[PatientLike], batch_ids: list[str], batch_of: np.ndarray,
+                  overload_rate: float) -> Any:
+        from .pipeline.datamode import run_data_mode
+
+        run = run_data_mode(records, config=self.config, seed=self.seed, batch_ids=batch_ids,  # type: ignore[arg-type]
+                            batch_of=batch_of, target=self.target, settings=self.data_settings,
+                            overload_rate=overload_rate)
+        self.data_runs.append(run)
+        return run
 
     # ------------------------------------------------------------------ result assembly
 

@@ -1,0 +1,424 @@
+"""Faults on the data, as plug-ins: one small class per fault, one method, handed keyed randomness.
+
+Each fault looks at a wave's persons at the point where it strikes, decides per person with a keyed
+draw (seed, fault name, person) whether it hits, changes the data, and returns the answer-key rows of
+what it did. The draws depend on nothing but the key, so a fault hits the same persons whatever else
+is switched on (identity merge pairs a person with the next one of its wave, so it depends on waves).
+
+Where each one strikes, and what should notice it:
+
+=====================  =====================  =========================================================
+fault                  where                  expected to be caught by
+=====================  =====================  =========================================================
+corruption             extract/export         a bad date: schema_check; an encoding or truncation:
+                                              reconciliation (field changed)
+code_system_lost       transform (output)     business_rules when no other coding is left, else
+                                              reconciliation
+coded_to_free_text     transform (output)     reconciliation (validation only warns on free text)
+allergy_status_flip    transform (output)     reconciliation, safety gate (allergies)
+wrong_drug_code        transform (output)     reconciliation, safety gate (medications)
+flag_not_transferred   transform (output)     reconciliation, safety gate (flags)
+identity_merge         transform (output)     reconciliation (a person missing, another with extras)
+identity_split         transform (output)     reconciliation (two target Patients for one ICN)
+orders_unknown_queue   load/staging           reconciliation, safety gate (pending orders)
+=====================  =====================  =========================================================
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple
+
+import numpy as np
+import orjson
+
+from ..model import PatientRecord
+from ..rng import KeyedRNG, name_key
+from .settings import FAULT_KINDS
+from .work import AnswerEntry, PersonWork
+
+__all__ = ["Fault", "FaultDraws", "build_faults", "TRANSFORM_FAULTS", "EXPORT_FAULTS", "LOAD_FAULTS"]
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+class FaultDraws:
+    """Keyed draws for faults: whether a person is hit, and a Generator for the details."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = KeyedRNG(seed)
+
+    def hit(self, fault: str, person_id: str, rate: float) -> Optional[np.random.Generator]:
+        if rate <= 0.0:
+            return None
+        key = name_key(person_id) & 0x7FFFFFFFFFFFFFFF
+        if float(self.rng.uniform("fault:" + fault, key)) >= rate:
+            return None
+        return self.rng.generator("fault-detail:" + fault, key)
+
+
+class Fault(Protocol):
+    """A data fault: ``apply`` changes the persons it hits and returns the answer-key rows."""
+
+    name: str
+    rate: float
+
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]: ...
+
+
+def _entry(fault: "Fault", p: PersonWork, stage: str, sub: str, patient_id: str = "", resource: str = "",
+           field: str = "", detail: str = "") -> AnswerEntry:
+    return AnswerEntry(fault.name, FAULT_KINDS[fault.name], p.person_id, patient_id or _first_pid(p), stage, sub,
+                       resource, field, detail)
+
+
+def _first_pid(p: PersonWork) -> str:
+    return p.records[0].patient_id if p.records else ""
+
+
+def _resources(bundle: Optional[Dict[str, Any]], rtype: Optional[str] = None) -> Iterator[Dict[str, Any]]:
+    for e in (bundle or {}).get("entry") or ():
+        res = e.get("resource")
+        if isinstance(res, dict) and (rtype is None or res.get("resourceType") == rtype):
+            yield res
+
+
+def _key(res: Dict[str, Any]) -> str:
+    return f"{res.get('resourceType')}/{res.get('id')}"
+
+
+def _pick(rng: np.random.Generator, items: Sequence[Any]) -> Any:
+    return items[int(rng.integers(len(items)))]
+
+
+# --------------------------------------------------------------------------- extract
+
+
+class Corruption:
+    """Bytes or encoding of one field changed in the export: a date's month, a name's encoding, a
+    truncated street, a control character in an allergy's text."""
+
+    name = "corruption"
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    @staticmethod
+    def _variants(r: PatientRecord) -> List[str]:
+        out = []
+        if r.dob and len(r.dob) >= 10:
+            out.append("dob_bytes")
+        if "," in r.name and len(r.name.partition(",")[2]) >= 2:
+            out.append("name_encoding")
+        if len(r.address.street1) >= 4:
+            out.append("street_truncated")
+        if any(len(a.reactant) >= 2 for a in r.allergies):
+            out.append("reactant_control_char")
+        return out
+
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+        out: List[AnswerEntry] = []
+        for p in persons:
+            rng = draws.hit(self.name, p.person_id, self.rate)
+            if rng is None:
+                continue
+            choices = [(i, v) for i, r in enumerate(p.records) for v in self._variants(r)]
+            if not choices:
+                continue
+            i, variant = _pick(rng, choices)
+            rec = copy.deepcopy(p.records[i])  # the source record stays as VistA holds it
+            resource, fld = f"Patient/{p.person_id}", ""
+            if variant == "dob_bytes":
+                rec.dob = rec.dob[:5] + "13" + rec.dob[7:]  # type: ignore[index]
+                fld = "2/.03 DATE OF BIRTH"
+            elif variant == "name_encoding":
+                last, _, rest = rec.name.partition(",")
+                j = int(rng.integers(len(rest)))
+                rec.name = f"{last},{rest[:j]}\u00c3\u00a9{rest[j + 1:]}"  # UTF-8 'é' read as Latin-1
+                fld = "2/.01 NAME"
+            elif variant == "street_truncated":
+                rec.address.street1 = rec.address.street1[: len(rec.address.street1) // 2]
+                fld = "2/.111 STREET ADDRESS [LINE 1]"
+            else:
+                cands = [a for a in rec.allergies if len(a.reactant) >= 2]
+                a = _pick(rng, cands)
+                j = 1 + int(rng.integers(len(a.reactant) - 1))
+                a.reactant = a.reactant[:j] + "\x1a" + a.reactant[j:]
+                resource, fld = f"AllergyIntolerance/{rec.station}-120.8-{a.ien}", "120.8/.02 REACTANT"
+            p.records[i] = rec
+            p.corrupted_rows.append(p.rows[i])
+            out.append(_entry(self, p, "extract", "export", rec.patient_id, resource, fld, variant))
+        return out
+
+
+# --------------------------------------------------------------------------- transform
+
+
+class CodeSystemLost:
+    """A coding keeps its code but loses its code-system URI."""
+
+    name = "code_system_lost"
+    _TARGETS = (("Condition", "code"), ("AllergyIntolerance", "code"),
+                ("MedicationRequest", "medicationCodeableConcept"), ("Observation", "code"))
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+        out = []
+        for p in persons:
+            rng = draws.hit(self.name, p.person_id, self.rate)
+            if rng is None or p.bundle is None:
+                continue
+            cands = [(res, el) for rt, el in self._TARGETS for res in _resources(p.bundle, rt)
+                     if (res.get(el) or {}).get("coding") and "system" in res[el]["coding"][0]]
+            if not cands:
+                continue
+            res, el = _pick(rng, cands)
+            res[el]["coding"][0].pop("system")
+            out.append(_entry(self, p, "transform", "map", resource=_key(res), field=f"{el}.coding.system"))
+        return out
+
+
+class CodedToFreeText:
+    """An allergy's coding is dropped; only the reactant's text arrives."""
+
+    name = "coded_to_free_text"
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+        out = []
+        for p in persons:
+            rng = draws.hit(self.name, p.person_id, self.rate)
+            if rng is None:
+                continue
+            cands = [r for r in _resources(p.bundle, "AllergyIntolerance") if (r.get("code") or {}).get("coding")]
+            if not cands:
+                continue
+            res = _pick(rng, cands)
+            del res["code"]["coding"]
+            out.append(_entry(self, p, "transform", "map", resource=_key(res), field="code.coding"))
+        return out
+
+
+class AllergyStatusFlip:
+    """An active allergy arrives inactive."""
+
+    name = "allergy_status_flip"
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+        out = []
+        for p in persons:
+            rng = draws.hit(self.name, p.person_id, self.rate)
+            if rng is None:
+                continue
+            cands = [r for r in _resources(p.bundle, "AllergyIntolerance")
+                     if ((r.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code") == "active"]
+            if not cands:
+                continue
+            res = _pick(rng, cands)
+            res["clinicalStatus"]["coding"][0]["code"] = "inactive"
+            out.append(_entry(self, p, "transform", "map", resource=_key(res), field="clinicalStatus"))
+        return out
+
+
+class WrongDrugCode:
+    """A mail-order (CMOP) prescription arrives with another drug's RxNorm code."""
+
+    name = "wrong_drug_code"
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._codes: Optional[List[str]] = None
+
+    def _all_codes(self) -> List[str]:
+        if self._codes is None:
+            from ..fhir import terminology as T
+
+            self._codes = sorted({c for c, _ in T.drug_table().values()})
+        return self._codes
+
+    @staticmethod
+    def _mail(res: Dict[str, Any]) -> bool:
+        return any(c.get("code") == "mail" for cat in res.get("category") or () for c in cat.get("coding") or ())
+
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+        out = []
+        for p in persons:
+            rng = draws.hit(self.name, p.person_id, self.rate)
+            if rng is None:
+                continue
+            cands = [r for r in _resources(p.bundle, "MedicationRequest") if self._mail(r)
+                     and any(c.get("system") == RXNORM for c in (r.get("medicationCodeableConcept") or {}).get("coding") or ())]
+            if not cands:
+                continue
+            res = _pick(rng, cands)
+            coding = next(c for c in res["medicationCodeableConcept"]["coding"] if c.get("system") == RXNORM)
+            others = [c for c in self._all_codes() if c != coding.get("code")]
+            if not others:
+                continue
+            coding["code"] = _pick(rng, others)
+            coding.pop("display", None)
+            out.append(_entry(self, p, "transform", "map", resource=_key(res), field="medicationCodeableConcept.coding.code"))
+        return out
+
+
+class FlagNotTransferred:
+    """A patient record flag (e.g. HIGH RISK FOR SUICIDE) is left behind."""
+
+    name = "flag_not_transferred"
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+        out = []
+        for p in persons:
+            rng = draws.hit(self.name, p.person_id, self.rate)
+            if rng is None or p.bundle is None:
+                continue
+            flags = list(_resources(p.bundle, "Flag"))
+            active = [f for f in flags if f.get("status") == "active"]
+            if not flags:
+                continue
+            res = _pick(rng, active or flags)
+            p.bundle["entry"] = [e for e in p.bundle["entry"] if e.get("resource") is not res]
+            out.append(_entry(self, p, "transform", "map", resource=_key(res), detail="flag dropped"))
+        return out
+
+
+def _repoint(entries: List[Dict[str, Any]], old: str, new: str) -> None:
+    for e in entries:
+        res = e["resource"]
+        for k in ("subject", "patient"):
+            ref = res.get(k)
+            if isinstance(ref, dict) and ref.get("reference") == old:
+                res[k] = {"reference": new}
+
+
+def _patient_entry(bundle: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    return next((e for e in bundle.get("entry") or () if e["resource"].get("resourceType") == "Patient"), None)
+
+
+class IdentityMerge:
+    """Two persons become one: the second's records are filed under the first's Patient."""
+
+    name = "identity_merge"
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+        out: List[AnswerEntry] = []
+        used: set = set()
+        live = [p for p in persons if p.bundle is not None and p.stop_step == 16 and p.merged_into is None]
+        for i, a in enumerate(live):
+            if a.person_id in used:
+                continue
+            if draws.hit(self.name, a.person_id, self.rate) is None:
+                continue
+            b = next((q for q in live[i + 1:] if q.person_id not in used and not q.extra_bundles), None)
+            if b is None:
+                continue
+            pa, pb = _patient_entry(a.bundle), _patient_entry(b.bundle)  # type: ignore[arg-type]
+            if pa is None or pb is None:
+                continue
+            moved = [e for e in b.bundle["entry"] if e is not pb]  # type: ignore[index]
+            _repoint(moved, pb["fullUrl"], pa["fullUrl"])
+            a.bundle["entry"].extend(moved)  # type: ignore[index]
+            b.bundle = None
+            b.merged_into = a.person_id
+            used.update((a.person_id, b.person_id))
+            out.append(_entry(self, a, "transform", "map", detail="absorbed another person's records"))
+            out.append(_entry(self, b, "transform", "map", resource=f"Patient/{b.person_id}",
+                              detail="records filed under another person"))
+        return out
+
+
+class IdentitySplit:
+    """One person becomes two: part of the records go to a second Patient with a new local ICN."""
+
+    name = "identity_split"
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+        from ..targets import ICN_SYSTEM
+
+        out = []
+        for p in persons:
+            rng = draws.hit(self.name, p.person_id, self.rate)
+            if rng is None or p.bundle is None:
+                continue
+            pe = _patient_entry(p.bundle)
+            clinical = [e for e in p.bundle["entry"] if e is not pe]
+            if pe is None or len(clinical) < 2:
+                continue
+            take = set(rng.permutation(len(clinical))[: len(clinical) // 2].tolist())
+            moved = [e for j, e in enumerate(clinical) if j in take]
+            kept = [e for j, e in enumerate(clinical) if j not in take]
+            local_icn = f"L{int(rng.integers(10**9)):09d}V000000"
+            patient = orjson.loads(orjson.dumps(pe["resource"]))
+            patient["id"] = pe["resource"]["id"] + "-split"
+            for ident in patient.get("identifier") or ():
+                if ident.get("system") == ICN_SYSTEM:
+                    ident["value"] = local_icn
+            new_url = pe["fullUrl"][:-8] + "5p1170ff"  # a distinct urn:uuid (last 8 hex digits changed)
+            _repoint(moved, pe["fullUrl"], new_url)
+            new_entry = {"fullUrl": new_url, "resource": patient,
+                         "request": {"method": "PUT", "url": f"Patient/{patient['id']}"}}
+            p.bundle["entry"] = [pe] + kept
+            p.extra_bundles[local_icn] = {"resourceType": "Bundle", "id": "person-split-" + patient["id"],
+                                          "type": "transaction", "entry": [new_entry] + moved}
+            out.append(_entry(self, p, "transform", "map", resource=f"Patient/{p.person_id}",
+                              detail=f"{len(moved)} resources under a second Patient"))
+        return out
+
+
+# --------------------------------------------------------------------------- load
+
+
+class OrdersUnknownQueue:
+    """An order is routed to an "unknown" queue at load instead of the patient's chart."""
+
+    name = "orders_unknown_queue"
+    _PENDING = ("draft", "active", "on-hold")
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.queue: List[Tuple[str, str]] = []  # (person, "Type/id") of every order sent there
+
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+        out = []
+        for p in persons:
+            rng = draws.hit(self.name, p.person_id, self.rate)
+            if rng is None or p.bundle is None:
+                continue
+            orders = [r for r in _resources(p.bundle) if "-100-" in str(r.get("id", ""))]
+            pending = [r for r in orders if r.get("status") in self._PENDING]
+            if not orders:
+                continue
+            res = _pick(rng, pending or orders)
+            p.bundle["entry"] = [e for e in p.bundle["entry"] if e.get("resource") is not res]
+            self.queue.append((p.person_id, _key(res)))
+            out.append(_entry(self, p, "load", "staging", resource=_key(res), detail="order routed to unknown queue"))
+        return out
+
+
+EXPORT_FAULTS = ("corruption",)
+TRANSFORM_FAULTS = ("code_system_lost", "coded_to_free_text", "allergy_status_flip", "wrong_drug_code",
+                    "flag_not_transferred", "identity_split", "identity_merge")
+LOAD_FAULTS = ("orders_unknown_queue",)
+_CLASSES = {c.name: c for c in (Corruption, CodeSystemLost, CodedToFreeText, AllergyStatusFlip, WrongDrugCode,
+                                FlagNotTransferred, IdentityMerge, IdentitySplit, OrdersUnknownQueue)}
+
+
+def build_faults(rates: Dict[str, float]) -> Dict[str, Fault]:
+    """The fault plug-ins with a rate > 0, by name."""
+    return {name: _CLASSES[name](rate) for name, rate in rates.items() if rate > 0}  # type: ignore[misc]

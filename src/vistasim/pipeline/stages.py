@@ -1,0 +1,143 @@
+"""The real work of each data-mode substage, as small functions over one person or one wave.
+
+Extract reads the source once (``connect``), selects a wave's records through the MPI (ICN) and "B"
+(name) cross-references (``query``) and hands on the export form (``export``). Transform maps each
+person to one FHIR R4 Bundle and standardizes it. Validate runs the three checks of
+:mod:`vistasim.fhir.validate`; the first substage with an error stops the person, typed by what it
+found. Load lives in :mod:`vistasim.pipeline.datamode` (it talks to the target).
+
+Who is who: records are grouped by full ICN (a record without an ICN is a person of its own); a
+person's records always travel together, in the wave of the person's first record, so a wave may
+hold a few more records than ``batch_size`` when a person's records straddle its end.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import VistasimError
+from ..fhir import business_rules, data_integrity, map_person, schema_check, standardize
+from ..fhir.validate import is_schema_valid
+from ..model import PatientRecord
+
+STEP = {("extract", "connect"): 0, ("extract", "query"): 1, ("extract", "export"): 2, ("extract", None): 3,
+        ("transform", "parse"): 4, ("transform", "map"): 5, ("transform", "standardize"): 6, ("transform", None): 7,
+        ("validate", "schema_check"): 8, ("validate", "business_rules"): 9, ("validate", "data_integrity"): 10,
+        ("validate", None): 11, ("load", "staging"): 12, ("load", "production"): 13, ("load", "verification"): 14,
+        ("load", None): 15}
+
+# business-rule issues that mean a code did not make it to the target terminology: a mapping error
+MAPPING_CODES = frozenset({"oracle-code-system", "oracle-rxnorm", "order-uncoded", "vital-loinc", "vital-ucum",
+                           "flag-uncoded", "icd9-only"})
+IDENTITY_CODES = frozenset({"identity-merge", "duplicate-patient", "patient-count"})
+
+Stop = Optional[Tuple[str, str]]  # (spec error type, reason) or None when the check passed
+
+
+def person_key(r: PatientRecord) -> str:
+    return r.full_icn if r.icn else r.patient_id
+
+
+def group_persons(records: Sequence[PatientRecord]) -> List[Tuple[str, List[int]]]:
+    """(person id, record indices) in order of each person's first record."""
+    groups: "OrderedDict[str, List[int]]" = OrderedDict()
+    for i, r in enumerate(records):
+        groups.setdefault(person_key(r), []).append(i)
+    return list(groups.items())
+
+
+def plan_waves(groups: Sequence[Tuple[str, List[int]]], batch_size: int) -> List[List[int]]:
+    """Group indices per wave: persons in order, a new wave once a wave holds ``batch_size`` records."""
+    waves: List[List[int]] = []
+    cur: List[int] = []
+    n = 0
+    for gi, (_pid, rows) in enumerate(groups):
+        if n >= batch_size:
+            waves.append(cur)
+            cur, n = [], 0
+        cur.append(gi)
+        n += len(rows)
+    if cur:
+        waves.append(cur)
+    return waves
+
+
+class SourceIndex:
+    """The cross-references extract/query selects through: MPI (ICN -> records) and B (name -> records)."""
+
+    def __init__(self, records: Sequence[PatientRecord]) -> None:
+        self.mpi: Dict[str, List[int]] = {}
+        self.b: Dict[Tuple[str, str], List[int]] = {}
+        for i, r in enumerate(records):
+            if r.icn:
+                self.mpi.setdefault(r.full_icn, []).append(i)
+            self.b.setdefault((r.station, r.name[:30]), []).append(i)
+
+    def select(self, person_id: str, rows: Sequence[int], records: Sequence[PatientRecord]) -> Stop:
+        """Every record of the person must be reachable through MPI (or, without an ICN, through B)."""
+        found = set(self.mpi.get(person_id, ()))
+        for i in rows:
+            r = records[i]
+            if i not in found and i not in self.b.get((r.station, r.name[:30]), ()):
+                return ("data_corruption", "query: record not found through the MPI or B cross-reference")
+        return None
+
+
+# --------------------------------------------------------------------------- transform
+
+
+def map_stage(records: List[PatientRecord], tz: str) -> Tuple[Optional[Dict[str, Any]], Stop]:
+    try:
+        return map_person(records, tz=tz), None
+    except (VistasimError, ValueError, TypeError, KeyError) as exc:
+        return None, ("mapping_error", f"map: {type(exc).__name__}")
+
+
+def standardize_stage(bundle: Dict[str, Any]) -> Tuple[Dict[str, Any], List[Any]]:
+    r = standardize(bundle)
+    return r.bundle, r.gaps
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def _resources(bundles: Dict[str, Dict[str, Any]]):  # type: ignore[no-untyped-def]
+    for b in bundles.values():
+        for e in b.get("entry") or ():
+            yield e.get("resource")
+
+
+def schema_stage(bundles: Dict[str, Dict[str, Any]]) -> Tuple[Stop, int]:
+    """Every resource against FHIR R4 structure. Returns (stop, resources checked)."""
+    n = 0
+    for res in _resources(bundles):
+        n += 1
+        if isinstance(res, dict) and is_schema_valid(res):
+            continue
+        errors = [i for i in schema_check(res) if i.is_error]  # type: ignore[arg-type]
+        if errors:
+            i = errors[0]
+            return ("data_corruption", f"schema_check: {i.code} ({i.resource_type} {i.path})"), n
+    return None, n
+
+
+def business_stage(bundles: Dict[str, Dict[str, Any]]) -> Stop:
+    for b in bundles.values():
+        errors = [i for i in business_rules(b) if i.is_error]
+        if errors:
+            i = errors[0]
+            etype = "mapping_error" if i.code in MAPPING_CODES else "validation_failure"
+            crit = ", safety-critical" if any(x.safety_critical for x in errors) else ""
+            return (etype, f"business_rules: {i.code} ({i.resource_type}{crit})")
+    return None
+
+
+def integrity_stage(bundles: Dict[str, Dict[str, Any]], as_of: str) -> Stop:
+    for b in bundles.values():
+        errors = [i for i in data_integrity(b, as_of=as_of) if i.is_error]
+        if errors:
+            i = errors[0]
+            etype = "validation_failure" if i.code in IDENTITY_CODES else "data_corruption"
+            return (etype, f"data_integrity: {i.code} ({i.resource_type})")
+    return None

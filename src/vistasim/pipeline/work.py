@@ -1,0 +1,62 @@
+"""The unit of data-mode work: one person (an ICN) moving through the stages, and answer-key rows.
+
+A person's site records travel together: they are extracted, mapped into one Bundle, validated and
+loaded as one (Oracle Health keeps one Patient per ICN). ``records`` is the export (intermediate)
+form: it shares the source's objects until a fault changes one, which is then copied first, so the
+source records handed to data mode are never modified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+from ..model import PatientRecord
+
+MIGRATED_STEP = 16
+
+
+@dataclass
+class PersonWork:
+    person_id: str  # full ICN, or station:DFN for a record without one
+    rows: List[int]  # indices of the person's source records in the run's record order
+    records: List[PatientRecord]
+    bundle: Optional[Dict[str, Any]] = None
+    extra_bundles: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # person id -> bundle (identity split)
+    stop_step: int = MIGRATED_STEP  # first step a real check failed at (16: none)
+    stop_type: str = ""
+    stop_reason: str = ""
+    merged_into: Optional[str] = None  # identity merge: the person this one's data went with
+    corrupted_rows: List[int] = field(default_factory=list)
+    gaps: List[Any] = field(default_factory=list)
+
+    def stop(self, step: int, etype: str, reason: str) -> None:
+        if step < self.stop_step:
+            self.stop_step, self.stop_type, self.stop_reason = step, etype, reason
+
+    def stopped_before(self, step: int) -> bool:
+        return self.stop_step < step
+
+    def all_bundles(self) -> Dict[str, Dict[str, Any]]:
+        out = {} if self.bundle is None else {self.person_id: self.bundle}
+        out.update(self.extra_bundles)
+        return out
+
+
+@dataclass(frozen=True)
+class AnswerEntry:
+    """One injected fault: who, where, what (codes and paths only, never patient values)."""
+
+    kind: str
+    spec_type: str
+    person_id: str
+    patient_id: str
+    stage: str
+    substage: str
+    resource: str = ""  # "Type/id" the fault touched ("" = the person as a whole)
+    field: str = ""
+    detail: str = ""
+    attempts: int = 0  # transient outages: failed attempts at that step
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
