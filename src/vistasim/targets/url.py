@@ -48,6 +48,9 @@ def open_target(
     if scheme == "sqlite":
         from .sqlite import SQLiteTarget
 
+        if options:
+            raise InputError(f"{url}: option(s) {', '.join(sorted(options))} apply to PostgreSQL only; remove them")
+
         return SQLiteTarget(sqlite_path(url), url=url, persons_per_commit=persons_per_commit, on_commit=on_commit)
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresTarget
