@@ -7,20 +7,28 @@ import copy
 import functools
 import os
 import shutil
-from typing import Any, Dict, Optional
+from typing import Any
 
 from vistasim.config import MigrationConfig
 from vistasim.runner import population_ids, run_model
 
 
 @functools.lru_cache(maxsize=8)
-def _model_doc(n: int, seed: int, strategy: str, batch_size: int) -> Dict[str, Any]:
-    out = run_model(population_ids(n), config=MigrationConfig(), strategy=strategy, batch_size=batch_size, seed=seed,
-                    run_dir=None, keep_audit=False, argv=["test"])
+def _model_doc(n: int, seed: int, strategy: str, batch_size: int) -> dict[str, Any]:
+    out = run_model(
+        population_ids(n),
+        config=MigrationConfig(),
+        strategy=strategy,
+        batch_size=batch_size,
+        seed=seed,
+        run_dir=None,
+        keep_audit=False,
+        argv=["test"],
+    )
     return out.doc
 
 
-def model_doc(n: int = 600, seed: int = 5, strategy: str = "staged", batch_size: int = 50) -> Dict[str, Any]:
+def model_doc(n: int = 600, seed: int = 5, strategy: str = "staged", batch_size: int = 50) -> dict[str, Any]:
     """A real results document of a small model-mode run (a fresh copy each call)."""
     return copy.deepcopy(_model_doc(n, seed, strategy, batch_size))
 
@@ -56,12 +64,18 @@ RISK = {
 
 COMPARISON = {
     "strategies": {
-        "staged": {"success_rate": {"mean": 0.52, "ci95": [0.51, 0.53], "p5": 0.49, "p95": 0.55},
-                   "downtime_hours": {"mean": 0.06, "ci95": [0.05, 0.07], "p5": 0.04, "p95": 0.08}},
-        "big_bang": {"success_rate": {"mean": 0.48, "ci95": [0.47, 0.49], "p5": 0.45, "p95": 0.51},
-                     "downtime_hours": {"mean": 1.5, "ci95": [1.4, 1.6], "p5": 1.2, "p95": 1.8}},
-        "parallel": {"success_rate": {"mean": 0.52, "ci95": [0.51, 0.53], "p5": 0.49, "p95": 0.55},
-                     "downtime_hours": {"mean": 0.0, "ci95": [0.0, 0.0], "p5": 0.0, "p95": 0.0}},
+        "staged": {
+            "success_rate": {"mean": 0.52, "ci95": [0.51, 0.53], "p5": 0.49, "p95": 0.55},
+            "downtime_hours": {"mean": 0.06, "ci95": [0.05, 0.07], "p5": 0.04, "p95": 0.08},
+        },
+        "big_bang": {
+            "success_rate": {"mean": 0.48, "ci95": [0.47, 0.49], "p5": 0.45, "p95": 0.51},
+            "downtime_hours": {"mean": 1.5, "ci95": [1.4, 1.6], "p5": 1.2, "p95": 1.8},
+        },
+        "parallel": {
+            "success_rate": {"mean": 0.52, "ci95": [0.51, 0.53], "p5": 0.49, "p95": 0.55},
+            "downtime_hours": {"mean": 0.0, "ci95": [0.0, 0.0], "p5": 0.0, "p95": 0.0},
+        },
     },
     "replications": 50,
 }
@@ -71,7 +85,7 @@ RISK_BANDS = 4
 COMPARISON_BANDS = 6
 
 
-def rich_doc(**kw: Any) -> Dict[str, Any]:
+def rich_doc(**kw: Any) -> dict[str, Any]:
     """A model document with data-mode, risk and comparison sections added and the data-mode metrics set."""
     doc = model_doc(**kw)
     doc["data_mode"] = copy.deepcopy(DATA_MODE)
@@ -82,7 +96,7 @@ def rich_doc(**kw: Any) -> Dict[str, Any]:
     return doc
 
 
-def chromium_paths() -> Optional[tuple]:
+def chromium_paths() -> tuple | None:
     """(chromium, chromedriver) if both are installed, else None."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     driver = shutil.which("chromedriver")

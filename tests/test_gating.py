@@ -23,16 +23,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_parse_the_documented_example():
     assert parse_fail_under("success=0.98,quality=0.9,fidelity=0.999,safety=1.0") == (
-        Target("success", 0.98), Target("quality", 0.9), Target("fidelity", 0.999), Target("safety", 1.0))
+        Target("success", 0.98),
+        Target("quality", 0.9),
+        Target("fidelity", 0.999),
+        Target("safety", 1.0),
+    )
     assert parse_fail_under(["success=98%", " quality = 0.9 "]) == (Target("success", 0.98), Target("quality", 0.9))
     assert parse_fail_under("success>=0.5") == (Target("success", 0.5),)
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("", "empty"), ("success", "METRIC=MIN"), ("speed=0.9", "unknown metric 'speed'"),
-    ("success=high", "not a number"), ("success=1.5", "outside 0..1"), ("success=-0.1", "outside 0..1"),
-    ("success=0.9,success=0.8", "twice"), ("quality=nan", "outside 0..1"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("", "empty"),
+        ("success", "METRIC=MIN"),
+        ("speed=0.9", "unknown metric 'speed'"),
+        ("success=high", "not a number"),
+        ("success=1.5", "outside 0..1"),
+        ("success=-0.1", "outside 0..1"),
+        ("success=0.9,success=0.8", "twice"),
+        ("quality=nan", "outside 0..1"),
+    ],
+)
 def test_bad_specs_raise_one_line_config_errors(spec, words):
     with pytest.raises(ConfigError) as err:
         parse_fail_under(spec)
@@ -80,6 +92,7 @@ def test_data_mode_metrics_gate_when_measured():
 
 # --- through the real CLI ---------------------------------------------------------------------------
 
+
 def test_simulate_exit_codes(tmp_path, capsys):
     base = ["simulate", "--patients", "300", "--seed", "2", "--quiet", "--no-audit"]
     assert main([*base, "--out", str(tmp_path / "a"), "--fail-under", "success=0.3,quality=0.5"]) == 0
@@ -100,11 +113,19 @@ def test_report_gates_an_existing_run_in_a_subprocess(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "vistasim", "report", str(run), "--quiet", *args],
-                              capture_output=True, text=True, env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "vistasim", "report", str(run), "--quiet", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
 
-    ok, missed, unmeasured, bad = (cli("--fail-under", "success=0.3"), cli("--fail-under", "success=0.99"),
-                                   cli("--fail-under", "fidelity=0.999"), cli("--fail-under", "success=2"))
+    ok, missed, unmeasured, bad = (
+        cli("--fail-under", "success=0.3"),
+        cli("--fail-under", "success=0.99"),
+        cli("--fail-under", "fidelity=0.999"),
+        cli("--fail-under", "success=2"),
+    )
     assert (ok.returncode, missed.returncode, unmeasured.returncode, bad.returncode) == (0, 1, 2, 2)
     assert missed.stdout == "" and len(missed.stderr.strip().splitlines()) == 1
     # a data-mode document gates on fidelity and safety

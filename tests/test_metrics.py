@@ -52,8 +52,12 @@ def test_values_match_the_results_document():
     assert s[("vistasim_downtime_mean_seconds", ())] == pytest.approx(t["downtime_mean_seconds"])
     assert s[("vistasim_peak_concurrency_patients", ())] == t["peak_concurrency"]
     info = [k for k in s if k[0] == "vistasim_run_info"]
-    assert info == [("vistasim_run_info", (("command", "simulate"), ("mode", "model"), ("seed", str(doc["seed"])),
-                                            ("strategy", "staged")))]
+    assert info == [
+        (
+            "vistasim_run_info",
+            (("command", "simulate"), ("mode", "model"), ("seed", str(doc["seed"])), ("strategy", "staged")),
+        )
+    ]
 
 
 def test_unmeasured_metrics_are_absent_not_zero():
@@ -94,8 +98,26 @@ def test_constant_labels_and_their_validation():
 
 def test_simulate_and_report_write_the_file(tmp_path):
     prom = tmp_path / "m.prom"
-    assert main(["simulate", "--patients", "300", "--seed", "1", "--quiet", "--no-audit", "--out", str(tmp_path / "r"),
-                 "--metrics", str(prom), "--metrics-label", "env=test"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--patients",
+                "300",
+                "--seed",
+                "1",
+                "--quiet",
+                "--no-audit",
+                "--out",
+                str(tmp_path / "r"),
+                "--metrics",
+                str(prom),
+                "--metrics-label",
+                "env=test",
+            ]
+        )
+        == 0
+    )
     doc = json.loads((tmp_path / "r" / "results.json").read_text())
     s = _samples(prom.read_text())
     assert s[("vistasim_patients_migrated_total", (("env", "test"),))] == doc["summary"]["migrated_patients"]
@@ -104,6 +126,10 @@ def test_simulate_and_report_write_the_file(tmp_path):
     assert om.read_text().endswith("# EOF\n")
     assert _samples(om.read_text(), om_parse)[("vistasim_patients_total", ())] == 300
     # an unwritable metrics path fails before the run (exit 2, nothing written)
-    assert main(["simulate", "--patients", "50", "--quiet", "--out", str(tmp_path / "x"),
-                 "--metrics", "/proc/nope/m.prom"]) == 2
+    assert (
+        main(
+            ["simulate", "--patients", "50", "--quiet", "--out", str(tmp_path / "x"), "--metrics", "/proc/nope/m.prom"]
+        )
+        == 2
+    )
     assert not (tmp_path / "x").exists()

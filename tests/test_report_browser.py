@@ -16,9 +16,17 @@ from _report_fixtures import chromium_paths, in_ci, model_doc, rich_doc
 
 from vistasim.report.html import render_html
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1280,900")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
+)
 
 
 def _missing(reason: str) -> None:
@@ -103,7 +111,8 @@ def test_rich_report_with_data_mode_risk_and_comparison(browser, tmp_path):
     charts = _open(browser, tmp_path, render_html(rich_doc()))
     _check_page(browser, charts)
     kinds = browser.execute_script(
-        "return Array.from(document.querySelectorAll('svg.chart')).map(s => s.getAttribute('class'));")
+        "return Array.from(document.querySelectorAll('svg.chart')).map(s => s.getAttribute('class'));"
+    )
     assert any("chart-bands" in k for k in kinds) and any("chart-gates" in k for k in kinds)
     tables = browser.execute_script("return document.querySelectorAll('table').length;")
     assert tables >= len(charts)

@@ -35,13 +35,33 @@ def test_formats_to_stdout_read_only_results_json(run, capsys, tmp_path):
 
 
 def test_out_infers_the_format_and_matches_simulate_report(run, tmp_path):
-    for name, start in (("r.html", "<!DOCTYPE html>"), ("r.md", "# VistA"), ("r.txt", "VistA -> Oracle"),
-                        ("r.json", "{")):
+    for name, start in (
+        ("r.html", "<!DOCTYPE html>"),
+        ("r.md", "# VistA"),
+        ("r.txt", "VistA -> Oracle"),
+        ("r.json", "{"),
+    ):
         assert main(["report", str(run), "--out", str(tmp_path / name)]) == 0
         assert (tmp_path / name).read_text().startswith(start)
     # simulate --report and report --out give the same dashboard for the same run
-    assert main(["simulate", "--patients", "400", "--seed", "8", "--quiet", "--no-audit", "--out",
-                 str(tmp_path / "again"), "--report", str(tmp_path / "sim.html")]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--patients",
+                "400",
+                "--seed",
+                "8",
+                "--quiet",
+                "--no-audit",
+                "--out",
+                str(tmp_path / "again"),
+                "--report",
+                str(tmp_path / "sim.html"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "sim.html").read_bytes() == (tmp_path / "r.html").read_bytes()
 
 
@@ -87,7 +107,7 @@ def test_simulate_results_follow_the_schema_and_mutations_fail_it(run):
         lambda d: d["recommendations"].append(""),
         lambda d: d["batches"][0].__setitem__("batch_id", ""),
     ]
-    for i, mutate in enumerate(mutations):
+    for _i, mutate in enumerate(mutations):
         bad = copy.deepcopy(doc)
         mutate(bad)
         with pytest.raises(jsonschema.ValidationError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import re
 from html.parser import HTMLParser
-from typing import Dict, List
 
 from _report_fixtures import COMPARISON_BANDS, RISK_BANDS, model_doc, rich_doc
 from hypothesis import given, settings
@@ -22,9 +21,9 @@ class _Charts(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__()
-        self.charts: Dict[str, Dict[str, int]] = {}
+        self.charts: dict[str, dict[str, int]] = {}
         self.current: str = ""
-        self.tags: List[str] = []
+        self.tags: list[str] = []
         self.tables = 0
 
     def handle_starttag(self, tag, attrs):
@@ -95,8 +94,24 @@ def test_same_document_gives_same_bytes_and_reruns_of_a_seed_too(tmp_path):
     doc = model_doc()
     assert render_html(doc) == render_html(copy.deepcopy(doc))
     for name in ("a", "b"):
-        assert main(["simulate", "--patients", "300", "--seed", "4", "--out", str(tmp_path / name), "--quiet",
-                     "--no-audit", "--report", str(tmp_path / f"{name}.html")]) == 0
+        assert (
+            main(
+                [
+                    "simulate",
+                    "--patients",
+                    "300",
+                    "--seed",
+                    "4",
+                    "--out",
+                    str(tmp_path / name),
+                    "--quiet",
+                    "--no-audit",
+                    "--report",
+                    str(tmp_path / f"{name}.html"),
+                ]
+            )
+            == 0
+        )
     assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
 
 
@@ -107,7 +122,7 @@ def test_self_contained_no_scripts_no_external_urls():
     urls = set(re.findall(r"https?://[^\s\"'<>]+", html))
     assert urls == {"http://www.w3.org/2000/svg"}  # the SVG namespace is a name, never fetched
     assert "default-src 'none'" in html  # and the page forbids any fetch anyway
-    assert " src=" not in html and "href=\"http" not in html
+    assert " src=" not in html and 'href="http' not in html
 
 
 def test_optional_sections_render_generically():

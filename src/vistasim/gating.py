@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple, Union
+from typing import Any, TextIO
 
 from .errors import ConfigError
 
-GATE_METRICS: Tuple[str, ...] = ("success", "quality", "fidelity", "safety")
+GATE_METRICS: tuple[str, ...] = ("success", "quality", "fidelity", "safety")
 EXIT_OK, EXIT_MISSED, EXIT_UNMEASURED = 0, 1, 2
 # A value equal to its target passes; this absorbs float noise such as 0.98 stored as 0.97999999999999998.
 _EPS = 1e-12
@@ -45,8 +46,8 @@ class Target:
 class GateResult:
     exit_code: int
     message: str  # one line
-    missed: Tuple[str, ...] = ()
-    unmeasured: Tuple[str, ...] = ()
+    missed: tuple[str, ...] = ()
+    unmeasured: tuple[str, ...] = ()
 
 
 def _parse_value(text: str, metric: str, spec: str) -> float:
@@ -54,17 +55,21 @@ def _parse_value(text: str, metric: str, spec: str) -> float:
     try:
         value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise ConfigError(f"--fail-under {spec!r}: {metric} minimum {raw!r} is not a number; write e.g. {metric}=0.98") from None
+        raise ConfigError(
+            f"--fail-under {spec!r}: {metric} minimum {raw!r} is not a number; write e.g. {metric}=0.98"
+        ) from None
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"--fail-under {spec!r}: {metric} minimum {raw!r} is outside 0..1; write a fraction like 0.98 or 98%")
+        raise ConfigError(
+            f"--fail-under {spec!r}: {metric} minimum {raw!r} is outside 0..1; write a fraction like 0.98 or 98%"
+        )
     return value
 
 
-def parse_fail_under(spec: Union[str, Sequence[str]]) -> Tuple[Target, ...]:
+def parse_fail_under(spec: str | Sequence[str]) -> tuple[Target, ...]:
     """Parse ``success=0.98,quality=0.9`` (or several such strings) into targets; ConfigError if malformed."""
     parts = [spec] if isinstance(spec, str) else list(spec)
     text = ",".join(parts)
-    targets: Dict[str, Target] = {}
+    targets: dict[str, Target] = {}
     for item in text.split(","):
         item = item.strip()
         if not item:
@@ -89,9 +94,9 @@ def _fmt(x: float) -> str:
 
 def check(metrics: Mapping[str, Any], targets: Sequence[Target]) -> GateResult:
     """Compare a results document's ``metrics`` with the targets (pure; no printing)."""
-    missed: List[str] = []
-    unmeasured: List[str] = []
-    passed: List[str] = []
+    missed: list[str] = []
+    unmeasured: list[str] = []
+    passed: list[str] = []
     for t in targets:
         value = metrics.get(t.metric)
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -101,14 +106,17 @@ def check(metrics: Mapping[str, Any], targets: Sequence[Target]) -> GateResult:
         else:
             passed.append(f"{t.metric} {_fmt(value)} >= {_fmt(t.minimum)}")
     if unmeasured:
-        msg = (f"fail-under: {', '.join(unmeasured)} not measured by this run (null in results.json metrics); "
-               "gate only on metrics the run measures (fidelity and safety: vistasim migrate)")
+        msg = (
+            f"fail-under: {', '.join(unmeasured)} not measured by this run (null in results.json metrics); "
+            "gate only on metrics the run measures (fidelity and safety: vistasim migrate)"
+        )
         if missed:
             msg += "; also missed: " + "; ".join(missed)
         return GateResult(EXIT_UNMEASURED, msg, tuple(m.split(" ")[0] for m in missed), tuple(unmeasured))
     if missed:
-        return GateResult(EXIT_MISSED, "fail-under: target missed: " + "; ".join(missed),
-                          tuple(m.split(" ")[0] for m in missed))
+        return GateResult(
+            EXIT_MISSED, "fail-under: target missed: " + "; ".join(missed), tuple(m.split(" ")[0] for m in missed)
+        )
     return GateResult(EXIT_OK, "fail-under: passed: " + "; ".join(passed))
 
 
@@ -117,14 +125,18 @@ def add_gating_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-under", action="append", default=None, metavar="METRIC=MIN[,...]", help=FAIL_UNDER_HELP)
 
 
-def targets_from_args(args: argparse.Namespace) -> Optional[Tuple[Target, ...]]:
+def targets_from_args(args: argparse.Namespace) -> tuple[Target, ...] | None:
     """Parse the option early (before any work) so a typo fails fast; None when not given."""
     spec = getattr(args, "fail_under", None)
     return parse_fail_under(spec) if spec else None
 
 
-def apply_gating(doc: Mapping[str, Any], spec: Union[None, str, Sequence[str], Sequence[Target]],
-                 stream: Optional[TextIO] = None, quiet: bool = False) -> int:
+def apply_gating(
+    doc: Mapping[str, Any],
+    spec: None | str | Sequence[str] | Sequence[Target],
+    stream: TextIO | None = None,
+    quiet: bool = False,
+) -> int:
     """Check ``doc['metrics']`` against ``spec`` and return the exit code (0 when no spec).
 
     The one-line verdict goes to ``stream`` (stderr by default, so ``--json`` on stdout stays clean);
@@ -132,9 +144,13 @@ def apply_gating(doc: Mapping[str, Any], spec: Union[None, str, Sequence[str], S
     """
     if not spec:
         return EXIT_OK
-    targets = tuple(spec) if all(isinstance(t, Target) for t in spec) and not isinstance(spec, str) \
-        else parse_fail_under(spec)  # type: ignore[arg-type]
-    result = check(doc.get("metrics") or {}, targets)  # type: ignore[arg-type]
+    if isinstance(spec, str):
+        targets = parse_fail_under(spec)
+    elif all(isinstance(t, Target) for t in spec):
+        targets = tuple(t for t in spec if isinstance(t, Target))
+    else:
+        targets = parse_fail_under([str(t) for t in spec])
+    result = check(doc.get("metrics") or {}, targets)
     out = stream if stream is not None else sys.stderr
     if result.exit_code != EXIT_OK or not quiet:
         print(f"vistasim: {result.message}", file=out)

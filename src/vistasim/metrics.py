@@ -20,8 +20,9 @@ Names (all prefixed ``vistasim_``): counters ``patients_total``, ``patients_migr
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from .errors import ConfigError, require
 from .model import STAGES
@@ -39,33 +40,48 @@ def _num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _stage_order(keys: Sequence[str]) -> List[str]:
+def _stage_order(keys: Sequence[str]) -> list[str]:
     return [s for s in STAGES if s in keys] + sorted(k for k in keys if k not in STAGES)
 
 
-def families(doc: Mapping[str, Any], const_labels: Optional[Mapping[str, str]] = None) -> List[Any]:
+def families(doc: Mapping[str, Any], const_labels: Mapping[str, str] | None = None) -> list[Any]:
     """The metric families of one results document (prometheus_client Metric objects)."""
     core = require("prometheus_client.core", "metrics", "the metrics file (--metrics)")
     extra = dict(const_labels or {})
     names, values = list(extra), list(extra.values())
-    out: List[Any] = []
+    out: list[Any] = []
 
-    def counter(name: str, doc_: str, samples: Sequence[Tuple[Sequence[str], float]], labels: Sequence[str] = ()) -> None:
+    def counter(
+        name: str, doc_: str, samples: Sequence[tuple[Sequence[str], float]], labels: Sequence[str] = ()
+    ) -> None:
         fam = core.CounterMetricFamily(PREFIX + name, doc_, labels=[*names, *labels])
         for lv, v in samples:
             fam.add_metric([*values, *lv], float(v))
         out.append(fam)
 
-    def gauge(name: str, doc_: str, samples: Sequence[Tuple[Sequence[str], float]], labels: Sequence[str] = ()) -> None:
+    def gauge(name: str, doc_: str, samples: Sequence[tuple[Sequence[str], float]], labels: Sequence[str] = ()) -> None:
         fam = core.GaugeMetricFamily(PREFIX + name, doc_, labels=[*names, *labels])
         for lv, v in samples:
             fam.add_metric([*values, *lv], float(v))
         out.append(fam)
 
     s = doc.get("summary") or {}
-    gauge("run_info", "The run this file describes (value always 1).",
-          [([str(doc.get("command", "")), str(doc.get("mode", "")), str(doc.get("strategy", "")), str(doc.get("seed", ""))], 1)],
-          ["command", "mode", "strategy", "seed"])
+    gauge(
+        "run_info",
+        "The run this file describes (value always 1).",
+        [
+            (
+                [
+                    str(doc.get("command", "")),
+                    str(doc.get("mode", "")),
+                    str(doc.get("strategy", "")),
+                    str(doc.get("seed", "")),
+                ],
+                1,
+            )
+        ],
+        ["command", "mode", "strategy", "seed"],
+    )
     counter("patients", "Source patient records in the run.", [([], s.get("total_patients", 0))])
     counter("patients_migrated", "Patients fully migrated.", [([], s.get("migrated_patients", 0))])
     counter("patients_failed", "Patients not migrated (stopped at some stage).", [([], s.get("failed_patients", 0))])
@@ -73,43 +89,79 @@ def families(doc: Mapping[str, Any], const_labels: Optional[Mapping[str, str]] =
 
     fa = doc.get("failure_analysis") or {}
     ft = fa.get("failure_types") or {}
-    counter("failed_attempts", "Failed attempts by error type, retried ones included.",
-            [([k], v) for k, v in ft.items()], ["error_type"])
+    counter(
+        "failed_attempts",
+        "Failed attempts by error type, retried ones included.",
+        [([k], v) for k, v in ft.items()],
+        ["error_type"],
+    )
     fbs = fa.get("failure_by_stage") or {}
-    counter("stage_failed_attempts", "Failed attempts by stage.", [([k], fbs[k]) for k in _stage_order(list(fbs))], ["stage"])
+    counter(
+        "stage_failed_attempts",
+        "Failed attempts by stage.",
+        [([k], fbs[k]) for k in _stage_order(list(fbs))],
+        ["stage"],
+    )
     fsub = fa.get("failure_by_substage") or {}
-    counter("step_failed_attempts", "Failed attempts by stage and step (handoff = the stage-level step).",
-            [(k.split("/", 1) if "/" in k else [k, ""], v) for k, v in sorted(fsub.items())], ["stage", "step"])
+    counter(
+        "step_failed_attempts",
+        "Failed attempts by stage and step (handoff = the stage-level step).",
+        [(k.split("/", 1) if "/" in k else [k, ""], v) for k, v in sorted(fsub.items())],
+        ["stage", "step"],
+    )
     stopped = fa.get("patients_stopped_by_stage") or {}
-    counter("patients_stopped", "Patients whose migration stopped in each stage.",
-            [([k], stopped[k]) for k in _stage_order(list(stopped))], ["stage"])
+    counter(
+        "patients_stopped",
+        "Patients whose migration stopped in each stage.",
+        [([k], stopped[k]) for k in _stage_order(list(stopped))],
+        ["stage"],
+    )
 
     sp = doc.get("stage_performance") or {}
     order = _stage_order(list(sp))
-    counter("stage_records", "Records processed by each stage, by outcome.",
-            [([st, o], sp[st].get(f"records_{o}", 0)) for st in order for o in ("successful", "failed")], ["stage", "outcome"])
-    counter("stage_attempts", "Attempts made by each stage (retries included).",
-            [([st], sp[st].get("attempts", 0)) for st in order], ["stage"])
-    gauge("stage_success_ratio", "Successful records / processed records, per stage.",
-          [([st], sp[st].get("success_rate", 0.0)) for st in order if sp[st].get("records_processed")], ["stage"])
-    gauge("stage_duration_seconds", "Mean simulated duration of one stage execution over a batch.",
-          [([st], sp[st].get("average_duration", 0.0)) for st in order], ["stage"])
+    counter(
+        "stage_records",
+        "Records processed by each stage, by outcome.",
+        [([st, o], sp[st].get(f"records_{o}", 0)) for st in order for o in ("successful", "failed")],
+        ["stage", "outcome"],
+    )
+    counter(
+        "stage_attempts",
+        "Attempts made by each stage (retries included).",
+        [([st], sp[st].get("attempts", 0)) for st in order],
+        ["stage"],
+    )
+    gauge(
+        "stage_success_ratio",
+        "Successful records / processed records, per stage.",
+        [([st], sp[st].get("success_rate", 0.0)) for st in order if sp[st].get("records_processed")],
+        ["stage"],
+    )
+    gauge(
+        "stage_duration_seconds",
+        "Mean simulated duration of one stage execution over a batch.",
+        [([st], sp[st].get("average_duration", 0.0)) for st in order],
+        ["stage"],
+    )
 
     m = doc.get("metrics") or {}
-    for key, name, help_ in (("success", "success_ratio", "Patients migrated / patients."),
-                             ("quality", "quality_score", "Average modelled quality score (0-1)."),
-                             ("fidelity", "fidelity_ratio", "Measured field fidelity (data mode)."),
-                             ("safety", "safety_ratio", "Safety-critical gates passed (data mode).")):
+    for key, name, help_ in (
+        ("success", "success_ratio", "Patients migrated / patients."),
+        ("quality", "quality_score", "Average modelled quality score (0-1)."),
+        ("fidelity", "fidelity_ratio", "Measured field fidelity (data mode)."),
+        ("safety", "safety_ratio", "Safety-critical gates passed (data mode)."),
+    ):
         if _num(m.get(key)):  # unmeasured metrics are absent, never reported as 0 or 1
             gauge(name, help_, [([], m[key])])
 
     t = doc.get("timeline") or {}
-    for key, name, help_ in (("elapsed_seconds", "elapsed_seconds", "Simulated elapsed time of the run."),
-                             ("downtime_max_seconds", "downtime_max_seconds", "Longest legacy downtime of a patient."),
-                             ("downtime_mean_seconds", "downtime_mean_seconds", "Patient-weighted mean legacy downtime."),
-                             ("peak_concurrency", "peak_concurrency_patients", "Most patients in flight at once."),
-                             ("throughput_patients_per_hour", "throughput_patients_per_hour",
-                              "Migrated patients per simulated hour.")):
+    for key, name, help_ in (
+        ("elapsed_seconds", "elapsed_seconds", "Simulated elapsed time of the run."),
+        ("downtime_max_seconds", "downtime_max_seconds", "Longest legacy downtime of a patient."),
+        ("downtime_mean_seconds", "downtime_mean_seconds", "Patient-weighted mean legacy downtime."),
+        ("peak_concurrency", "peak_concurrency_patients", "Most patients in flight at once."),
+        ("throughput_patients_per_hour", "throughput_patients_per_hour", "Migrated patients per simulated hour."),
+    ):
         if _num(t.get(key)):
             gauge(name, help_, [([], t[key])])
     queue = fa.get("remediation_queue") or {}
@@ -120,14 +172,14 @@ def families(doc: Mapping[str, Any], const_labels: Optional[Mapping[str, str]] =
 class _DocCollector:
     """A prometheus_client collector that reports one finished run."""
 
-    def __init__(self, fams: List[Any]) -> None:
+    def __init__(self, fams: list[Any]) -> None:
         self._fams = fams
 
     def collect(self) -> Iterator[Any]:
         return iter(self._fams)
 
 
-def build_registry(doc: Mapping[str, Any], const_labels: Optional[Mapping[str, str]] = None) -> Any:
+def build_registry(doc: Mapping[str, Any], const_labels: Mapping[str, str] | None = None) -> Any:
     """A fresh CollectorRegistry holding the run's metrics (never the global REGISTRY)."""
     pc = _pc()
     registry = pc.CollectorRegistry(auto_describe=False)
@@ -135,7 +187,9 @@ def build_registry(doc: Mapping[str, Any], const_labels: Optional[Mapping[str, s
     return registry
 
 
-def render_metrics(doc: Mapping[str, Any], fmt: str = "prometheus", const_labels: Optional[Mapping[str, str]] = None) -> str:
+def render_metrics(
+    doc: Mapping[str, Any], fmt: str = "prometheus", const_labels: Mapping[str, str] | None = None
+) -> str:
     """The metrics file text: Prometheus text format 0.0.4, or OpenMetrics 1.0 (ends with # EOF)."""
     if fmt not in FORMATS:
         raise ConfigError(f"metrics format {fmt!r} is unknown; use one of {', '.join(FORMATS)}")
@@ -146,31 +200,35 @@ def render_metrics(doc: Mapping[str, Any], fmt: str = "prometheus", const_labels
     return _pc().generate_latest(registry).decode("utf-8")
 
 
-def infer_format(path: Path, fmt: Optional[str] = None) -> str:
+def infer_format(path: Path, fmt: str | None = None) -> str:
     if fmt:
         return fmt
     return "openmetrics" if path.suffix.lower() in (".om", ".openmetrics") else "prometheus"
 
 
-def write_metrics(doc: Mapping[str, Any], path: Path, fmt: Optional[str] = None,
-                  const_labels: Optional[Mapping[str, str]] = None) -> Path:
+def write_metrics(
+    doc: Mapping[str, Any], path: Path, fmt: str | None = None, const_labels: Mapping[str, str] | None = None
+) -> Path:
     """Write the metrics file atomically (a scraper never sees half a file)."""
     path = Path(path)
     return atomic_write_text(path, render_metrics(doc, infer_format(path, fmt), const_labels))
 
 
-def parse_labels(items: Optional[Sequence[str]]) -> Dict[str, str]:
+def parse_labels(items: Sequence[str] | None) -> dict[str, str]:
     """``["env=ci", "run=nightly"]`` -> dict; ConfigError on a malformed item or a bad label name."""
     import re
 
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     for item in items or ():
         if "=" not in item:
             raise ConfigError(f"--metrics-label {item!r} is not KEY=VALUE; write e.g. --metrics-label env=ci")
         k, v = item.split("=", 1)
         k = k.strip()
-        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", k) or k.startswith("__") or \
-                k in ("command", "mode", "strategy", "seed", "stage", "step", "outcome", "error_type"):
+        if (
+            not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", k)
+            or k.startswith("__")
+            or k in ("command", "mode", "strategy", "seed", "stage", "step", "outcome", "error_type")
+        ):
             raise ConfigError(f"--metrics-label {item!r}: {k!r} is not a usable label name; use letters, digits and _")
         out[k] = v
     return out
@@ -178,13 +236,26 @@ def parse_labels(items: Optional[Sequence[str]]) -> Dict[str, str]:
 
 def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--metrics PATH``, ``--metrics-format`` and ``--metrics-label KEY=VALUE`` to a command."""
-    parser.add_argument("--metrics", default=None, metavar="PATH",
-                        help="also write the run's counters and gauges as a Prometheus text file "
-                        "(OpenMetrics if PATH ends in .om); needs pip install 'vistasim[metrics]'")
-    parser.add_argument("--metrics-format", default=None, choices=FORMATS,
-                        help="metrics file format (default from the extension, else prometheus)")
-    parser.add_argument("--metrics-label", action="append", default=None, metavar="KEY=VALUE",
-                        help="a constant label on every metric, e.g. env=ci (repeatable)")
+    parser.add_argument(
+        "--metrics",
+        default=None,
+        metavar="PATH",
+        help="also write the run's counters and gauges as a Prometheus text file "
+        "(OpenMetrics if PATH ends in .om); needs pip install 'vistasim[metrics]'",
+    )
+    parser.add_argument(
+        "--metrics-format",
+        default=None,
+        choices=FORMATS,
+        help="metrics file format (default from the extension, else prometheus)",
+    )
+    parser.add_argument(
+        "--metrics-label",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="a constant label on every metric, e.g. env=ci (repeatable)",
+    )
 
 
 def check_metrics_args(args: argparse.Namespace) -> None:
@@ -195,9 +266,13 @@ def check_metrics_args(args: argparse.Namespace) -> None:
         _pc()
 
 
-def apply_metrics(doc: Mapping[str, Any], args: argparse.Namespace) -> Optional[Path]:
+def apply_metrics(doc: Mapping[str, Any], args: argparse.Namespace) -> Path | None:
     """Write the metrics file if ``--metrics`` was given; returns its path."""
     if not getattr(args, "metrics", None):
         return None
-    return write_metrics(doc, Path(args.metrics), getattr(args, "metrics_format", None),
-                         parse_labels(getattr(args, "metrics_label", None)))
+    return write_metrics(
+        doc,
+        Path(args.metrics),
+        getattr(args, "metrics_format", None),
+        parse_labels(getattr(args, "metrics_label", None)),
+    )

@@ -37,13 +37,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", metavar="RUN", help="a run folder written with --out, or a results.json file")
-    p.add_argument("--format", default=None, choices=FORMATS,
-                   help="report format (default from the --out extension, else txt)")
+    p.add_argument(
+        "--format", default=None, choices=FORMATS, help="report format (default from the --out extension, else txt)"
+    )
     p.add_argument("--out", default=None, metavar="PATH", help="write the report here instead of stdout")
-    p.add_argument("--quiet", action="store_true",
-                   help="print no report on stdout (use with --fail-under or --metrics); errors still print")
-    p.add_argument("--no-validate", action="store_true",
-                   help="skip checking results.json against the schema (for documents of a newer vistasim)")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print no report on stdout (use with --fail-under or --metrics); errors still print",
+    )
+    p.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="skip checking results.json against the schema (for documents of a newer vistasim)",
+    )
     add_gating_arguments(p)
     add_metrics_arguments(p)
     p.set_defaults(func=run)
@@ -88,5 +95,7 @@ def _validate(doc: dict, path: Path) -> None:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
         msg = " ".join(exc.message.split())
         reason = msg if len(msg) <= 160 else msg[:157] + "..."
-        raise InputError(f"{str(path)!r} does not follow the results schema at {where}: {reason}; "
-                         "re-run the command that wrote it, or pass --no-validate") from None
+        raise InputError(
+            f"{str(path)!r} does not follow the results schema at {where}: {reason}; "
+            "re-run the command that wrote it, or pass --no-validate"
+        ) from None

@@ -13,8 +13,9 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 # An SSN-like run of 9 digits (or 3-2-4 with dashes) that is not part of a longer number or a decimal.
 _SSN = re.compile(r"(?<!\d)(?<!\d\.)(?:\d{3}-\d{2}-\d{4}|\d{9})(?!\d)(?!\.\d)")
@@ -68,11 +69,11 @@ class Chart:
     kind: str
     chart_id: str
     title: str
-    labels: Tuple[str, ...] = ()
-    series: Tuple[Tuple[str, Tuple[float, ...]], ...] = ()
+    labels: tuple[str, ...] = ()
+    series: tuple[tuple[str, tuple[float, ...]], ...] = ()
     value_format: str = "num"  # num | pct | int | sec
-    scale_max: Optional[float] = None  # fixed axis maximum (e.g. 1.0 for rates)
-    extra: Dict[str, Any] = field(default_factory=dict)
+    scale_max: float | None = None  # fixed axis maximum (e.g. 1.0 for rates)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def points(self) -> int:
@@ -81,7 +82,7 @@ class Chart:
         return sum(len(vals) for _, vals in self.series)
 
 
-def fmt_value(x: Optional[float], kind: str = "num") -> str:
+def fmt_value(x: float | None, kind: str = "num") -> str:
     """Human formatting shared by charts and tables."""
     if x is None:
         return "n/a"
@@ -115,7 +116,7 @@ def _label_width(labels: Sequence[str]) -> float:
     return min(280.0, 16.0 + 6.6 * longest)
 
 
-def _open(chart: Chart, height: float) -> List[str]:
+def _open(chart: Chart, height: float) -> list[str]:
     cid = esc(chart.chart_id)
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" id="{cid}" class="chart chart-{esc(chart.kind)}" '
@@ -128,7 +129,7 @@ def _open(chart: Chart, height: float) -> List[str]:
     ]
 
 
-def _axis_ticks(lo: float, hi: float, n: int = 5) -> List[float]:
+def _axis_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     """Round tick values covering [lo, hi]."""
     if hi <= lo:
         hi = lo + 1.0
@@ -144,23 +145,27 @@ def _axis_ticks(lo: float, hi: float, n: int = 5) -> List[float]:
     return ticks
 
 
-def _time_ticks(lo: float, hi: float) -> List[float]:
+def _time_ticks(lo: float, hi: float) -> list[float]:
     """Ticks on round minutes, hours or days rather than round seconds."""
     span = hi - lo
     unit = 86400.0 if span >= 3 * 86400 else 3600.0 if span >= 7200 else 60.0 if span >= 120 else 1.0
     return [t * unit for t in _axis_ticks(lo / unit, hi / unit)]
 
 
-def _x_axis(x0: float, x1: float, lo: float, hi: float, y: float, fmt: str, y_top: float) -> List[str]:
+def _x_axis(x0: float, x1: float, lo: float, hi: float, y: float, fmt: str, y_top: float) -> list[str]:
     out = [f'<line x1="{_f(x0)}" y1="{_f(y)}" x2="{_f(x1)}" y2="{_f(y)}" stroke="#555"/>']
-    for t in (_time_ticks(lo, hi) if fmt == "sec" else _axis_ticks(lo, hi)):
+    for t in _time_ticks(lo, hi) if fmt == "sec" else _axis_ticks(lo, hi):
         x = x0 + (t - lo) / (hi - lo) * (x1 - x0) if hi > lo else x0
-        out.append(f'<line x1="{_f(x)}" y1="{_f(y_top)}" x2="{_f(x)}" y2="{_f(y)}" stroke="{GRID}" stroke-dasharray="2 3"/>')
-        out.append(f'<text x="{_f(x)}" y="{_f(y + 14)}" text-anchor="middle" fill="#333">{esc(fmt_value(t, fmt))}</text>')
+        out.append(
+            f'<line x1="{_f(x)}" y1="{_f(y_top)}" x2="{_f(x)}" y2="{_f(y)}" stroke="{GRID}" stroke-dasharray="2 3"/>'
+        )
+        out.append(
+            f'<text x="{_f(x)}" y="{_f(y + 14)}" text-anchor="middle" fill="#333">{esc(fmt_value(t, fmt))}</text>'
+        )
     return out
 
 
-def _legend(names: Sequence[str], colors: Sequence[str], x: float, y: float) -> List[str]:
+def _legend(names: Sequence[str], colors: Sequence[str], x: float, y: float) -> list[str]:
     out = []
     for name, color in zip(names, colors):
         out.append(f'<rect x="{_f(x)}" y="{_f(y - 9)}" width="10" height="10" fill="{color}"/>')
@@ -174,8 +179,10 @@ def bars(chart: Chart, stacked: bool = False) -> str:
     labels = chart.labels
     names = [n for n, _ in chart.series]
     colors = chart.extra.get("colors") or PALETTE
-    totals = [sum(vals[i] for _, vals in chart.series) if stacked else max((vals[i] for _, vals in chart.series), default=0)
-              for i in range(len(labels))]
+    totals = [
+        sum(vals[i] for _, vals in chart.series) if stacked else max((vals[i] for _, vals in chart.series), default=0)
+        for i in range(len(labels))
+    ]
     hi = chart.scale_max if chart.scale_max is not None else max([*totals, 0.0]) or 1.0
     lw = _label_width(labels)
     x0, x1 = lw, WIDTH - 70.0
@@ -193,16 +200,20 @@ def bars(chart: Chart, stacked: bool = False) -> str:
             v = float(vals[i])
             w = max(0.0, v / hi * (x1 - x0)) if hi else 0.0
             bx = x if stacked else x0
-            out.append(f'<rect class="datum" x="{_f(bx)}" y="{_f(y + 3)}" width="{_f(w)}" height="{_f(row - 6)}" '
-                       f'fill="{colors[k % len(colors)]}" data-label="{esc(label)}" data-series="{esc(name)}" '
-                       f'data-value="{_v(vals[i])}"><title>{esc(label)} {esc(name)}: '
-                       f'{esc(fmt_value(vals[i], chart.value_format))}</title></rect>')
+            out.append(
+                f'<rect class="datum" x="{_f(bx)}" y="{_f(y + 3)}" width="{_f(w)}" height="{_f(row - 6)}" '
+                f'fill="{colors[k % len(colors)]}" data-label="{esc(label)}" data-series="{esc(name)}" '
+                f'data-value="{_v(vals[i])}"><title>{esc(label)} {esc(name)}: '
+                f"{esc(fmt_value(vals[i], chart.value_format))}</title></rect>"
+            )
             if stacked:
                 x += w
         shown = totals[i] if (stacked or len(names) == 1) else None
         if shown is not None:
             end = x if stacked else x0 + max(0.0, shown / hi * (x1 - x0))
-            out.append(f'<text x="{_f(end + 4)}" y="{_f(y + 15)}" fill="#333">{esc(fmt_value(shown, chart.value_format))}</text>')
+            out.append(
+                f'<text x="{_f(end + 4)}" y="{_f(y + 15)}" fill="#333">{esc(fmt_value(shown, chart.value_format))}</text>'
+            )
     out.append("</svg>")
     return "\n".join(out)
 
@@ -218,8 +229,12 @@ def pareto(chart: Chart) -> str:
     out = _open(chart, height)
     for t in _axis_ticks(0.0, hi):
         y = base - t / hi * (base - top)
-        out.append(f'<line x1="{_f(x0)}" y1="{_f(y)}" x2="{_f(x1)}" y2="{_f(y)}" stroke="{GRID}" stroke-dasharray="2 3"/>')
-        out.append(f'<text x="{_f(x0 - 4)}" y="{_f(y + 4)}" text-anchor="end" fill="#333">{esc(fmt_value(t, chart.value_format))}</text>')
+        out.append(
+            f'<line x1="{_f(x0)}" y1="{_f(y)}" x2="{_f(x1)}" y2="{_f(y)}" stroke="{GRID}" stroke-dasharray="2 3"/>'
+        )
+        out.append(
+            f'<text x="{_f(x0 - 4)}" y="{_f(y + 4)}" text-anchor="end" fill="#333">{esc(fmt_value(t, chart.value_format))}</text>'
+        )
     for p in (0, 50, 80, 100):
         y = base - p / 100 * (base - top)
         out.append(f'<text x="{_f(x1 + 4)}" y="{_f(y + 4)}" fill="{BAD}">{p}%</text>')
@@ -229,18 +244,25 @@ def pareto(chart: Chart) -> str:
     for i, (label, v) in enumerate(zip(labels, vals)):
         x = x0 + i * slot
         h = v / hi * (base - top)
-        out.append(f'<rect class="datum" x="{_f(x + slot * 0.15)}" y="{_f(base - h)}" width="{_f(slot * 0.7)}" '
-                   f'height="{_f(h)}" fill="{NEUTRAL}" data-label="{esc(label)}" data-value="{_v(chart.series[0][1][i])}">'
-                   f'<title>{esc(label)}: {esc(fmt_value(v, chart.value_format))} ({v / total:.1%})</title></rect>')
+        out.append(
+            f'<rect class="datum" x="{_f(x + slot * 0.15)}" y="{_f(base - h)}" width="{_f(slot * 0.7)}" '
+            f'height="{_f(h)}" fill="{NEUTRAL}" data-label="{esc(label)}" data-value="{_v(chart.series[0][1][i])}">'
+            f"<title>{esc(label)}: {esc(fmt_value(v, chart.value_format))} ({v / total:.1%})</title></rect>"
+        )
         cum += v
         cy = base - cum / total * (base - top)
         pts.append((x + slot / 2, cy))
         lx, ly = x + slot / 2, base + 12
-        out.append(f'<text x="{_f(lx)}" y="{_f(ly)}" text-anchor="end" transform="rotate(-30 {_f(lx)} {_f(ly)})" '
-                   f'fill="#222">{esc(label)}</text>')
+        out.append(
+            f'<text x="{_f(lx)}" y="{_f(ly)}" text-anchor="end" transform="rotate(-30 {_f(lx)} {_f(ly)})" '
+            f'fill="#222">{esc(label)}</text>'
+        )
     if pts:
-        out.append('<polyline class="cumulative" fill="none" stroke="{}" stroke-width="2" points="{}"/>'.format(
-            BAD, " ".join(f"{_f(x)},{_f(y)}" for x, y in pts)))
+        out.append(
+            '<polyline class="cumulative" fill="none" stroke="{}" stroke-width="2" points="{}"/>'.format(
+                BAD, " ".join(f"{_f(x)},{_f(y)}" for x, y in pts)
+            )
+        )
         out += [f'<circle class="cum-point" cx="{_f(x)}" cy="{_f(y)}" r="3" fill="{BAD}"/>' for x, y in pts]
     out.append(f'<line x1="{_f(x0)}" y1="{_f(base)}" x2="{_f(x1)}" y2="{_f(base)}" stroke="#555"/>')
     out.append("</svg>")
@@ -256,8 +278,12 @@ def histogram(chart: Chart) -> str:
     out = _open(chart, base + 34)
     for t in _axis_ticks(0.0, hi):
         y = base - t / hi * (base - top)
-        out.append(f'<line x1="{_f(x0)}" y1="{_f(y)}" x2="{_f(x1)}" y2="{_f(y)}" stroke="{GRID}" stroke-dasharray="2 3"/>')
-        out.append(f'<text x="{_f(x0 - 4)}" y="{_f(y + 4)}" text-anchor="end" fill="#333">{esc(fmt_value(t, "int"))}</text>')
+        out.append(
+            f'<line x1="{_f(x0)}" y1="{_f(y)}" x2="{_f(x1)}" y2="{_f(y)}" stroke="{GRID}" stroke-dasharray="2 3"/>'
+        )
+        out.append(
+            f'<text x="{_f(x0 - 4)}" y="{_f(y + 4)}" text-anchor="end" fill="#333">{esc(fmt_value(t, "int"))}</text>'
+        )
     n = max(1, len(counts))
     slot = (x1 - x0) / n
     every = max(1, math.ceil(n / 10))
@@ -265,9 +291,11 @@ def histogram(chart: Chart) -> str:
         x = x0 + i * slot
         h = c / hi * (base - top)
         label = f"{edges[i]:g}-{edges[i + 1]:g}"
-        out.append(f'<rect class="datum" x="{_f(x + 1)}" y="{_f(base - h)}" width="{_f(max(1.0, slot - 2))}" height="{_f(h)}" '
-                   f'fill="{NEUTRAL}" data-label="{esc(label)}" data-value="{_v(chart.series[0][1][i])}">'
-                   f'<title>{esc(label)}: {esc(fmt_value(c, "int"))}</title></rect>')
+        out.append(
+            f'<rect class="datum" x="{_f(x + 1)}" y="{_f(base - h)}" width="{_f(max(1.0, slot - 2))}" height="{_f(h)}" '
+            f'fill="{NEUTRAL}" data-label="{esc(label)}" data-value="{_v(chart.series[0][1][i])}">'
+            f"<title>{esc(label)}: {esc(fmt_value(c, 'int'))}</title></rect>"
+        )
     for i in range(0, len(edges), every):
         x = x0 + i * slot
         out.append(f'<text x="{_f(x)}" y="{_f(base + 16)}" text-anchor="middle" fill="#333">{edges[i]:g}</text>')
@@ -286,21 +314,35 @@ def line(chart: Chart) -> str:
     out = _open(chart, base + 34)
     for t in _axis_ticks(lo, hi, 4):
         y = base - (t - lo) / (hi - lo) * (base - top)
-        out.append(f'<line x1="{_f(x0)}" y1="{_f(y)}" x2="{_f(x1)}" y2="{_f(y)}" stroke="{GRID}" stroke-dasharray="2 3"/>')
-        out.append(f'<text x="{_f(x0 - 4)}" y="{_f(y + 4)}" text-anchor="end" fill="#333">{esc(fmt_value(t, chart.value_format))}</text>')
+        out.append(
+            f'<line x1="{_f(x0)}" y1="{_f(y)}" x2="{_f(x1)}" y2="{_f(y)}" stroke="{GRID}" stroke-dasharray="2 3"/>'
+        )
+        out.append(
+            f'<text x="{_f(x0 - 4)}" y="{_f(y + 4)}" text-anchor="end" fill="#333">{esc(fmt_value(t, chart.value_format))}</text>'
+        )
     n = len(vals)
     step = (x1 - x0) / max(1, n - 1)
-    pts = [(x0 + i * step if n > 1 else (x0 + x1) / 2, base - (v - lo) / (hi - lo) * (base - top)) for i, v in enumerate(vals)]
+    pts = [
+        (x0 + i * step if n > 1 else (x0 + x1) / 2, base - (v - lo) / (hi - lo) * (base - top))
+        for i, v in enumerate(vals)
+    ]
     if pts:
-        out.append('<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>'.format(
-            NEUTRAL, " ".join(f"{_f(x)},{_f(y)}" for x, y in pts)))
+        out.append(
+            '<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>'.format(
+                NEUTRAL, " ".join(f"{_f(x)},{_f(y)}" for x, y in pts)
+            )
+        )
     r = 3.0 if n <= 120 else 1.5
     for (x, y), label, raw in zip(pts, chart.labels, chart.series[0][1] if chart.series else ()):
-        out.append(f'<circle class="datum" cx="{_f(x)}" cy="{_f(y)}" r="{r}" fill="{NEUTRAL}" data-label="{esc(label)}" '
-                   f'data-value="{_v(raw)}"><title>{esc(label)}: {esc(fmt_value(raw, chart.value_format))}</title></circle>')
+        out.append(
+            f'<circle class="datum" cx="{_f(x)}" cy="{_f(y)}" r="{r}" fill="{NEUTRAL}" data-label="{esc(label)}" '
+            f'data-value="{_v(raw)}"><title>{esc(label)}: {esc(fmt_value(raw, chart.value_format))}</title></circle>'
+        )
     every = max(1, math.ceil(n / 8))
     for i in range(0, n, every):
-        out.append(f'<text x="{_f(pts[i][0])}" y="{_f(base + 16)}" text-anchor="middle" fill="#333">{esc(chart.labels[i])}</text>')
+        out.append(
+            f'<text x="{_f(pts[i][0])}" y="{_f(base + 16)}" text-anchor="middle" fill="#333">{esc(chart.labels[i])}</text>'
+        )
     out.append(f'<line x1="{_f(x0)}" y1="{_f(base)}" x2="{_f(x1)}" y2="{_f(base)}" stroke="#555"/>')
     out.append("</svg>")
     return "\n".join(out)
@@ -325,18 +367,24 @@ def gantt(chart: Chart) -> str:
     for i, (label, start, stop, down) in enumerate(rows):
         y = top + i * row
         if len(rows) <= 40 or i % max(1, len(rows) // 20) == 0:
-            out.append(f'<text x="{_f(x0 - 6)}" y="{_f(y + row * 0.7)}" text-anchor="end" fill="#222" '
-                       f'font-size="{10 if row < 16 else 12}">{esc(label)}</text>')
+            out.append(
+                f'<text x="{_f(x0 - 6)}" y="{_f(y + row * 0.7)}" text-anchor="end" fill="#222" '
+                f'font-size="{10 if row < 16 else 12}">{esc(label)}</text>'
+            )
         w = max(0.5, (stop - start) * sx)
-        out.append(f'<rect class="datum" x="{_f(x0 + start * sx)}" y="{_f(y + 1)}" width="{_f(w)}" height="{_f(row * 0.55)}" '
-                   f'fill="{NEUTRAL}" data-label="{esc(label)}" data-value="{_v(stop - start)}" data-start="{_v(start)}" '
-                   f'data-end="{_v(stop)}"><title>{esc(label)}: +{esc(fmt_seconds(start))} to +{esc(fmt_seconds(stop))}'
-                   f'</title></rect>')
+        out.append(
+            f'<rect class="datum" x="{_f(x0 + start * sx)}" y="{_f(y + 1)}" width="{_f(w)}" height="{_f(row * 0.55)}" '
+            f'fill="{NEUTRAL}" data-label="{esc(label)}" data-value="{_v(stop - start)}" data-start="{_v(start)}" '
+            f'data-end="{_v(stop)}"><title>{esc(label)}: +{esc(fmt_seconds(start))} to +{esc(fmt_seconds(stop))}'
+            f"</title></rect>"
+        )
         if down > 0:
-            out.append(f'<rect class="downtime" x="{_f(x0 + start * sx)}" y="{_f(y + 1 + row * 0.6)}" '
-                       f'width="{_f(max(0.5, down * sx))}" height="{_f(row * 0.25)}" fill="{BAD}" data-value="{_v(down)}"/>')
+            out.append(
+                f'<rect class="downtime" x="{_f(x0 + start * sx)}" y="{_f(y + 1 + row * 0.6)}" '
+                f'width="{_f(max(0.5, down * sx))}" height="{_f(row * 0.25)}" fill="{BAD}" data-value="{_v(down)}"/>'
+            )
     # batches in flight: a step function over the batch intervals
-    deltas: Dict[float, int] = {}
+    deltas: dict[float, int] = {}
     for r in rows:  # net change per instant, so back-to-back batches do not dip to zero
         deltas[r[1]] = deltas.get(r[1], 0) + 1
         deltas[r[2]] = deltas.get(r[2], 0) - 1
@@ -377,11 +425,15 @@ def bands(chart: Chart) -> str:
         out.append(f'<text x="{_f(x0 - 6)}" y="{_f(y + 16)}" text-anchor="end" fill="#222">{esc(label)}</text>')
         out.append(f'<g class="datum" data-label="{esc(label)}" data-value="{_v(mean)}">')
         if p_lo is not None and p_hi is not None:
-            out.append(f'<rect class="band" x="{_f(x0 + (p_lo - lo) * sx)}" y="{_f(y + 5)}" '
-                       f'width="{_f(max(1.0, (p_hi - p_lo) * sx))}" height="14" fill="#9cc3e4"/>')
+            out.append(
+                f'<rect class="band" x="{_f(x0 + (p_lo - lo) * sx)}" y="{_f(y + 5)}" '
+                f'width="{_f(max(1.0, (p_hi - p_lo) * sx))}" height="14" fill="#9cc3e4"/>'
+            )
         if c_lo is not None and c_hi is not None:
-            out.append(f'<rect class="ci" x="{_f(x0 + (c_lo - lo) * sx)}" y="{_f(y + 8)}" '
-                       f'width="{_f(max(1.0, (c_hi - c_lo) * sx))}" height="8" fill="#0b4f84"/>')
+            out.append(
+                f'<rect class="ci" x="{_f(x0 + (c_lo - lo) * sx)}" y="{_f(y + 8)}" '
+                f'width="{_f(max(1.0, (c_hi - c_lo) * sx))}" height="8" fill="#0b4f84"/>'
+            )
         if mean is not None:
             out.append(f'<circle cx="{_f(x0 + (mean - lo) * sx)}" cy="{_f(y + 12)}" r="4" fill="{BAD}"/>')
         out.append(f"<title>{esc(label)}: mean {esc(fmt_value(mean, chart.value_format))}</title></g>")
@@ -408,18 +460,26 @@ def gates(chart: Chart) -> str:
         color = OK if passed else BAD
         out.append(f'<text x="{_f(x0 - 6)}" y="{_f(y + 15)}" text-anchor="end" fill="#222">{esc(label)}</text>')
         if value is not None:
-            out.append(f'<rect class="datum" x="{_f(x0)}" y="{_f(y + 4)}" width="{_f(max(0.0, value * sx))}" height="14" '
-                       f'fill="{color}" data-label="{esc(label)}" data-value="{_v(value)}" data-passed="{_v(bool(passed))}"/>')
+            out.append(
+                f'<rect class="datum" x="{_f(x0)}" y="{_f(y + 4)}" width="{_f(max(0.0, value * sx))}" height="14" '
+                f'fill="{color}" data-label="{esc(label)}" data-value="{_v(value)}" data-passed="{_v(bool(passed))}"/>'
+            )
         else:
-            out.append(f'<rect class="datum" x="{_f(x0)}" y="{_f(y + 4)}" width="14" height="14" fill="{color}" '
-                       f'data-label="{esc(label)}" data-value="" data-passed="{_v(bool(passed))}"/>')
+            out.append(
+                f'<rect class="datum" x="{_f(x0)}" y="{_f(y + 4)}" width="14" height="14" fill="{color}" '
+                f'data-label="{esc(label)}" data-value="" data-passed="{_v(bool(passed))}"/>'
+            )
         if threshold is not None:
             tx = x0 + threshold * sx
-            out.append(f'<line class="threshold" x1="{_f(tx)}" y1="{_f(y + 1)}" x2="{_f(tx)}" y2="{_f(y + 21)}" '
-                       'stroke="#000" stroke-width="2"/>')
+            out.append(
+                f'<line class="threshold" x1="{_f(tx)}" y1="{_f(y + 1)}" x2="{_f(tx)}" y2="{_f(y + 21)}" '
+                'stroke="#000" stroke-width="2"/>'
+            )
         word = "PASS" if passed else "FAIL"
         shown = "" if value is None else " " + fmt_value(value, chart.value_format)
-        out.append(f'<text x="{_f(x1 + 8)}" y="{_f(y + 15)}" fill="{color}" font-weight="bold">{word}{esc(shown)}</text>')
+        out.append(
+            f'<text x="{_f(x1 + 8)}" y="{_f(y + 15)}" fill="{color}" font-weight="bold">{word}{esc(shown)}</text>'
+        )
     out.append("</svg>")
     return "\n".join(out)
 

@@ -7,7 +7,7 @@ document: no random ids and no clock, so the same results.json gives the same by
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any
 
 from .charts import esc, render_chart
 from .sections import Bullets, Figure, Heading, Section, Table, build_sections, footer, report_title
@@ -49,7 +49,11 @@ def _table(t: Table) -> str:
             else:
                 cells.append(f'<td class="num">{esc(v)}</td>' if t.is_numeric(i) else f"<td>{esc(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><caption>{esc(t.caption)}</caption><thead><tr>{head}</tr></thead><tbody>" + "".join(body) + "</tbody></table>"
+    return (
+        f"<table><caption>{esc(t.caption)}</caption><thead><tr>{head}</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table>"
+    )
 
 
 def _figure(f: Figure) -> str:
@@ -58,14 +62,18 @@ def _figure(f: Figure) -> str:
         return table
     chart_id = esc(f.chart.chart_id)
     open_attr = "" if f.collapsed else " open"
-    return (f'<figure aria-labelledby="{chart_id}-cap"><figcaption id="{chart_id}-cap">{esc(f.chart.title)}</figcaption>\n'
-            f"{render_chart(f.chart)}\n"
-            f'<details{open_attr}><summary>Data table: {esc(f.table.caption)}</summary>{table}</details></figure>')
+    return (
+        f'<figure aria-labelledby="{chart_id}-cap"><figcaption id="{chart_id}-cap">{esc(f.chart.title)}</figcaption>\n'
+        f"{render_chart(f.chart)}\n"
+        f"<details{open_attr}><summary>Data table: {esc(f.table.caption)}</summary>{table}</details></figure>"
+    )
 
 
 def _section(sec: Section) -> str:
-    out: List[str] = [f'<section id="{esc(sec.section_id)}" aria-labelledby="{esc(sec.section_id)}-h">',
-                      f'<h2 id="{esc(sec.section_id)}-h">{esc(sec.title)}</h2>']
+    out: list[str] = [
+        f'<section id="{esc(sec.section_id)}" aria-labelledby="{esc(sec.section_id)}-h">',
+        f'<h2 id="{esc(sec.section_id)}-h">{esc(sec.title)}</h2>',
+    ]
     for item in sec.items:
         if isinstance(item, str):
             out.append(f"<p>{esc(item)}</p>")
@@ -82,13 +90,15 @@ def _section(sec: Section) -> str:
     return "\n".join(out)
 
 
-def render_html(doc: Dict[str, Any]) -> str:
+def render_html(doc: dict[str, Any]) -> str:
     """The dashboard for one results.json document, as a complete HTML page."""
     sections = build_sections(doc)
     title = report_title(doc)
     s = doc.get("summary") or {}
-    sub = (f"{doc.get('strategy', '?')} strategy, seed {doc.get('seed', '?')}, {s.get('total_patients', 0):,} patients, "
-           f"{doc.get('mode', '?')} mode")
+    sub = (
+        f"{doc.get('strategy', '?')} strategy, seed {doc.get('seed', '?')}, {s.get('total_patients', 0):,} patients, "
+        f"{doc.get('mode', '?')} mode"
+    )
     nav = " ".join(f'<a href="#{esc(sec.section_id)}">{esc(sec.title)}</a>' for sec in sections)
     parts = [
         "<!DOCTYPE html>",

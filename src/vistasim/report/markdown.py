@@ -6,7 +6,7 @@ bar-like tables get a small text bar so the shape still shows in a pull-request 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any
 
 from .charts import mask_ssn
 from .sections import Bullets, Figure, Heading, Table, build_sections, footer, report_title
@@ -24,14 +24,18 @@ def _bar(value: float, top: float) -> str:
     return "█" * n
 
 
-def _table(t: Table, bar_values: List[float] | None = None) -> List[str]:
+def _table(t: Table, bar_values: list[float] | None = None) -> list[str]:
     cols = list(t.columns)
     align = ["---:" if t.is_numeric(i) else "---" for i in range(len(cols))]
     if bar_values is not None:
         cols.append("")
         align.append("---")
-    lines = [f"*{_md(t.caption)}*", "", "| " + " | ".join(_md(c) or " " for c in cols) + " |",
-             "| " + " | ".join(align) + " |"]
+    lines = [
+        f"*{_md(t.caption)}*",
+        "",
+        "| " + " | ".join(_md(c) or " " for c in cols) + " |",
+        "| " + " | ".join(align) + " |",
+    ]
     top = max(bar_values or [0.0])
     for i, row in enumerate(t.rows):
         cells = [_md(c) for c in row]
@@ -41,23 +45,33 @@ def _table(t: Table, bar_values: List[float] | None = None) -> List[str]:
     return lines + [""]
 
 
-def _figure(f: Figure) -> List[str]:
+def _figure(f: Figure) -> list[str]:
     c = f.chart
     bar_values = None
-    if c is not None and c.kind in ("bars", "pareto", "histogram") and c.value_format != "pct" and len(c.series) == 1 \
-            and len(c.series[0][1]) == len(f.table.rows):
+    if (
+        c is not None
+        and c.kind in ("bars", "pareto", "histogram")
+        and c.value_format != "pct"
+        and len(c.series) == 1
+        and len(c.series[0][1]) == len(f.table.rows)
+    ):
         bar_values = [float(v) for v in c.series[0][1]]
     lines = _table(f.table, bar_values)
     if f.collapsed and len(f.table.rows) > 12:
         # keep long tables out of the way in PR comments (GitHub renders <details>)
-        return ["<details><summary>" + _md(f.table.caption) + f" ({len(f.table.rows)} rows)</summary>", "", *lines,
-                "</details>", ""]
+        return [
+            "<details><summary>" + _md(f.table.caption) + f" ({len(f.table.rows)} rows)</summary>",
+            "",
+            *lines,
+            "</details>",
+            "",
+        ]
     return lines
 
 
-def render_markdown(doc: Dict[str, Any]) -> str:
+def render_markdown(doc: dict[str, Any]) -> str:
     """The Markdown report of one results.json document."""
-    out: List[str] = [f"# {_md(report_title(doc))}", ""]
+    out: list[str] = [f"# {_md(report_title(doc))}", ""]
     for sec in build_sections(doc):
         out += [f"## {_md(sec.title)}", ""]
         for item in sec.items:
