@@ -74,7 +74,7 @@ def run_tasks(
     fn: Callable[..., Any],
     task_args: Sequence[Tuple[Any, ...]],
     *,
-    executor: str = "inprocess",
+    executor: Optional[str] = None,
     workers: Optional[int] = None,
     scheduler: Optional[str] = None,
 ) -> Tuple[List[Any], Execution]:

@@ -47,7 +47,7 @@ def compare_strategies(
     seed: int,
     *,
     common_random_numbers: bool = True,
-    executor: str = "inprocess",
+    executor: Optional[str] = None,
     workers: Optional[int] = None,
     scheduler: Optional[str] = None,
 ) -> Tuple[Dict[str, RiskRun], Dict[str, Any]]:

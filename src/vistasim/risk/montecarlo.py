@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..distributed import Execution, run_tasks, split
+from ..distributed import Execution, resolve_executor, run_tasks, split
 from ..errors import ConfigError
 from ..model import ERROR_TYPES, STAGES, SUBSTAGES
 from .plan import Plan
@@ -71,7 +71,7 @@ def simulate_risk(
     replications: int,
     seed: int,
     *,
-    executor: str = "inprocess",
+    executor: Optional[str] = None,
     workers: Optional[int] = None,
     scheduler: Optional[str] = None,
     tasks: Optional[int] = None,
@@ -83,7 +83,8 @@ def simulate_risk(
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"--seed must be a whole number >= 0, got {seed!r}")
     plan.config.validate()
-    n_tasks = tasks or (1 if executor == "inprocess" and workers is None and scheduler is None else 4 * (workers or 2))
+    executor = resolve_executor(executor, workers, scheduler)
+    n_tasks = tasks or (1 if executor == "inprocess" else 4 * (workers or 2))
     units = plan_units(plan, replications, n_tasks)
     args = [(plan, seed, tuple(r + replication_offset for r in reps), waves) for reps, waves in units]
     results, execution = run_tasks(_task, args, executor=executor, workers=workers, scheduler=scheduler)
