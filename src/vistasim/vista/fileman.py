@@ -28,7 +28,6 @@ local time. Years run from 1800 to 2699 (``YYY`` 100-999, so the date part alway
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Optional
 
 from vistasim.errors import InputError
 
@@ -209,12 +208,12 @@ def canonical_iso(iso: str) -> str:
     return fm_to_iso(iso_to_fm(iso))
 
 
-def optional_iso_to_fm(iso: Optional[str]) -> str:
+def optional_iso_to_fm(iso: str | None) -> str:
     """``None`` (empty in VistA) -> ``""``; otherwise ``iso_to_fm``."""
     return "" if iso is None else iso_to_fm(iso)
 
 
-def optional_fm_to_iso(fm: str) -> Optional[str]:
+def optional_fm_to_iso(fm: str) -> str | None:
     """``""`` (an empty FileMan field) -> ``None``; otherwise ``fm_to_iso``."""
     return fm_to_iso(fm) if fm else None
 

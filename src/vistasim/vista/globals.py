@@ -42,7 +42,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Optional
 
 from vistasim.errors import InputError
 from vistasim.model import (
@@ -58,7 +57,7 @@ from vistasim.model import (
 )
 from vistasim.vista import layout as L
 from vistasim.vista.fileman import fm_to_iso, iso_to_fm
-from vistasim.vista.zwr import Subscript, format_subscript, format_value
+from vistasim.vista.zwr import Subscript, format_value
 
 __all__ = ["PatientEncoder", "EncodedPatient", "PointerResolver", "decode_patient", "DECODERS"]
 
@@ -104,7 +103,7 @@ def _pieces(value: str, n: int) -> list[str]:
     return parts
 
 
-def _opt_date(fm: str) -> Optional[str]:
+def _opt_date(fm: str) -> str | None:
     return fm_to_iso(fm) if fm else None
 
 
@@ -123,7 +122,7 @@ class EncodedPatient:
 class PatientEncoder:
     """Encodes patients against one station's pointer tables (which grow as patients need entries)."""
 
-    def __init__(self, pointers: Optional[dict[str, L.PointerTable]] = None) -> None:
+    def __init__(self, pointers: dict[str, L.PointerTable] | None = None) -> None:
         self.pointers = pointers if pointers is not None else {n: L.PointerTable(s) for n, s in L.POINTER_SPECS.items()}
         self._pid = ""
         # Bind each table's lookup once: the hot path calls them per entry.
@@ -147,7 +146,7 @@ class PatientEncoder:
             raise self._bad(f"{what} contains '^', which FileMan cannot store in a field", "remove the caret")
         return s
 
-    def _d(self, iso: Optional[str], what: str) -> str:
+    def _d(self, iso: str | None, what: str) -> str:
         if iso is None:
             return ""
         try:
@@ -171,7 +170,7 @@ class PatientEncoder:
         dfn = self._ien(p.dfn, "DFN")
         out = EncodedPatient()
         out.blocks["2"] = [self._patient(p, dfn)]
-        x = [("B", self._t(p.name, "NAME")[:30], dfn)] if p.name else []
+        x: list[tuple[str, Subscript, int]] = [("B", self._t(p.name, "NAME")[:30], dfn)] if p.name else []
         if p.ssn:
             x.append(("SSN", self._t(p.ssn, "SSN"), dfn))
         out.xrefs["2"] = x
@@ -186,7 +185,7 @@ class PatientEncoder:
         ):
             if not items:
                 continue
-            blocks = [enc(item, dfn) for item in items]  # type: ignore[operator]
+            blocks = [enc(item, dfn) for item in items]  # type: ignore[operator, arg-type]
             out.blocks[number] = blocks
             if xname is not None:
                 out.xrefs[number] = [(xname, dfn, b[0]) for b in blocks]

@@ -16,9 +16,10 @@ A value missing from a reference file gets a new IEN after the highest one (neve
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Callable, Hashable, Optional
+from typing import Any
 
 from vistasim.vista.zwr import Node, Subscript, node_key, read_zwr
 
@@ -141,10 +142,10 @@ class PointerSpec:
     prefix: tuple[Subscript, ...]
     make: Callable[[Hashable], EntryNodes]  # entry nodes for a new key
     xref: Callable[[Hashable], list[tuple[str, Subscript]]]  # (xref name, value) pairs for a new key
-    key_of: Callable[[dict[tuple[Subscript, ...], str]], Optional[Hashable]]  # key of an existing entry
-    reference: Optional[str] = None  # ZWR file in vistasim/data/vista with the real entries
-    fixed: Optional[tuple[tuple[int, str, str], ...]] = None  # (IEN, NAME, abbreviation) rows
-    preferred_ien: Optional[Callable[[Hashable], Optional[int]]] = None
+    key_of: Callable[[dict[tuple[Subscript, ...], str]], Hashable | None]  # key of an existing entry
+    reference: str | None = None  # ZWR file in vistasim/data/vista with the real entries
+    fixed: tuple[tuple[int, str, str], ...] | None = None  # (IEN, NAME, abbreviation) rows
+    preferred_ien: Callable[[Hashable], int | None] | None = None
 
     @property
     def filename(self) -> str:
@@ -160,12 +161,12 @@ def _piece(value: str, n: int) -> str:
     return parts[n - 1] if len(parts) >= n else ""
 
 
-def _name_key(nodes: dict[tuple[Subscript, ...], str]) -> Optional[Hashable]:
+def _name_key(nodes: dict[tuple[Subscript, ...], str]) -> Hashable | None:
     zero = nodes.get((0,))
     return _piece(zero, 1) if zero is not None else None
 
 
-def _b_on_name(key: Hashable) -> list[tuple[str, Subscript]]:
+def _b_on_name(key: Any) -> list[tuple[str, Subscript]]:
     name = str(key)
     return [("B", name[:30])] if name else []
 
@@ -173,7 +174,7 @@ def _b_on_name(key: Hashable) -> list[tuple[str, Subscript]]:
 _STATES = _load_states()
 
 
-def _state_make(key: Hashable) -> EntryNodes:
+def _state_make(key: Any) -> EntryNodes:
     code = str(key)
     ien_name = _STATES.get(code)
     name = ien_name[1] if ien_name else code
@@ -181,38 +182,38 @@ def _state_make(key: Hashable) -> EntryNodes:
     return [((0,), f"{name}^{code}^{fips}".rstrip("^"))]
 
 
-def _state_key(nodes: dict[tuple[Subscript, ...], str]) -> Optional[Hashable]:
+def _state_key(nodes: dict[tuple[Subscript, ...], str]) -> Hashable | None:
     zero = nodes.get((0,))
     return _piece(zero, 2) if zero is not None else None
 
 
-def _state_xref(key: Hashable) -> list[tuple[str, Subscript]]:
+def _state_xref(key: Any) -> list[tuple[str, Subscript]]:
     code = str(key)
     name = _STATES[code][1] if code in _STATES else code
     return [("B", name[:30]), ("C", code)] if code else []
 
 
-def _drug_make(key: Hashable) -> EntryNodes:
-    name, rxnorm = key  # type: ignore[misc]
+def _drug_make(key: Any) -> EntryNodes:
+    name, rxnorm = key
     nodes: EntryNodes = [((0,), name), (("ND",), f"^{name}")]
     if rxnorm is not None:
         nodes.append((("RXN",), rxnorm))  # vistasim: RxNorm carried on the drug (VistA maps it via #50.68)
     return nodes
 
 
-def _drug_key(nodes: dict[tuple[Subscript, ...], str]) -> Optional[Hashable]:
+def _drug_key(nodes: dict[tuple[Subscript, ...], str]) -> Hashable | None:
     zero = nodes.get((0,))
     if zero is None:
         return None
     return (_piece(zero, 1), nodes.get(("RXN",)))
 
 
-def _icd_make(key: Hashable) -> EntryNodes:
-    code, system = key  # type: ignore[misc]
+def _icd_make(key: Any) -> EntryNodes:
+    code, system = key
     return [((0,), code), ((1,), ICD_SYSTEM.get(system, system))]
 
 
-def _icd_key(nodes: dict[tuple[Subscript, ...], str]) -> Optional[Hashable]:
+def _icd_key(nodes: dict[tuple[Subscript, ...], str]) -> Hashable | None:
     zero = nodes.get((0,))
     if zero is None:
         return None
@@ -220,17 +221,17 @@ def _icd_key(nodes: dict[tuple[Subscript, ...], str]) -> Optional[Hashable]:
     return (_piece(zero, 1), ICD_SYSTEM_NAME.get(sys_code, sys_code))
 
 
-def _icd_xref(key: Hashable) -> list[tuple[str, Subscript]]:
+def _icd_xref(key: Any) -> list[tuple[str, Subscript]]:
     code = key[0]  # type: ignore[index]
     return [("BA", code + " ")] if code else []  # FileMan's "BA" index: code plus a space, so it is a string
 
 
-def _coded_make(key: Hashable) -> EntryNodes:
-    name, code, system = key  # type: ignore[misc]
+def _coded_make(key: Any) -> EntryNodes:
+    name, code, system = key
     return [((0,), name or "UNCODED"), (("CODE",), f"{code or ''}^{system or ''}")]
 
 
-def _coded_key(nodes: dict[tuple[Subscript, ...], str]) -> Optional[Hashable]:
+def _coded_key(nodes: dict[tuple[Subscript, ...], str]) -> Hashable | None:
     zero = nodes.get((0,))
     code = nodes.get(("CODE",))
     if zero is None or code is None:
@@ -239,13 +240,13 @@ def _coded_key(nodes: dict[tuple[Subscript, ...], str]) -> Optional[Hashable]:
     return (_piece(zero, 1), c or None, s or None)
 
 
-def _orderable_make(key: Hashable) -> EntryNodes:
-    code, system = key  # type: ignore[misc]
+def _orderable_make(key: Any) -> EntryNodes:
+    code, system = key
     # NAME^ID, the ID in VistA's "code;coding system" form.
     return [((0,), f"{code or 'UNCODED'}^{code or ''};{system or ''}")]
 
 
-def _orderable_key(nodes: dict[tuple[Subscript, ...], str]) -> Optional[Hashable]:
+def _orderable_key(nodes: dict[tuple[Subscript, ...], str]) -> Hashable | None:
     zero = nodes.get((0,))
     if zero is None:
         return None
@@ -253,7 +254,7 @@ def _orderable_key(nodes: dict[tuple[Subscript, ...], str]) -> Optional[Hashable
     return (code or None, system or None)
 
 
-def _orderable_xref(key: Hashable) -> list[tuple[str, Subscript]]:
+def _orderable_xref(key: Any) -> list[tuple[str, Subscript]]:
     return [("B", (key[0] or "UNCODED")[:30])]  # type: ignore[index]
 
 
@@ -261,7 +262,7 @@ def _simple_make(suffix: str = "") -> Callable[[Hashable], EntryNodes]:
     return lambda key: [((0,), f"{key}{suffix}")]
 
 
-def _no_xref(key: Hashable) -> list[tuple[str, Subscript]]:
+def _no_xref(key: Any) -> list[tuple[str, Subscript]]:
     return []
 
 
@@ -322,7 +323,7 @@ class PointerTable:
         n = len(spec.prefix)
         self.entries: dict[int, dict[tuple[Subscript, ...], str]] = {}  # IEN -> {subs after IEN: value}
         self.other: list[Node] = []  # reference nodes that are not entries (header, DD, indexes)
-        self.header: Optional[str] = None
+        self.header: str | None = None
         self.index: dict[Hashable, int] = {}
         self.new_xrefs: list[tuple[str, Subscript, int]] = []
         if spec.reference:

@@ -20,10 +20,11 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Optional, Union
+from typing import IO, Any
 
 from vistasim.errors import ConfigError, InputError, OutputError
 from vistasim.model import PatientRecord
@@ -59,7 +60,7 @@ class _Section:
         self.line_key = line_key
         self.spill_limit = spill_limit
         self.path = tmpdir / f"{tag}.main"
-        self._f: Optional[IO[str]] = None
+        self._f: IO[str] | None = None
         self.last: Any = None
         self.buffer: list[tuple[Any, str]] = []
         self.runs: list[Path] = []
@@ -215,7 +216,7 @@ class StationWriter:
 
     def __init__(
         self,
-        out_dir: Union[str, Path],
+        out_dir: str | Path,
         station: str,
         exported: datetime = DEFAULT_EXPORT_TIME,
         spill_limit: int = 200_000,
@@ -296,7 +297,7 @@ class StationWriter:
             sink.cleanup()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def __enter__(self) -> "StationWriter":
+    def __enter__(self) -> StationWriter:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
@@ -390,7 +391,7 @@ class _StationReader:
 
     def _read(self, reader: ZWRReader, where: str) -> None:
         routes = _ROUTES
-        cur_key: Optional[tuple[str, int]] = None
+        cur_key: tuple[str, int] | None = None
         cur: dict = {}
         is_ptr = False
         for gname, subs, value in reader:
@@ -465,7 +466,7 @@ class _StationReader:
         return [self.patients[d] for d in sorted(self.patients)]
 
 
-def _station_files(path: Path, station: Optional[str]) -> list[tuple[str, list[Path]]]:
+def _station_files(path: Path, station: str | None) -> list[tuple[str, list[Path]]]:
     """(station, files) groups for a file, a station folder, or a folder of station folders."""
     if path.is_file():
         st = station or (path.parent.name if is_station(path.parent.name) else None)
@@ -492,7 +493,7 @@ def _station_files(path: Path, station: Optional[str]) -> list[tuple[str, list[P
 
 
 def read_source(
-    path: Union[str, Path], station: Optional[str] = None, skip_bad_lines: bool = False
+    path: str | Path, station: str | None = None, skip_bad_lines: bool = False
 ) -> SourceReadResult:
     """Read a station export (file or folder) back into PatientRecords, every pointer resolved.
 
@@ -522,7 +523,7 @@ def read_source(
     return result
 
 
-def read_globals(paths: Iterable[Union[str, Path]], skip_bad_lines: bool = False) -> dict[str, dict[tuple, str]]:
+def read_globals(paths: Iterable[str | Path], skip_bad_lines: bool = False) -> dict[str, dict[tuple, str]]:
     """Every node of the given ZWR files as ``{global: {subscripts: value}}`` (small exports only)."""
     out: dict[str, dict[tuple, str]] = {}
     for p in paths:

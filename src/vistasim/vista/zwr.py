@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Optional, Union
+from typing import IO
 
 from vistasim.errors import OutputError, ZWRFormatError
 
@@ -51,7 +52,7 @@ __all__ = [
     "write_zwr",
 ]
 
-Subscript = Union[int, str]
+Subscript = int | str
 Node = tuple[str, tuple[Subscript, ...], str]
 
 _CANONIC = re.compile(r"-?(?:[1-9][0-9]*(?:\.[0-9]*[1-9])?|\.[0-9]*[1-9])|0")
@@ -138,7 +139,7 @@ def format_node(gname: str, subs: tuple[Subscript, ...], value: str) -> str:
 
 def subscript_key(s: Subscript) -> tuple:
     """M collation key of one subscript: numbers (by value) before strings (by bytes)."""
-    if type(s) is int:
+    if isinstance(s, int):
         if -(10**_MAX_DIGITS) < s < 10**_MAX_DIGITS:
             return (0, s)
         return (1, str(s).encode(_ENC))
@@ -357,7 +358,7 @@ class ZWRReader:
     newline is a truncated file.
     """
 
-    def __init__(self, path: Union[str, Path], skip_bad_lines: bool = False) -> None:
+    def __init__(self, path: str | Path, skip_bad_lines: bool = False) -> None:
         self.path = str(path)
         self.skip_bad_lines = skip_bad_lines
         self.bad_lines = 0
@@ -370,10 +371,10 @@ class ZWRReader:
 
             raise InputError(f"{self.path}: cannot open ZWR file ({exc.strerror}); check the path") from None
         self._first_line_no = 1
-        self._pending: Optional[str] = None
-        self.header: Optional[tuple[str, str]] = self._read_header()
+        self._pending: str | None = None
+        self.header: tuple[str, str] | None = self._read_header()
 
-    def _read_header(self) -> Optional[tuple[str, str]]:
+    def _read_header(self) -> tuple[str, str] | None:
         first = self._f.readline()
         if first == "":
             self._f.close()
@@ -422,7 +423,7 @@ class ZWRReader:
     def close(self) -> None:
         self._f.close()
 
-    def __enter__(self) -> "ZWRReader":
+    def __enter__(self) -> ZWRReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -434,7 +435,7 @@ def _chain_first(first: str, rest: Iterable[str]) -> Iterator[str]:
     yield from rest
 
 
-def read_zwr(path: Union[str, Path], skip_bad_lines: bool = False) -> tuple[Optional[tuple[str, str]], list[Node]]:
+def read_zwr(path: str | Path, skip_bad_lines: bool = False) -> tuple[tuple[str, str] | None, list[Node]]:
     """Read a whole (small) ZWR file: (header, nodes). Large files: iterate a ``ZWRReader``."""
     reader = ZWRReader(path, skip_bad_lines=skip_bad_lines)
     return reader.header, list(reader)
@@ -458,7 +459,7 @@ class ZWRWriter:
 
     def __init__(
         self,
-        path: Union[str, Path],
+        path: str | Path,
         title: str,
         date_line: str,
         check_order: bool = False,
@@ -467,7 +468,7 @@ class ZWRWriter:
         self.tmp_path = self.path.with_name(self.path.name + ".tmp")
         self.check_order = check_order
         self.lines_written = 0
-        self._last_key: Optional[tuple] = None
+        self._last_key: tuple | None = None
         try:
             self._f: IO[str] = open(self.tmp_path, "w", encoding=_ENC, errors=_ERRS, newline="\n")
         except OSError as exc:
@@ -502,7 +503,7 @@ class ZWRWriter:
         except FileNotFoundError:
             pass
 
-    def __enter__(self) -> "ZWRWriter":
+    def __enter__(self) -> ZWRWriter:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
@@ -513,7 +514,7 @@ class ZWRWriter:
 
 
 def write_zwr(
-    path: Union[str, Path],
+    path: str | Path,
     nodes: Iterable[Node],
     header: tuple[str, str],
     sort: bool = False,
