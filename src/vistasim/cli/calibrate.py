@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     cfg, cal = calibrate_runs(args.runs)
     atomic_write_text(out, config_yaml(cfg, cal))
     if args.json:
-        sys.stdout.write(orjson.dumps(cal, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(orjson.dumps(cal, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
     else:
         print(f"calibrated config written to {out} (from {cal['runs']} run(s)); intervals are in its comments")
     return 0
