@@ -118,7 +118,7 @@ GROUP_BY_KIND = {kind: name for _i, name, kind in DISPLAY_GROUP_TABLE}
 
 
 def _load_states() -> dict[str, tuple[int, str]]:
-    text = resources.files("vistasim.data").joinpath("vista/states.tsv").read_text(encoding="utf-8")
+    text = resources.files("vistasim").joinpath("data/vista/states.tsv").read_text(encoding="utf-8")
     out: dict[str, tuple[int, str]] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -309,7 +309,7 @@ def pointer_roots() -> dict[tuple[str, Subscript], str]:
 
 def reference_nodes(filename: str) -> list[Node]:
     """The nodes of a reference ZWR file shipped in ``vistasim/data/vista``."""
-    path = resources.files("vistasim.data").joinpath(f"vista/{filename}")
+    path = resources.files("vistasim").joinpath(f"data/vista/{filename}")
     with resources.as_file(path) as p:
         _header, nodes = read_zwr(p)
     return nodes
