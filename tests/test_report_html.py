@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from html.parser import HTMLParser
 
+import pytest
 from _report_fixtures import COMPARISON_BANDS, RISK_BANDS, model_doc, rich_doc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vistasim.cli import main
+from vistasim.cli import build_parser, main
 from vistasim.report import render
 from vistasim.report.charts import mask_ssn
 from vistasim.report.html import render_html
@@ -199,3 +201,27 @@ def test_every_strategy_renders(tmp_path):
         p = _charts(render_html(doc))
         assert p.charts["timeline-chart-1"]["datum"] == len(doc["batches"]) >= 1
         assert all(c["points"] == c["datum"] for c in p.charts.values())
+
+
+def _band_leaves(obj) -> int:
+    from vistasim.report.sections import as_band
+
+    if as_band(obj) is not None:
+        return 1
+    return sum(_band_leaves(v) for v in obj.values()) if isinstance(obj, dict) else 0
+
+
+@pytest.mark.parametrize("command, key", [("risk", "risk"), ("compare", "comparison")])
+def test_real_risk_and_compare_documents_render(tmp_path, command, key):
+    """Whatever the risk helpers write, every Monte Carlo estimate becomes one band in the dashboard."""
+    parser_choices = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    if command not in parser_choices:
+        pytest.skip(f"'vistasim {command}' is not in this tree yet")
+    run = tmp_path / command
+    assert main([command, "--patients", "200", "--replications", "4", "--seed", "1", "--out", str(run), "--quiet"]) == 0
+    doc = json.loads((run / "results.json").read_text())
+    p = _charts(render_html(doc))
+    assert all(c["points"] == c["datum"] for c in p.charts.values())
+    prefix = key.replace("_", "-") + "-"
+    drawn = sum(c["datum"] for k, c in p.charts.items() if c["kind"] == "bands" and k.startswith(prefix))
+    assert drawn == _band_leaves(doc[key]) > 0

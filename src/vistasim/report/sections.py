@@ -541,6 +541,8 @@ def recommendations(doc: dict[str, Any]) -> Section:
 _PASS_KEYS = ("passed", "pass", "ok", "met")
 _VALUE_KEYS = ("value", "measured", "observed", "actual", "rate")
 _THRESHOLD_KEYS = ("threshold", "target", "minimum", "required", "min")
+# names of 0-1 values shown as percentages (a quality score stays a score)
+_PCT_HINTS = ("rate", "fidelity", "match", "ratio", "share", "success", "safety", "probability")
 _RATE_HINTS = ("rate", "fidelity", "match", "ratio", "score", "share", "success", "safety", "quality", "probability")
 
 
@@ -589,7 +591,7 @@ def _kind_for(name: str, values: Sequence[float]) -> str:
     low = name.lower()
     if any(h in low for h in ("seconds", "_s", "duration", "elapsed", "downtime")) and not low.endswith("hours"):
         return "sec" if "seconds" in low or low.endswith("_s") else "num"
-    if values and all(0.0 <= v <= 1.0 for v in values) and any(h in low for h in _RATE_HINTS):
+    if values and all(0.0 <= v <= 1.0 for v in values) and any(h in low for h in _PCT_HINTS):
         return "pct"
     return "num"
 
@@ -601,7 +603,13 @@ def _band_items(obj: dict[str, Any], ids: _Ids) -> tuple[list[Item], set]:
     by_metric: dict[str, list[tuple[str, tuple]]] = {}
     paths: dict[str, list[tuple[tuple[str, ...], tuple]]] = {}
     for path, b in found:
-        paths.setdefault(path[-1] if path else "value", []).append((path[:-1], b))
+        # a breakdown dict ("errors_by_type": {type: band}) names the metric with its parent, and the
+        # rows are what comes before it (the strategy, the wave)
+        cut_at = max((i for i, part in enumerate(path[:-1]) if "by_" in part), default=None)
+        if cut_at is not None:
+            paths.setdefault(f"{path[cut_at]}: {path[-1]}", []).append((path[:cut_at], b))
+        else:
+            paths.setdefault(path[-1] if path else "value", []).append((path[:-1], b))
     for metric, rows_ in paths.items():
         # drop the leading path parts every row shares ("strategies / staged" -> "staged")
         cut = 0
