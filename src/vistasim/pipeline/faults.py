@@ -122,7 +122,15 @@ class Corruption:
             rng = draws.hit(self.name, p.person_id, self.rate)
             if rng is None:
                 continue
-            choices = [(i, v) for i, r in enumerate(p.records) for v in self._variants(r)]
+            # A person's Patient takes each demographic from the first site record (station, DFN order)
+            # that has it: corrupting another record's copy would never reach the target.
+            order = sorted(range(len(p.records)), key=lambda j: (p.records[j].station, p.records[j].dfn))
+            first = {attr: next((j for j in order if test(p.records[j])), None) for attr, test in (
+                ("dob_bytes", lambda r: bool(r.dob)), ("name_encoding", lambda r: bool(r.name)),
+                ("street_truncated", lambda r: any((r.address.street1, r.address.street2, r.address.street3,
+                                                    r.address.city, r.address.state, r.address.zip))))}
+            choices = [(i, v) for i, r in enumerate(p.records) for v in self._variants(r)
+                       if v == "reactant_control_char" or first.get(v) == i]
             if not choices:
                 continue
             i, variant = _pick(rng, choices)
