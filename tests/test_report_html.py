@@ -225,3 +225,37 @@ def test_real_risk_and_compare_documents_render(tmp_path, command, key):
     prefix = key.replace("_", "-") + "-"
     drawn = sum(c["datum"] for k, c in p.charts.items() if c["kind"] == "bands" and k.startswith(prefix))
     assert drawn == _band_leaves(doc[key]) > 0
+
+
+def test_real_data_mode_document_renders(tmp_path):
+    """Whatever 'vistasim migrate' writes under data_mode is shown, gates included."""
+    choices = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    if "migrate" not in choices or "generate" not in choices:
+        pytest.skip("'vistasim migrate' or 'vistasim generate' is not in this tree yet")
+    assert main(["generate", "--patients", "30", "--seed", "2", "--out", str(tmp_path / "src"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "migrate",
+                "--source",
+                str(tmp_path / "src"),
+                "--out",
+                str(tmp_path / "run"),
+                "--quiet",
+                "--target",
+                f"sqlite:///{tmp_path / 'out.db'}",
+            ]
+        )
+        == 0
+    )
+    doc = json.loads((tmp_path / "run" / "results.json").read_text())
+    html = render_html(doc)
+    p = _charts(html)
+    assert '<section id="data-mode"' in html
+    assert all(c["points"] == c["datum"] for c in p.charts.values())
+    assert any(k.startswith("data-mode-") for k in p.charts)
+    gates = (doc["data_mode"].get("reconciliation") or {}).get("safety_gates")
+    if isinstance(gates, dict) and gates:
+        gate_charts = [c for c in p.charts.values() if c["kind"] == "gates"]
+        assert any(c["datum"] == len(gates) for c in gate_charts)
+        assert html.count("data-passed=") >= len(gates)

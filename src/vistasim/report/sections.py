@@ -652,11 +652,30 @@ def _band_items(obj: dict[str, Any], ids: _Ids) -> tuple[list[Item], set]:
     return items, {p for p, _ in found}
 
 
+_NUMERATORS = ("intact", "fields_intact", "matched", "found", "target", "loaded", "migrated")
+_DENOMINATORS = ("expected", "source", "total", "fields")
+
+
+def _ratio_columns(columns: Sequence[str]) -> tuple[str, str] | None:
+    """A (numerator, denominator) pair of count columns, e.g. intact / expected, for a share chart."""
+    num = next((c for c in _NUMERATORS if c in columns), None)
+    den = next((c for c in _DENOMINATORS if c in columns and c != num), None)
+    return (num, den) if num and den else None
+
+
+def _ratio(rec: dict[str, Any], pair: tuple[str, str] | None) -> float | None:
+    if pair is None or not _num(rec.get(pair[0])) or not _num(rec.get(pair[1])) or not rec[pair[1]]:
+        return None
+    return float(rec[pair[0]]) / float(rec[pair[1]])
+
+
 def _gate_row(label: str, rec: dict[str, Any]) -> tuple[str, float | None, float | None, bool] | None:
     flag = next((rec[k] for k in _PASS_KEYS if isinstance(rec.get(k), bool)), None)
     if flag is None:
         return None
     value = next((float(rec[k]) for k in _VALUE_KEYS if _num(rec.get(k))), None)
+    if value is None:
+        value = _ratio(rec, _ratio_columns(list(rec)))
     threshold = next((float(rec[k]) for k in _THRESHOLD_KEYS if _num(rec.get(k))), None)
     return (label, value, threshold, bool(flag))
 
@@ -694,11 +713,17 @@ def _records_table(caption: str, records: list[tuple[str, dict[str, Any]]], ids:
         return [Figure(chart, table)]
     # chart the first rate-like numeric column, else the first numeric column
     num_cols = [c for c, is_num in zip(columns, numeric[1:]) if is_num and any(_num(r.get(c)) for _, r in records)]
-    pick = next((c for c in num_cols if any(h in c.lower() for h in _RATE_HINTS)), num_cols[0] if num_cols else None)
-    if pick is None or len(records) < 1:
-        return [table]
-    vals = [float(r[pick]) if _num(r.get(pick)) else 0.0 for _, r in records]
-    kind = _kind_for(pick, vals)
+    pick = next((c for c in num_cols if any(h in c.lower() for h in _RATE_HINTS)), None)
+    pair = _ratio_columns(num_cols) if pick is None else None
+    if pair is not None:  # reconciliation counts: chart the share that arrived intact
+        vals = [_ratio(r, pair) or 0.0 for _, r in records]
+        pick, kind = f"{pair[0]}_share_of_{pair[1]}", "pct"
+    else:
+        pick = pick or (num_cols[0] if num_cols else None)
+        if pick is None or len(records) < 1:
+            return [table]
+        vals = [float(r[pick]) if _num(r.get(pick)) else 0.0 for _, r in records]
+        kind = _kind_for(pick, vals)
     chart = Chart(
         "bars",
         ids.next(),
@@ -710,6 +735,18 @@ def _records_table(caption: str, records: list[tuple[str, dict[str, Any]]], ids:
         {"desc": f"{caption}, {pick} per row"},
     )
     return [Figure(chart, table, collapsed=len(rows) > 20)]
+
+
+# what a migration team looks at first in a nested section, and what is background
+_FIRST = ("safety", "gate", "reconcil", "fidelity", "domain", "target", "overall", "per_strategy", "difference")
+_LAST = ("settings", "config", "source", "plan", "provenance")
+
+
+def _priority(key: str) -> int:
+    low = key.lower()
+    if any(h in low for h in _FIRST):
+        return 0
+    return 2 if any(h in low for h in _LAST) else 1
 
 
 def generic_items(
@@ -726,7 +763,17 @@ def generic_items(
             name_key = next(
                 (
                     k
-                    for k in ("name", "gate", "domain", "id", "metric", "strategy", "label", "target")
+                    for k in (
+                        "name",
+                        "gate",
+                        "domain",
+                        "id",
+                        "metric",
+                        "strategy",
+                        "label",
+                        "target",
+                        *(c for c in obj[0] if c.endswith(("_id", "_name"))),
+                    )
                     if isinstance(obj[0].get(k), str)
                 ),
                 None,
@@ -741,14 +788,25 @@ def generic_items(
         return items + [_cell(obj)]
     scalars = [(k, v) for k, v in obj.items() if not isinstance(v, (dict, list)) and path + (k,) not in skip]
     if scalars:
-        items.append(
-            Table(
-                _title(path[-1]) if path else "Values",
-                ("key", "value"),
-                tuple((str(k), _cell(v)) for k, v in scalars),
-                (False, True),
+        caption = _title(path[-1]) if path else "Values"
+        table = Table(caption, ("key", "value"), tuple((str(k), _cell(v)) for k, v in scalars), (False, True))
+        if path and len(scalars) >= 2 and len(scalars) == len(obj) and all(_num(v) for _, v in scalars):
+            # a breakdown such as fidelity_by_domain: chart it
+            vals = [float(v) for _, v in scalars]
+            kind = _kind_for(path[-1], vals)
+            chart = Chart(
+                "bars",
+                ids.next(),
+                caption,
+                tuple(str(k) for k, _ in scalars),
+                ((path[-1], tuple(vals)),),
+                kind,
+                1.0 if kind == "pct" else None,
+                {"desc": f"{caption} per key"},
             )
-        )
+            items.append(Figure(chart, table, collapsed=len(scalars) > 20))
+        else:
+            items.append(table)
     simple_lists = [
         (k, v) for k, v in obj.items() if isinstance(v, list) and not any(isinstance(x, (dict, list)) for x in v)
     ]
@@ -761,7 +819,7 @@ def generic_items(
                 (False, False),
             )
         )
-    for k, v in obj.items():
+    for k, v in sorted(obj.items(), key=lambda kv: _priority(str(kv[0]))):
         sub = path + (str(k),)
         if sub in skip or not isinstance(v, (dict, list)) or (isinstance(v, list) and (k, v) in simple_lists):
             continue
