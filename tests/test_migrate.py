@@ -1,0 +1,138 @@
+"""``vistasim migrate`` and the run folder; kill-and-resume at several commit points (a killed subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from vistasim.cli import main
+from vistasim.results import validate_results
+from vistasim.targets import open_target
+
+from _pipeline_fixtures import clean_population, write_zwr
+
+CONFIG = """
+migration_settings:
+  network_failure_rate: 0.05
+  data_corruption_rate: 0.05
+faults:
+  identity_split: 0.05
+  orders_unknown_queue: 0.1
+data_mode:
+  timezone: America/New_York
+"""
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    root = tmp_path_factory.mktemp("src")
+    write_zwr(clean_population(60, seed=9), root)
+    (root.parent / "cfg.yaml").write_text(CONFIG)
+    return root
+
+
+def test_migrate_writes_a_valid_run_folder(source, tmp_path):
+    run = tmp_path / "run"
+    code = main(["migrate", "--source", str(source), "--target", f"sqlite:///{tmp_path / 'o.db'}", "--seed", "4",
+                 "--out", str(run), "--batch-size", "25", "--config", str(source.parent / "cfg.yaml"), "--quiet"])
+    assert code == 0
+    assert {p.name for p in run.iterdir()} >= {"results.json", "report.txt", "audit.jsonl", "reconciliation.json",
+                                               "answer_key.jsonl"}
+    doc = json.loads((run / "results.json").read_text())
+    validate_results(doc)
+    assert doc["mode"] == "data" and doc["command"] == "migrate"
+    assert 0 < doc["metrics"]["fidelity"] <= 1 and 0 <= doc["metrics"]["safety"] <= 1
+    dm = doc["data_mode"]
+    c = dm["reconciliation"]["conservation"]
+    assert c["adds_up"] and c["records"] == 60
+    assert set(doc["failure_analysis"]["failure_types"]) == {
+        "network_timeout", "system_unavailable", "resource_exhaustion", "data_corruption", "mapping_error",
+        "validation_failure", "security_violation", "hipaa_compliance_error"}
+    keys = [json.loads(x) for x in (run / "answer_key.jsonl").read_text().splitlines()]
+    assert {k["kind"] for k in keys} >= {"transient_outage"}
+    assert "DATA MODE (measured)" in (run / "report.txt").read_text()
+    text = (run / "audit.jsonl").read_text()
+    assert "SMITH" not in text and "ssn" not in text.lower()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--source", "/nonexistent/src"], "not found"),
+    (["--target", "mysql://x"], "unknown scheme"),
+])
+def test_bad_input_is_one_line_and_exit_2(source, tmp_path, capsys, argv, needle):
+    args = ["migrate", "--source", str(source), "--target", f"sqlite:///{tmp_path / 'o.db'}", "--out",
+            str(tmp_path / "run"), "--quiet"]
+    for k, v in zip(argv[::2], argv[1::2]):
+        args[args.index(k) + 1] = v
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err
+
+
+def test_corrupt_zwr_exits_2(source, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(source, bad)
+    f = next((bad).glob("*/2+PATIENT.zwr"))
+    lines = f.read_text().splitlines()
+    lines[5] = lines[5][: len(lines[5]) // 2] + '"unterminated'
+    f.write_text("\n".join(lines) + "\n")
+    assert main(["migrate", "--source", str(bad), "--target", f"sqlite:///{tmp_path / 'o.db'}", "--out",
+                 str(tmp_path / "run"), "--quiet"]) == 2
+    assert "line" in capsys.readouterr().err
+
+
+_KILLER = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    from vistasim.config import load_yaml
+    from vistasim.pipeline.run import run_data
+    from vistasim.pipeline.settings import settings_from_extra
+    src, url, cfg, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    n = {"k": 0}
+    def hook(label):
+        n["k"] += 1
+        if label.startswith(kill_at.split("#")[0]) and n["k"] >= int(kill_at.split("#")[1]):
+            os._exit(9)
+    s = load_yaml(cfg)
+    run_data(Path(src), target_url=url, config=s.config, settings=settings_from_extra(s.extra), strategy="staged",
+             batch_size=20, seed=4, run_dir=None, on_commit=hook)
+""")
+
+
+def _run_clean(source, url, cfg):
+    from vistasim.config import load_yaml
+    from vistasim.pipeline.run import run_data
+    from vistasim.pipeline.settings import settings_from_extra
+
+    s = load_yaml(cfg)
+    return run_data(Path(source), target_url=url, config=s.config, settings=settings_from_extra(s.extra),
+                    strategy="staged", batch_size=20, seed=4, run_dir=None)
+
+
+def test_killed_at_commit_points_and_resumed_matches_an_uninterrupted_run(source, tmp_path):
+    cfg = source.parent / "cfg.yaml"
+    ref_url = f"sqlite:///{tmp_path / 'ref.db'}"
+    ref = _run_clean(source, ref_url, cfg)
+    t = open_target(ref_url)
+    want = t.dump()
+    t.close()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    for i, kill_at in enumerate(("after:staged#1", "before:promoted#3", "after:promoted#5", "before:verified#2",
+                                 "after:verified#1")):
+        url = f"sqlite:///{tmp_path / f'k{i}.db'}"
+        p = subprocess.run([sys.executable, "-c", _KILLER, str(source), url, str(cfg), kill_at], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 9, (kill_at, p.stderr[-500:])
+        got = _run_clean(source, url, cfg)
+        t = open_target(url)
+        assert t.dump() == want, kill_at
+        t.close()
+        assert got.doc["data_mode"]["reconciliation"]["conservation"] == ref.doc["data_mode"]["reconciliation"]["conservation"]
