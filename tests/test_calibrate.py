@@ -7,12 +7,11 @@ import json
 import pytest
 
 from vistasim.cli import main
-from vistasim.config import load_yaml
+from vistasim.config import config_from_mapping, load_yaml
 from vistasim.errors import InputError
 from vistasim.model import STAGES, SUBSTAGES
 from vistasim.risk.calibrate import calibrate_runs
 from vistasim.runner import population_ids, run_model
-from vistasim.config import config_from_mapping
 
 TRUTH = {
     "success_rates": {"extract": 0.97, "transform": 0.96, "validate": 0.95, "load": 0.93},

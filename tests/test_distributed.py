@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from _risk_fixtures import two_wave_doc
 
 from vistasim.cli import main
 from vistasim.distributed import resolve_executor, run_tasks, split
@@ -14,8 +15,6 @@ from vistasim.risk.montecarlo import risk_section, simulate_risk
 from vistasim.risk.plan import plan_from_document
 from vistasim.risk.sections import model_sections, results_document
 from vistasim.risk.targets import parse_target
-
-from _risk_fixtures import two_wave_doc
 
 distributed = pytest.importorskip("distributed")
 

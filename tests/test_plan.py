@@ -5,11 +5,10 @@ from __future__ import annotations
 import copy
 
 import pytest
+from _risk_fixtures import two_wave_doc
 
 from vistasim.errors import ConfigError, InputError
 from vistasim.risk.plan import builtin_plan, load_plan, plan_from_document, single_site_plan
-
-from _risk_fixtures import two_wave_doc
 
 
 def test_builtin_plan_is_va_sized():

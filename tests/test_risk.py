@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from _risk_fixtures import perfect_config, perfect_settings, two_wave_doc
 
 from vistasim.cli import main
-from vistasim.config import MigrationConfig
 from vistasim.errors import ConfigError
 from vistasim.results import dumps, provenance, validate_results
 from vistasim.risk.compare import compare_strategies
@@ -19,8 +19,6 @@ from vistasim.risk.sections import model_sections, results_document
 from vistasim.risk.stats import interval, t975, wilson
 from vistasim.risk.targets import parse_target
 from vistasim.simulator import MigrationSimulator
-
-from _risk_fixtures import perfect_config, perfect_settings, two_wave_doc
 
 
 def _doc(plan, run, targets=()):
