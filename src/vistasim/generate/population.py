@@ -593,7 +593,8 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
                     dname2, rxn2, q2, sig2 = drugs[opts[(j + 1) % len(opts)]]
                     k_rx += 1
                     rxs.append(Prescription(base_ien + k_rx, str(base_ien + k_rx), dname2, rxn2, q2, 30, 0,
-                                            day_s[max(c_entered[x], issue - 200)], "discontinued", "W", sig2))
+                                            day_s[max(c_entered[x], issue - 200)], "discontinued",
+                                            "M" if by_mail else "W", sig2))
         # allergies
         a = A_l[i]
         if a[0] < allergy_share:
