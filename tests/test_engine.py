@@ -262,3 +262,11 @@ def test_parallel_overlaps_steps_and_big_bang_is_one_wave():
     assert par.peak_concurrency > strategy_params("parallel", cfg).concurrency  # several steps in flight
     bb, _ = _elapsed(cfg, 300, 100, strategy="big_bang")
     assert bb.wave_start.size == 1 and bb.peak_concurrency == 40
+
+
+def test_patient_key_does_not_depend_on_the_other_ids_of_the_call():
+    short = string_keys(["500:1234"])
+    mixed = string_keys(["500:1234", "640A4:123456789012"])
+    assert short[0] == mixed[0]
+    keys = string_keys(ids(100000))
+    assert np.unique(keys).size == 100000

@@ -40,7 +40,7 @@ def test_default_outcome_is_pinned():
     run = sim.simulate_migration(ids(20000), batch_size=100)
     p = expected_success(MigrationConfig())
     assert abs(run.overall_success_rate - p) < binomial_tolerance(p, 20000)
-    assert run.overall_success_rate == pytest.approx(0.51265, abs=1e-9)  # pinned for seed 0
+    assert run.overall_success_rate == pytest.approx(0.50825, abs=1e-9)  # pinned for seed 0
     assert 0.86 < run.average_quality_score < 0.88
 
 

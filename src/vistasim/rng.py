@@ -37,18 +37,24 @@ def name_key(name: str) -> int:
 
 
 def string_keys(values: Sequence[str]) -> np.ndarray:
-    """Stable 64-bit keys for many strings at once (vectorised; used for ``station:DFN`` ids)."""
+    """Stable 64-bit keys for many strings at once (vectorised; used for ``station:DFN`` ids).
+
+    A string's key depends on its own bytes only, never on the other strings of the call: words past
+    the end of a string are skipped, so padding to the longest id changes nothing.
+    """
     if len(values) == 0:
         return np.zeros(0, dtype=np.uint64)
     raw = np.asarray(values, dtype=np.bytes_)
     width = -(-raw.dtype.itemsize // 8) * 8
     if raw.dtype.itemsize != width:
         raw = raw.astype(f"S{width}")
+    lengths = np.char.str_len(raw).astype(np.uint64)
+    n_words = (lengths + np.uint64(7)) // np.uint64(8)
     words = raw.view(np.uint64).reshape(len(values), width // 8)
     with np.errstate(over="ignore"):
-        h = np.full(len(values), np.uint64(width), dtype=np.uint64)
+        h = _mix(lengths ^ np.uint64(0x5851F42D4C957F2D))
         for j in range(words.shape[1]):
-            h = _mix(h ^ words[:, j])
+            h = np.where(n_words > np.uint64(j), _mix(h ^ words[:, j]), h)
     return h
 
 
