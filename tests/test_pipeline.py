@@ -155,3 +155,16 @@ def test_model_mode_unchanged_by_the_data_switch():
         MigrationSimulator(mode="dream")
     with pytest.raises(Exception):
         MigrationSimulator(mode="data").simulate_migration(ids)  # data mode needs PatientRecords
+
+
+def test_in_place_standardize_equals_the_public_function():
+    import orjson
+
+    from vistasim.fhir import group_by_person, map_person, standardize
+    from vistasim.generate import generate_patients
+    from vistasim.pipeline.stages import standardize_stage
+
+    for recs in group_by_person(generate_patients(80, seed=2, sites=2, defects=0.4)).values():
+        want = standardize(map_person(recs))
+        got, gaps = standardize_stage(map_person(recs))
+        assert orjson.dumps(got) == orjson.dumps(want.bundle) and gaps == want.gaps
