@@ -129,3 +129,43 @@ def print_summary(doc: dict[str, Any], run_dir: Path | None, extra: dict[str, st
 
 def fail(message: str) -> ConfigError:
     return ConfigError(message)
+
+
+def add_run_outputs(p: argparse.ArgumentParser) -> None:
+    """--report/--report-format, --fail-under and --metrics: the outputs every migration command offers."""
+    from ..gating import add_gating_arguments
+    from ..metrics import add_metrics_arguments
+    from ..report import FORMATS
+
+    p.add_argument("--report", default=None, metavar="PATH", help="also write a report here")
+    p.add_argument("--report-format", default=None, choices=FORMATS, help="report format (default from the extension, else txt)")
+    add_gating_arguments(p)
+    add_metrics_arguments(p)
+
+
+def check_run_outputs(args: argparse.Namespace) -> Any:
+    """Validate the output options before any work; returns the parsed --fail-under targets."""
+    from ..gating import targets_from_args
+    from ..metrics import check_metrics_args
+    from ..runio import check_writable_file
+
+    targets = targets_from_args(args)
+    check_metrics_args(args)
+    if getattr(args, "report", None):
+        check_writable_file(Path(args.report), "report file")
+    return targets
+
+
+def finish_run_outputs(doc: Dict[str, Any], args: argparse.Namespace, targets: Any) -> int:
+    """Write the report and the metrics file, then gate: the command's exit code."""
+    from ..gating import apply_gating
+    from ..metrics import apply_metrics
+    from ..report import render
+    from ..runio import atomic_write_text
+    from ..runner import infer_format
+
+    if getattr(args, "report", None):
+        path = Path(args.report)
+        atomic_write_text(path, render(doc, infer_format(path, args.report_format)))
+    apply_metrics(doc, args)
+    return apply_gating(doc, targets, quiet=getattr(args, "quiet", False))

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from ._common import add_run_outputs, check_run_outputs, finish_run_outputs
 from .risk import add_population_args, build_plan, execution_kwargs, write_run
 
 EXAMPLES = """examples:
@@ -26,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategies", default="staged,big_bang,parallel", help="comma-separated, first is the baseline")
     p.add_argument("--independent", action="store_true", help="independent streams per strategy instead of common random numbers")
     add_population_args(p)
+    add_run_outputs(p)
     p.set_defaults(func=run)
 
 
@@ -35,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..risk.render import render_comparison
     from ..risk.sections import model_sections, results_document
 
+    gates = check_run_outputs(args)
     strategies = parse_strategies(args.strategies)
     plan, _ = build_plan(args, strategies[0])
     seed = args.seed if args.seed is not None else 0
@@ -53,4 +56,4 @@ def run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         sys.stdout.write(text)
         print(f"run folder: {run_dir}")
-    return 0
+    return finish_run_outputs(doc, args, gates)

@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional
 
 from ..distributed import EXECUTORS, resolve_executor
 from ..errors import ConfigError
-from ._common import nonneg_int, pick, positive_int, resolve_settings
+from ._common import add_run_outputs, check_run_outputs, finish_run_outputs, nonneg_int, pick, positive_int, resolve_settings
 
 EXAMPLES = """examples:
   vistasim risk --patients 10000 --replications 1000 --seed 7 --out runs/r7 --target success>=0.5
@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default=None, choices=("staged", "big_bang", "parallel"), help="with --patients: strategy")
     p.add_argument("--target", action="append", default=[], metavar="METRIC<=X",
                    help="a target, e.g. success>=0.99, downtime_hours<=48 (repeatable)")
+    add_run_outputs(p)
     p.set_defaults(func=run)
 
 
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from ..risk.targets import parse_target
 
     targets = [parse_target(t) for t in args.target]
+    gates = check_run_outputs(args)
     plan, source = build_plan(args, args.strategy)
     if args.plan is not None and args.strategy:
         raise ConfigError("--strategy applies to --patients; a plan names each wave's strategy")
@@ -109,4 +111,4 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         print(f"run folder: {run_dir}  ({run_.execution.tasks} tasks on {run_.execution.distinct_workers} "
               f"worker(s), {run_.execution.executor})")
-    return 0
+    return finish_run_outputs(doc, args, gates)

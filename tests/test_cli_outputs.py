@@ -1,0 +1,28 @@
+"""--report, --fail-under and --metrics on every command that runs a migration (simulate, risk, compare)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vistasim.cli import main
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["simulate", "--patients", "300"],
+        ["risk", "--patients", "300", "--replications", "4"],
+        ["compare", "--strategies", "staged,parallel", "--patients", "300", "--replications", "3"],
+    ],
+)
+def test_report_gate_and_metrics(tmp_path, cmd, capsys):
+    out = str(tmp_path / "run")
+    base = [*cmd, "--out", out, "--quiet"]
+    assert main([*base, "--report", str(tmp_path / "r.md"), "--metrics", str(tmp_path / "m.prom")]) == 0
+    assert (tmp_path / "r.md").read_text().startswith("# ")
+    assert "vistasim_patients_total" in (tmp_path / "m.prom").read_text()
+    assert main([*base, "--fail-under", "success=0.3"]) == 0
+    assert main([*base, "--fail-under", "success=0.99"]) == 1
+    assert main([*base, "--fail-under", "fidelity=0.9"]) == 2  # model mode does not measure fidelity
+    err = capsys.readouterr().err
+    assert "success" in err and "fidelity not measured" in err
