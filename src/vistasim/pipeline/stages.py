@@ -101,9 +101,10 @@ def standardize_stage(bundle: Dict[str, Any]) -> Tuple[Dict[str, Any], List[Any]
     ours alone, so the per-type standardizers run on it in place (a thin adapter over the module's
     table; falls back to the public function if that table changes). The copy was ~40 % of the stage.
     """
-    from ..fhir import standardize as std
+    import importlib
 
-    table = getattr(std, "_BY_TYPE", None)
+    # the module, not the package's re-exported function of the same name
+    table = getattr(importlib.import_module("vistasim.fhir.standardize"), "_BY_TYPE", None)
     if not isinstance(table, dict):
         r = standardize(bundle)
         return r.bundle, r.gaps
