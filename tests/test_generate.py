@@ -372,3 +372,48 @@ def test_defect_toggles_limit_kinds():
     pop = generate_population(3000, seed=1, defects=DefectConfig.of(0.3, ["icd9_code", "orphan_rx"]))
     assert {e.defect for e in pop.answer_key} == {"icd9_code", "orphan_rx"}
     assert generate_population(2000, seed=1, defects=0.0).answer_key == []
+
+
+def test_codec_round_trip_is_lossless(dirty):
+    from vistasim.generate.codec import pack, unpack
+
+    assert [unpack(pack(p)) for p in dirty.patients[:2000]] == dirty.patients[:2000]
+
+
+def test_cli_generate_zwr_csv_json_identical_for_workers(tmp_path):
+    from vistasim.cli import main
+    from vistasim.generate.export import read_answer_key
+
+    outs = []
+    for w in (1, 2):
+        out = tmp_path / f"w{w}"
+        rc = main(["generate", "--patients", "600", "--sites", "3", "--defects", "0.1", "--format", "zwr,csv,json",
+                   "--out", str(out), "--workers", str(w), "--no-progress"])
+        assert rc == 0
+        outs.append(out)
+    files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
+    assert any(str(f).endswith("2+PATIENT.zwr") for f in files)
+    assert files == sorted(p.relative_to(outs[1]) for p in outs[1].rglob("*") if p.is_file())
+    for f in files:
+        assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
+    key = read_answer_key(outs[0] / "answer_key.csv")
+    assert key == generate_population(600, seed=0, sites=3, defects=0.1).answer_key
+
+
+def test_cli_bad_input_exits_2(tmp_path, capsys):
+    from vistasim.cli import main
+
+    assert main(["generate", "--patients", "5", "--format", "xml", "--out", str(tmp_path / "x")]) == 2
+    assert main(["generate", "--patients", "5", "--defects", "2", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("vistasim: error:") for line in err)
+
+
+def test_zwr_round_trip_through_vista_reader(tmp_path):
+    vista = pytest.importorskip("vistasim.vista")
+    pop = generate_population(400, seed=12, sites=1, defects=0.3)
+    with vista.StationWriter(tmp_path, "528") as w:
+        for p in pop.patients:
+            w.add(p)
+    back = vista.read_source(tmp_path / "528").patients
+    assert back == pop.patients

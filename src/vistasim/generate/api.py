@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..model import PatientRecord
+from .codec import pack, unpack
 from .defects import DefectConfig, DefectEntry
 from .layout import Layout
 from .population import build_block
@@ -26,7 +28,7 @@ DEFAULT_CHUNK = 2048
 _standalone_dfn = itertools.count(1)  # DFNs for successive generate_patient() calls (no random state)
 
 
-def generate_patient(seed: Optional[int] = None, station: str = DEFAULT_STATION, dfn: Optional[int] = None) -> PatientRecord:
+def generate_patient(seed: int | None = None, station: str = DEFAULT_STATION, dfn: int | None = None) -> PatientRecord:
     """One synthetic patient record at ``station``.
 
     With no arguments, successive calls give distinct patients: the DFN comes from a module-level
@@ -52,7 +54,7 @@ class Block:
     stop: int
 
 
-def plan_blocks(layout: Layout, chunk: int = DEFAULT_CHUNK) -> List[Block]:
+def plan_blocks(layout: Layout, chunk: int = DEFAULT_CHUNK) -> list[Block]:
     """The blocks of a population in (station, DFN) order."""
     if chunk < 1:
         raise ConfigError(f"chunk={chunk} must be >= 1")
@@ -72,17 +74,23 @@ def _validate(n: int, seed: int, workers: int) -> None:
         raise ConfigError(f"workers={workers!r} must be an integer >= 1")
 
 
-_Job = Tuple[int, Layout, DefectConfig, Block]
+_Job = tuple[int, Layout, DefectConfig, Block]
 
 
-def _run_block(job: _Job) -> Tuple[List[PatientRecord], List[List[DefectEntry]]]:
+def _run_block(job: _Job) -> tuple[list[PatientRecord], list[list[DefectEntry]]]:
     seed, layout, cfg, b = job
     return build_block(seed, layout, b.station_index, np.arange(b.start, b.stop, dtype=np.int64), cfg)
 
 
-def iter_blocks(n: int, seed: int = 0, sites: int = 1, defects: Union[float, DefectConfig] = 0.0,
+def _run_block_packed(job: _Job) -> tuple[list[Any], list[list[DefectEntry]]]:
+    """Worker side: records as flat tuples, which cross the process boundary ~2x faster than dataclasses."""
+    records, keys = _run_block(job)
+    return [pack(r) for r in records], keys
+
+
+def iter_blocks(n: int, seed: int = 0, sites: int = 1, defects: float | DefectConfig = 0.0,
                 workers: int = 1, chunk: int = DEFAULT_CHUNK, multi_site: bool = True,
-                ) -> Iterator[Tuple[List[PatientRecord], List[List[DefectEntry]]]]:
+                ) -> Iterator[tuple[list[PatientRecord], list[list[DefectEntry]]]]:
     """Blocks of (records, answer-key entries per record), in (station, DFN) order; memory stays bounded."""
     _validate(n, seed, workers)
     cfg = defects if isinstance(defects, DefectConfig) else DefectConfig.of(float(defects))
@@ -95,12 +103,13 @@ def iter_blocks(n: int, seed: int = 0, sites: int = 1, defects: Union[float, Def
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(workers) as pool:
         # imap keeps order; a small chunksize keeps at most a few blocks in flight per worker
-        yield from pool.imap(_run_block, jobs, chunksize=1)
+        for packed, keys in pool.imap(_run_block_packed, jobs, chunksize=1):
+            yield [unpack(t) for t in packed], keys
 
 
-def iter_population(n: int, seed: int = 0, sites: int = 1, defects: Union[float, DefectConfig] = 0.0,
+def iter_population(n: int, seed: int = 0, sites: int = 1, defects: float | DefectConfig = 0.0,
                     workers: int = 1, chunk: int = DEFAULT_CHUNK, with_key: bool = False,
-                    ) -> Iterator[Union[PatientRecord, Tuple[PatientRecord, List[DefectEntry]]]]:
+                    ) -> Iterator[PatientRecord | tuple[PatientRecord, list[DefectEntry]]]:
     """Stream ``n`` patients over ``sites`` stations in (station, DFN) order.
 
     With ``with_key=True`` each item is ``(patient, answer-key entries of that patient)``.
@@ -112,9 +121,9 @@ def iter_population(n: int, seed: int = 0, sites: int = 1, defects: Union[float,
             yield from records
 
 
-def generate_patients(n: int, seed: int = 0, sites: int = 1, defects: float = 0.0, workers: int = 1) -> List[PatientRecord]:
+def generate_patients(n: int, seed: int = 0, sites: int = 1, defects: float = 0.0, workers: int = 1) -> list[PatientRecord]:
     """``n`` patients as a list (see :func:`iter_population` for large n)."""
-    out: List[PatientRecord] = []
+    out: list[PatientRecord] = []
     for records, _ in iter_blocks(n, seed, sites, defects, workers):
         out.extend(records)
     return out
@@ -124,15 +133,15 @@ def generate_patients(n: int, seed: int = 0, sites: int = 1, defects: float = 0.
 class Population:
     """Patients and the answer key of the defects injected into them."""
 
-    patients: List[PatientRecord]
-    answer_key: List[DefectEntry]
+    patients: list[PatientRecord]
+    answer_key: list[DefectEntry]
 
 
-def generate_population(n: int, seed: int = 0, sites: int = 1, defects: Union[float, DefectConfig] = 0.0,
+def generate_population(n: int, seed: int = 0, sites: int = 1, defects: float | DefectConfig = 0.0,
                         workers: int = 1) -> Population:
     """Patients plus answer key, in (station, DFN) order."""
-    patients: List[PatientRecord] = []
-    key: List[DefectEntry] = []
+    patients: list[PatientRecord] = []
+    key: list[DefectEntry] = []
     for records, keys in iter_blocks(n, seed, sites, defects, workers):
         patients.extend(records)
         for k in keys:
@@ -140,7 +149,7 @@ def generate_population(n: int, seed: int = 0, sites: int = 1, defects: Union[fl
     return Population(patients, key)
 
 
-def answer_key(n: int, seed: int = 0, sites: int = 1, defects: Union[float, DefectConfig] = 0.0,
-               workers: int = 1) -> List[DefectEntry]:
+def answer_key(n: int, seed: int = 0, sites: int = 1, defects: float | DefectConfig = 0.0,
+               workers: int = 1) -> list[DefectEntry]:
     """Only the answer key of a population (the records are generated and dropped)."""
     return generate_population(n, seed, sites, defects, workers).answer_key

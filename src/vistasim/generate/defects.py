@@ -9,8 +9,8 @@ rehearsal is scored against.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
 
 from ..errors import ConfigError
 
@@ -72,8 +72,11 @@ class DefectConfig:
             raise ConfigError("a defect rate > 0 needs at least one defect kind switched on")
 
     @staticmethod
-    def of(rate: float = 0.0, kinds: Optional[Iterable[str]] = None, disable: Iterable[str] = ()) -> "DefectConfig":
+    def of(rate: float = 0.0, kinds: Iterable[str] | None = None, disable: Iterable[str] = ()) -> DefectConfig:
         """Build from a rate, an optional list of kinds (default all) and kinds to switch off."""
         chosen = tuple(kinds) if kinds is not None else DEFECT_KINDS
         off = set(disable)
         return DefectConfig(float(rate), tuple(k for k in chosen if k not in off))
+
+
+NO_DEFECTS = DefectConfig()

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import IO, Any, Dict, Iterable, List, Optional, Sequence
+from typing import IO, Any
 
 import orjson
 
@@ -89,9 +90,9 @@ class StationOutputs:
         self.station = station
         self.count = 0
         self._zwr = None
-        self._json: Optional[_AtomicFile] = None
-        self._csv: Dict[str, Any] = {}
-        self._files: List[_AtomicFile] = []
+        self._json: _AtomicFile | None = None
+        self._csv: dict[str, Any] = {}
+        self._files: list[_AtomicFile] = []
         if "zwr" in formats:
             from ..vista import StationWriter
 
@@ -149,7 +150,7 @@ def write_answer_key(path: Path, entries: Iterable[DefectEntry]) -> int:
     return count
 
 
-def read_answer_key(path: Path) -> List[DefectEntry]:
+def read_answer_key(path: Path) -> list[DefectEntry]:
     """Read an answer key written by :func:`write_answer_key`."""
     try:
         with open(path, encoding="utf-8", newline="") as fh:
@@ -161,7 +162,7 @@ def read_answer_key(path: Path) -> List[DefectEntry]:
     return [DefectEntry(*r) for r in rows[1:]]
 
 
-def write_manifest(path: Path, manifest: Dict[str, Any]) -> None:
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     f = _AtomicFile(path)
     f.fh.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
     f.fh.write("\n")

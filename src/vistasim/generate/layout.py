@@ -72,7 +72,7 @@ class Layout:
     standalone_ordinals: tuple[int, ...] | None = None  # set for generate_patient's open-ended layout
 
     @staticmethod
-    def build(n: int, sites: int = 1, multi_site: bool = True) -> "Layout":
+    def build(n: int, sites: int = 1, multi_site: bool = True) -> Layout:
         if n < 0:
             raise ConfigError(f"patients={n} must be >= 0")
         chosen = select_sites(sites)
@@ -83,7 +83,7 @@ class Layout:
                       tuple(s.size for s in chosen), share, float(ms["same_visn_share"]))
 
     @staticmethod
-    def standalone(station: str) -> "Layout":
+    def standalone(station: str) -> Layout:
         """A one-station layout of unbounded size (for :func:`generate_patient`)."""
         sites = all_sites()
         ordinal = next((i for i, s in enumerate(sites) if s.station == station), None)

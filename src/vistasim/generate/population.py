@@ -15,13 +15,12 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import List, Optional, Tuple
 
 import numpy as np
 
 from ..model import Address, Allergy, Order, PatientRecord, Prescription, Problem, RecordFlag, Visit, Vital
 from ..rng import hash_keys, name_key
-from .defects import DEFECT_FIELDS, DefectConfig, DefectEntry
+from .defects import DEFECT_FIELDS, NO_DEFECTS, DefectConfig, DefectEntry
 from .identifiers import IEN_STRIDE, icn_checksums, icn_numbers, ssn_numbers
 from .layout import Layout
 from .tables import all_sites, cdf, pick, tables
@@ -125,8 +124,8 @@ class _Model:
     visit_max: int
     visit_base: float
     visit_per_cond: float
-    labs: tuple[tuple[str, str, Optional[str], Optional[str], int], ...]
-    others: tuple[tuple[str, str, Optional[str], Optional[str], int], ...]
+    labs: tuple[tuple[str, str, str | None, str | None, int], ...]
+    others: tuple[tuple[str, str, str | None, str | None, int], ...]
     order_status: tuple[str, ...]
     order_status_cdf: np.ndarray
     unsigned_share: float
@@ -326,7 +325,7 @@ def _duplicate_targets(seed: int, layout: Layout, si: np.ndarray, dfn: np.ndarra
 
 
 def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
-                defects: DefectConfig = DefectConfig()) -> Tuple[List[PatientRecord], List[List[DefectEntry]]]:
+                defects: DefectConfig = NO_DEFECTS) -> tuple[list[PatientRecord], list[list[DefectEntry]]]:
     """PatientRecords (and their answer-key entries) for DFNs ``dfns`` of one station of ``layout``."""
     m = model()
     day_s, ym_s, y_s = _day_strings()
@@ -469,7 +468,7 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
     htin = np.rint(np.clip(ht, 56, 82)).astype(np.int64)
     # allergies, orders, flags
     A = _draws(rbase ^ np.uint64(10), 16)
-    O = _draws(rbase ^ np.uint64(11), 24)
+    Od = _draws(rbase ^ np.uint64(11), 24)
     F = _draws(_base(seed, "flags", pkey, pd), 2 * len(m.flags))
     D = _draws(rbase ^ np.uint64(12), 8)
     sysv, diav = np.clip(sysv, 70, 260), np.clip(diav, 40, 160)
@@ -506,7 +505,7 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
     nvis_l, cmask_l = L(nvis), L(cond_mask)
     nsets_l, sys_l, dia_l, pulse_l, temp_l, wt_l = L(nsets), L(sysv), L(diav), L(pulse), L(temp10), L(wt10)
     pain_l, resp_l, spo2_l, htin_l, copd_l = L(pain), L(resp), L(spo2), L(htin), L(copd)
-    A_l, O_l, F_l, kinds_l, dup_l = L(A), L(O), L(F), L(kinds), L(dup_target)
+    A_l, O_l, F_l, kinds_l, dup_l = L(A), L(Od), L(F), L(kinds), L(dup_target)
     flag_hit = F[:, 0::2] < (m.flag_share[None, :] * np.where((cond_mask & m.ptsd_dep_mask) != 0, 1.0, 0.0)[:, None]
                               * (m.flag_mult[None, :] - 1.0) + m.flag_share[None, :])
     any_flag_l = L(flag_hit.any(axis=1))
@@ -524,13 +523,11 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
     marital_vals, race_vals, eth_vals = m.marital_vals, m.race_vals, m.eth_vals
     period_names, branch_vals = m.period_names, m.branch_vals
     num_s, tenth_s = _int_strings(), _tenth_strings()
-    pc0_loc, pc0_cat = clinics[0][0], clinics[0][1]
-    VS = ("BLOOD PRESSURE", "PULSE", "TEMPERATURE", "WEIGHT", "PAIN", "HEIGHT", "RESPIRATION", "PULSE OXIMETRY")
     bisect_right = bisect.bisect_right
     len_ostat = len(ostat) - 1
 
-    records: List[PatientRecord] = []
-    keys: List[List[DefectEntry]] = []
+    records: list[PatientRecord] = []
+    keys: list[list[DefectEntry]] = []
     for i in range(n):
         d = dfn_l[i]
         fem = female_l[i]
@@ -645,7 +642,7 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
         orders = rec.orders
         cmask = cmask_l[i]
         lab_when = visits[int(o[7] * nv)].when if nv else None
-        for text, kind, code, system, need_c in labs:
+        for text, kind, ocode, osys, need_c in labs:
             if (need_c & cmask) or (not need_c and o[0] < 0.5):
                 ko += 1
                 if ko > 6:
@@ -654,14 +651,14 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
                     status, signed = "unreleased", False
                 else:
                     status, signed = ostat[min(bisect_right(oscdf, o[ko]), len_ostat)], True
-                orders.append(Order(base_ien + ko, text, kind, status, signed, lab_when, code, system))
-        for text, kind, code, system, need_c in others:
+                orders.append(Order(base_ien + ko, text, kind, status, signed, lab_when, ocode, osys))
+        for text, kind, ocode, osys, need_c in others:
             if ko >= 8:
                 break
             if (need_c & cmask) and o[16 + (ko % 8)] < 0.4:
                 ko += 1
                 orders.append(Order(base_ien + ko, text, kind, "complete" if o[15] < 0.8 else "pending", True,
-                                    visits[-1].when if nv else None, code, system))
+                                    visits[-1].when if nv else None, ocode, osys))
         for r, p in enumerate(active_rx):
             if ko >= 12:
                 break
@@ -709,7 +706,7 @@ def _tenth_strings() -> list[str]:
 
 
 def _apply_defect(rec: PatientRecord, kind: str, u: list[float], dup_of: int, y_s: list[str], ym_s: list[str],
-                  dob: int, m: _Model) -> List[DefectEntry]:
+                  dob: int, m: _Model) -> list[DefectEntry]:
     """Damage one record as legacy VistA data often is; return the answer-key entries."""
     pid = rec.patient_id
     file, fld = DEFECT_FIELDS[kind]

@@ -8,15 +8,15 @@ parent writes them in order. Either way only a few blocks are in memory at once.
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import ConfigError
 from .api import DEFAULT_CHUNK, Block, _validate, iter_blocks, plan_blocks
-from .defects import DefectConfig, DefectEntry
+from .defects import NO_DEFECTS, DefectConfig, DefectEntry
 from .export import StationOutputs, write_answer_key, write_manifest
 from .layout import Layout
 from .population import build_block
@@ -29,20 +29,20 @@ class RunSummary:
     """What a generation run wrote."""
 
     patients: int
-    stations: Dict[str, int]
+    stations: dict[str, int]
     defects: int
-    records_by_domain: Dict[str, int] = field(default_factory=dict)
+    records_by_domain: dict[str, int] = field(default_factory=dict)
 
 
 _DOMAINS = ("problems", "allergies", "prescriptions", "vitals", "visits", "orders", "flags")
 
 
-def _station_job(args: Tuple[int, Layout, DefectConfig, int, str, Tuple[str, ...], int]
-                 ) -> Tuple[int, List[DefectEntry], Dict[str, int]]:
+def _station_job(args: tuple[int, Layout, DefectConfig, int, str, tuple[str, ...], int]
+                 ) -> tuple[int, list[DefectEntry], dict[str, int]]:
     seed, layout, cfg, si, out, formats, chunk = args
     station = layout.stations[si]
     outs = StationOutputs(Path(out), station, formats)
-    key: List[DefectEntry] = []
+    key: list[DefectEntry] = []
     counts = dict.fromkeys(_DOMAINS, 0)
     for b in plan_blocks(layout, chunk):
         if b.station_index != si:
@@ -58,9 +58,9 @@ def _station_job(args: Tuple[int, Layout, DefectConfig, int, str, Tuple[str, ...
 
 
 def generate_to_disk(out_dir: Path, n: int, seed: int = 0, sites: int = 1,
-                     defects: DefectConfig = DefectConfig(), formats: Sequence[str] = ("zwr",),
+                     defects: DefectConfig = NO_DEFECTS, formats: Sequence[str] = ("zwr",),
                      workers: int = 1, chunk: int = DEFAULT_CHUNK,
-                     progress: Optional[Progress] = None) -> RunSummary:
+                     progress: Progress | None = None) -> RunSummary:
     """Generate ``n`` patients over ``sites`` stations into ``out_dir`` in the given formats."""
     _validate(n, seed, workers)
     if not formats:
@@ -68,7 +68,7 @@ def generate_to_disk(out_dir: Path, n: int, seed: int = 0, sites: int = 1,
     out_dir = Path(out_dir)
     layout = Layout.build(int(n), int(sites))
     fmts = tuple(formats)
-    keys_by_station: Dict[int, List[DefectEntry]] = {}
+    keys_by_station: dict[int, list[DefectEntry]] = {}
     totals = dict.fromkeys(_DOMAINS, 0)
     if workers > 1 and len(layout.stations) > 1:
         jobs = [(int(seed), layout, defects, si, str(out_dir), fmts, chunk)
@@ -84,7 +84,7 @@ def generate_to_disk(out_dir: Path, n: int, seed: int = 0, sites: int = 1,
                 if progress:
                     progress(layout.counts[si])
     else:
-        current: Optional[StationOutputs] = None
+        current: StationOutputs | None = None
         current_si = -1
         blocks = plan_blocks(layout, chunk)
         for b, (recs, keys) in zip(blocks, iter_blocks(n, seed, sites, defects, workers, chunk)):

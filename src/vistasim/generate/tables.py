@@ -16,11 +16,8 @@ from typing import Any
 
 import numpy as np
 
-_PKG = "vistasim.data.generate"
-
-
 def _read_text(name: str) -> str:
-    return resources.files("vistasim").joinpath("data", "generate", name).read_text(encoding="utf-8")
+    return resources.files("vistasim").joinpath("data").joinpath("generate").joinpath(name).read_text(encoding="utf-8")
 
 
 def load_json(name: str) -> Any:
