@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+
 def _read_text(name: str) -> str:
     return resources.files("vistasim").joinpath("data").joinpath("generate").joinpath(name).read_text(encoding="utf-8")
 
