@@ -18,7 +18,8 @@ from vistasim.generate import generate_patients
 from vistasim.pipeline.reconcile import reconcile
 from vistasim.pipeline.settings import DataModeSettings
 from vistasim.simulator import MigrationSimulator
-from vistasim.vista.station import StationWriter, read_source
+from vistasim.pipeline.run import read_records
+from vistasim.vista.station import StationWriter
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
                     w.add(p)
         del pats
         t0 = time.perf_counter()
-        src = read_source(tmp / "src")
+        src = read_records(tmp / "src")
         t_read = time.perf_counter() - t0
         sim = MigrationSimulator(MigrationConfig(), seed=1, mode="data", target=f"sqlite:///{tmp / 'out.db'}",
                                  data_settings=DataModeSettings(), keep_audit=False)

@@ -32,6 +32,7 @@ and the backout's simulated duration is added to the clock before the next wave.
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -164,6 +165,24 @@ def run_data_mode(
     overload_rate: Optional[float] = None,
 ) -> DataRun:
     """Migrate ``records`` (already in run order, persons contiguous) wave by wave into ``target``."""
+
+    # The source records are long-lived and acyclic: keep the cyclic collector from re-scanning them
+    # every time a wave's bundles are built (it was a third of the map stage's time at 5,000 patients).
+    # Bundles are trees of dicts (no cycles), so the collector is paused while waves are built and
+    # run once per wave (see _run).
+    gc.collect()
+    gc.freeze()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate)
+    finally:
+        if enabled:
+            gc.enable()
+        gc.unfreeze()
+
+
+def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate):  # type: ignore[no-untyped-def]
     clock = _Clock()
     t0 = time.perf_counter()
     n = len(records)
@@ -263,6 +282,8 @@ def run_data_mode(
         waves.append(report)
         for p in persons:
             person_rows.append(_person_fate(p, pt, exhausted, ttypes, k))
+            p.bundle, p.extra_bundles, p.records = None, {}, []  # the wave is loaded: memory stays bounded
+        gc.collect(1)
 
     out, status, reasons, person_of = _assemble(n, ids, person_rows, k, ttypes, exhausted, max_att, config)
     clock.add("assemble", t0)
