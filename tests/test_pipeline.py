@@ -11,6 +11,7 @@ from vistasim.pipeline.reconcile import reconcile, score_faults
 from vistasim.pipeline.settings import DATA_FAULTS
 from vistasim.targets import open_target
 
+from _pg import pg_server, pg_url  # noqa: F401  (fixtures)
 from _pipeline_fixtures import clean_population, quiet_config, run
 
 
@@ -168,3 +169,15 @@ def test_in_place_standardize_equals_the_public_function():
         want = standardize(map_person(recs))
         got, gaps = standardize_stage(map_person(recs))
         assert orjson.dumps(got) == orjson.dumps(want.bundle) and gaps == want.gaps
+
+
+def test_postgresql_target_ends_in_the_same_state_as_sqlite(clean, pg_url):
+    cfg = quiet_config(network_failure_rate=0.05, data_corruption_rate=0.05)
+    lite = run(clean, cfg, faults={"identity_split": 0.1, "orders_unknown_queue": 0.2})
+    pg = run(clean, cfg, faults={"identity_split": 0.1, "orders_unknown_queue": 0.2}, target=pg_url)
+    assert pg.target.dump() == lite.target.dump()
+    assert pg.data_runs[-1].status == lite.data_runs[-1].status
+    dr = pg.data_runs[-1]
+    rec = reconcile(clean, pg.target, status=dict(zip(dr.ids, dr.status)))
+    assert rec.conservation["adds_up"]
+    pg.target.close()
