@@ -16,9 +16,9 @@ from pathlib import Path
 from vistasim.config import MigrationConfig
 from vistasim.generate import generate_patients
 from vistasim.pipeline.reconcile import reconcile
+from vistasim.pipeline.run import read_records
 from vistasim.pipeline.settings import DataModeSettings
 from vistasim.simulator import MigrationSimulator
-from vistasim.pipeline.run import read_records
 from vistasim.vista.station import StationWriter
 
 
@@ -42,8 +42,14 @@ def main() -> None:
         t0 = time.perf_counter()
         src = read_records(tmp / "src")
         t_read = time.perf_counter() - t0
-        sim = MigrationSimulator(MigrationConfig(), seed=1, mode="data", target=f"sqlite:///{tmp / 'out.db'}",
-                                 data_settings=DataModeSettings(), keep_audit=False)
+        sim = MigrationSimulator(
+            MigrationConfig(),
+            seed=1,
+            mode="data",
+            target=f"sqlite:///{tmp / 'out.db'}",
+            data_settings=DataModeSettings(),
+            keep_audit=False,
+        )
         t1 = time.perf_counter()
         sim.simulate_migration(src.patients, batch_size=args.batch_size)
         t_run = time.perf_counter() - t1
@@ -55,7 +61,9 @@ def main() -> None:
         stages = {"read (extract/connect)": t_read, **dr.stage_wall}
         total = t_read + t_run
         print(f"patients {n:,}, resources mapped {dr.resources_mapped:,}, validated {dr.resources_validated:,}")
-        print(f"data mode (read + run): {total:.2f} s = {n / total:,.0f} patients/s, {dr.resources_validated / total:,.0f} resources/s")
+        print(
+            f"data mode (read + run): {total:.2f} s = {n / total:,.0f} patients/s, {dr.resources_validated / total:,.0f} resources/s"
+        )
         print(f"simulator bookkeeping (schedule, batches): {t_run - sum(dr.stage_wall.values()):.2f} s")
         for k, v in sorted(stages.items(), key=lambda kv: -kv[1]):
             print(f"  {k:<24}{v:8.2f} s  {v / total:6.1%}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from vistasim.config import MigrationConfig
 from vistasim.generate import generate_patients
@@ -17,7 +17,7 @@ from vistasim.simulator import MigrationSimulator
 ORDER_CODE = ("306206005", "SNOMED")  # SNOMED CT: referral to service
 
 
-def clean_population(n: int = 120, seed: int = 11, sites: int = 2) -> List[PatientRecord]:
+def clean_population(n: int = 120, seed: int = 11, sites: int = 2) -> list[PatientRecord]:
     pats = generate_patients(n, seed=seed, sites=sites, defects=0.0)
     for p in pats:
         for o in p.orders:
@@ -33,19 +33,26 @@ def quiet_config(**kw: Any) -> MigrationConfig:
     return MigrationConfig(**base)
 
 
-def run(records: List[PatientRecord], config: MigrationConfig, faults: Optional[Dict[str, float]] = None,
-        target: Any = "sqlite:///:memory:", seed: int = 3, batch_size: int = 40, strategy: str = "staged",
-        go_no_go: float = 0.99) -> MigrationSimulator:
+def run(
+    records: list[PatientRecord],
+    config: MigrationConfig,
+    faults: dict[str, float] | None = None,
+    target: Any = "sqlite:///:memory:",
+    seed: int = 3,
+    batch_size: int = 40,
+    strategy: str = "staged",
+    go_no_go: float = 0.99,
+) -> MigrationSimulator:
     settings = DataModeSettings(fault_rates=dict(faults or {}), go_no_go=go_no_go)
     sim = MigrationSimulator(config, seed=seed, mode="data", target=target, data_settings=settings)
     sim.simulate_migration(records, batch_size=batch_size, migration_strategy=strategy)
     return sim
 
 
-def write_zwr(records: List[PatientRecord], out: Path) -> Path:
+def write_zwr(records: list[PatientRecord], out: Path) -> Path:
     from vistasim.vista.station import StationWriter
 
-    by: Dict[str, List[PatientRecord]] = defaultdict(list)
+    by: dict[str, list[PatientRecord]] = defaultdict(list)
     for p in records:
         by[p.station].append(p)
     for st, ps in by.items():

@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from _pipeline_fixtures import clean_population, quiet_config, run
 
 from vistasim.errors import ConfigError
 from vistasim.pipeline.faults import FaultDraws
 from vistasim.pipeline.settings import DATA_FAULTS, settings_from_extra
-
-from _pipeline_fixtures import clean_population, quiet_config, run
 
 
 def test_hit_rate_follows_the_rate_within_sampling_error():
@@ -43,13 +42,16 @@ def test_source_records_are_never_modified():
     assert recs == before
 
 
-@pytest.mark.parametrize("extra, needle", [
-    ({"faults": {"gremlins": 0.1}}, "unknown fault"),
-    ({"faults": {"corruption": 2}}, "between 0 and 1"),
-    ({"data_mode": {"timezone": "Mars/Olympus"}}, "IANA"),
-    ({"data_mode": {"go_no_go": -1}}, "go_no_go"),
-    ({"data_mode": {"colour": "red"}}, "unknown key"),
-])
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        ({"faults": {"gremlins": 0.1}}, "unknown fault"),
+        ({"faults": {"corruption": 2}}, "between 0 and 1"),
+        ({"data_mode": {"timezone": "Mars/Olympus"}}, "IANA"),
+        ({"data_mode": {"go_no_go": -1}}, "go_no_go"),
+        ({"data_mode": {"colour": "red"}}, "unknown key"),
+    ],
+)
 def test_bad_settings_name_the_key(extra, needle):
     with pytest.raises(ConfigError, match=needle):
         settings_from_extra(extra)

@@ -10,12 +10,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from _pipeline_fixtures import clean_population, write_zwr
 
 from vistasim.cli import main
 from vistasim.results import validate_results
 from vistasim.targets import open_target
-
-from _pipeline_fixtures import clean_population, write_zwr
 
 CONFIG = """
 migration_settings:
@@ -39,11 +38,32 @@ def source(tmp_path_factory):
 
 def test_migrate_writes_a_valid_run_folder(source, tmp_path):
     run = tmp_path / "run"
-    code = main(["migrate", "--source", str(source), "--target", f"sqlite:///{tmp_path / 'o.db'}", "--seed", "4",
-                 "--out", str(run), "--batch-size", "25", "--config", str(source.parent / "cfg.yaml"), "--quiet"])
+    code = main(
+        [
+            "migrate",
+            "--source",
+            str(source),
+            "--target",
+            f"sqlite:///{tmp_path / 'o.db'}",
+            "--seed",
+            "4",
+            "--out",
+            str(run),
+            "--batch-size",
+            "25",
+            "--config",
+            str(source.parent / "cfg.yaml"),
+            "--quiet",
+        ]
+    )
     assert code == 0
-    assert {p.name for p in run.iterdir()} >= {"results.json", "report.txt", "audit.jsonl", "reconciliation.json",
-                                               "answer_key.jsonl"}
+    assert {p.name for p in run.iterdir()} >= {
+        "results.json",
+        "report.txt",
+        "audit.jsonl",
+        "reconciliation.json",
+        "answer_key.jsonl",
+    }
     doc = json.loads((run / "results.json").read_text())
     validate_results(doc)
     assert doc["mode"] == "data" and doc["command"] == "migrate"
@@ -52,8 +72,15 @@ def test_migrate_writes_a_valid_run_folder(source, tmp_path):
     c = dm["reconciliation"]["conservation"]
     assert c["adds_up"] and c["records"] == 60
     assert set(doc["failure_analysis"]["failure_types"]) == {
-        "network_timeout", "system_unavailable", "resource_exhaustion", "data_corruption", "mapping_error",
-        "validation_failure", "security_violation", "hipaa_compliance_error"}
+        "network_timeout",
+        "system_unavailable",
+        "resource_exhaustion",
+        "data_corruption",
+        "mapping_error",
+        "validation_failure",
+        "security_violation",
+        "hipaa_compliance_error",
+    }
     keys = [json.loads(x) for x in (run / "answer_key.jsonl").read_text().splitlines()]
     assert {k["kind"] for k in keys} >= {"transient_outage"}
     assert "DATA MODE (measured)" in (run / "report.txt").read_text()
@@ -61,13 +88,24 @@ def test_migrate_writes_a_valid_run_folder(source, tmp_path):
     assert "SMITH" not in text and "ssn" not in text.lower()
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--source", "/nonexistent/src"], "not found"),
-    (["--target", "mysql://x"], "unknown scheme"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--source", "/nonexistent/src"], "not found"),
+        (["--target", "mysql://x"], "unknown scheme"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(source, tmp_path, capsys, argv, needle):
-    args = ["migrate", "--source", str(source), "--target", f"sqlite:///{tmp_path / 'o.db'}", "--out",
-            str(tmp_path / "run"), "--quiet"]
+    args = [
+        "migrate",
+        "--source",
+        str(source),
+        "--target",
+        f"sqlite:///{tmp_path / 'o.db'}",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
     for k, v in zip(argv[::2], argv[1::2]):
         args[args.index(k) + 1] = v
     assert main(args) == 2
@@ -84,8 +122,21 @@ def test_corrupt_zwr_exits_2(source, tmp_path, capsys):
     lines = f.read_text().splitlines()
     lines[5] = lines[5][: len(lines[5]) // 2] + '"unterminated'
     f.write_text("\n".join(lines) + "\n")
-    assert main(["migrate", "--source", str(bad), "--target", f"sqlite:///{tmp_path / 'o.db'}", "--out",
-                 str(tmp_path / "run"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "migrate",
+                "--source",
+                str(bad),
+                "--target",
+                f"sqlite:///{tmp_path / 'o.db'}",
+                "--out",
+                str(tmp_path / "run"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "line" in capsys.readouterr().err
 
 
@@ -113,8 +164,16 @@ def _run_clean(source, url, cfg):
     from vistasim.pipeline.settings import settings_from_extra
 
     s = load_yaml(cfg)
-    return run_data(Path(source), target_url=url, config=s.config, settings=settings_from_extra(s.extra),
-                    strategy="staged", batch_size=20, seed=4, run_dir=None)
+    return run_data(
+        Path(source),
+        target_url=url,
+        config=s.config,
+        settings=settings_from_extra(s.extra),
+        strategy="staged",
+        batch_size=20,
+        seed=4,
+        run_dir=None,
+    )
 
 
 def test_killed_at_commit_points_and_resumed_matches_an_uninterrupted_run(source, tmp_path):
@@ -125,14 +184,23 @@ def test_killed_at_commit_points_and_resumed_matches_an_uninterrupted_run(source
     want = t.dump()
     t.close()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
-    for i, kill_at in enumerate(("after:staged#1", "before:promoted#3", "after:promoted#5", "before:verified#2",
-                                 "after:verified#1")):
+    for i, kill_at in enumerate(
+        ("after:staged#1", "before:promoted#3", "after:promoted#5", "before:verified#2", "after:verified#1")
+    ):
         url = f"sqlite:///{tmp_path / f'k{i}.db'}"
-        p = subprocess.run([sys.executable, "-c", _KILLER, str(source), url, str(cfg), kill_at], env=env,
-                           capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [sys.executable, "-c", _KILLER, str(source), url, str(cfg), kill_at],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert p.returncode == 9, (kill_at, p.stderr[-500:])
         got = _run_clean(source, url, cfg)
         t = open_target(url)
         assert t.dump() == want, kill_at
         t.close()
-        assert got.doc["data_mode"]["reconciliation"]["conservation"] == ref.doc["data_mode"]["reconciliation"]["conservation"]
+        assert (
+            got.doc["data_mode"]["reconciliation"]["conservation"]
+            == ref.doc["data_mode"]["reconciliation"]["conservation"]
+        )

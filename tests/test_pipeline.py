@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from _pg import pg_server, pg_url  # noqa: F401  (fixtures)
+from _pipeline_fixtures import clean_population, quiet_config, run
 
+from vistasim.errors import ConfigError
 from vistasim.fhir import business_rules, schema_check
 from vistasim.pipeline.reconcile import reconcile, score_faults
 from vistasim.pipeline.settings import DATA_FAULTS
-from vistasim.targets import open_target
-
-from _pg import pg_server, pg_url  # noqa: F401  (fixtures)
-from _pipeline_fixtures import clean_population, quiet_config, run
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +62,24 @@ def test_each_fault_alone_is_caught_or_reported_person_by_person(clean, fault):
     assert score["by_fault"][fault]["missed"] == 0, score["by_fault"][fault]
     assert score["detection_rate"] == 1.0
     # the answer key and the reconciliation (or the checks that stopped a person) agree person by person
-    flagged = {d.person_id for d in rec.diffs} | {person for pid, person in zip(dr.ids, dr.person_of)
-                                                   if status[pid] != "migrated"}
+    flagged = {d.person_id for d in rec.diffs} | {
+        person for pid, person in zip(dr.ids, dr.person_of) if status[pid] != "migrated"
+    }
     assert {e.person_id for e in injected} == flagged
     assert rec.fidelity < 1.0 or any(status[p] != "migrated" for p in status)
 
 
 def test_safety_faults_fail_their_gates(clean):
-    sim = run(clean, quiet_config(), faults={"flag_not_transferred": 1.0, "allergy_status_flip": 1.0,
-                                             "orders_unknown_queue": 1.0, "wrong_drug_code": 1.0})
+    sim = run(
+        clean,
+        quiet_config(),
+        faults={
+            "flag_not_transferred": 1.0,
+            "allergy_status_flip": 1.0,
+            "orders_unknown_queue": 1.0,
+            "wrong_drug_code": 1.0,
+        },
+    )
     dr, status = _status(sim)
     rec = reconcile(clean, sim.target, status=status)
     for gate in ("flags", "allergies", "pending_orders", "active_medications"):
@@ -99,7 +107,7 @@ def test_conservation_with_outages_defects_and_faults():
     out = dr.outcomes
     for i in range(out.n):
         s = int(out.fail_step[i])
-        assert (out.attempts[i, :s] > 0).all() and (out.attempts[i, s + 1:] == 0).all()
+        assert (out.attempts[i, :s] > 0).all() and (out.attempts[i, s + 1 :] == 0).all()
     assert out.f_patient.size == sim.get_migration_analytics()["summary"]["total_errors"]
 
 
@@ -152,9 +160,9 @@ def test_model_mode_unchanged_by_the_data_switch():
     a = MigrationSimulator(seed=5).simulate_migration(ids, batch_size=50)
     b = MigrationSimulator(seed=5, mode="model").simulate_migration(ids, batch_size=50)
     assert [x.patient_statuses for x in a.batches] == [x.patient_statuses for x in b.batches]
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError):
         MigrationSimulator(mode="dream")
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError):
         MigrationSimulator(mode="data").simulate_migration(ids)  # data mode needs PatientRecords
 
 
@@ -171,7 +179,7 @@ def test_in_place_standardize_equals_the_public_function():
         assert orjson.dumps(got) == orjson.dumps(want.bundle) and gaps == want.gaps
 
 
-def test_postgresql_target_ends_in_the_same_state_as_sqlite(clean, pg_url):
+def test_postgresql_target_ends_in_the_same_state_as_sqlite(clean, pg_url):  # noqa: F811
     cfg = quiet_config(network_failure_rate=0.05, data_corruption_rate=0.05)
     lite = run(clean, cfg, faults={"identity_split": 0.1, "orders_unknown_queue": 0.2})
     pg = run(clean, cfg, faults={"identity_split": 0.1, "orders_unknown_queue": 0.2}, target=pg_url)

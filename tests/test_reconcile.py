@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from _pipeline_fixtures import ORDER_CODE, clean_population, quiet_config, run
 
 from vistasim.generate import generate_population
 from vistasim.pipeline import stages
 from vistasim.pipeline.reconcile import attribute_losses, expected_person, reconcile, terminology_gaps
-
-from _pipeline_fixtures import ORDER_CODE, clean_population, quiet_config, run
 
 
 def test_a_mapper_bug_shows_up_as_changed_fields(monkeypatch):

@@ -26,11 +26,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--source", required=True, metavar="DIR", help="a .zwr file, a station folder, or a folder of station folders")
-    p.add_argument("--target", default="sqlite:///out.db", metavar="URL", help="sqlite:///out.db (default) or postgresql://...")
-    p.add_argument("--strategy", default=None, choices=("staged", "big_bang", "parallel"), help="migration strategy (default staged)")
+    p.add_argument(
+        "--source", required=True, metavar="DIR", help="a .zwr file, a station folder, or a folder of station folders"
+    )
+    p.add_argument(
+        "--target", default="sqlite:///out.db", metavar="URL", help="sqlite:///out.db (default) or postgresql://..."
+    )
+    p.add_argument(
+        "--strategy",
+        default=None,
+        choices=("staged", "big_bang", "parallel"),
+        help="migration strategy (default staged)",
+    )
     p.add_argument("--seed", type=nonneg_int, default=None, help="random seed (default 0, or seed in the YAML)")
-    p.add_argument("--config", default=None, metavar="FILE", help="YAML configuration (migration_settings, data_mode, faults)")
+    p.add_argument(
+        "--config", default=None, metavar="FILE", help="YAML configuration (migration_settings, data_mode, faults)"
+    )
     p.add_argument("--batch-size", type=positive_int, default=None, help="records per wave (default 100)")
     p.add_argument("--station", default=None, help="station number when the folder name does not say it")
     p.add_argument("--out", default=None, metavar="RUN", help="run folder to write (default runs/latest)")
@@ -51,16 +62,28 @@ def run(args: argparse.Namespace) -> int:
     strategy = pick_strategy(args.strategy, settings)
     run_dir = Path(pick(args.out, None, "runs/latest"))
     report = args.report or settings.migration_report
-    out = run_data(Path(args.source), target_url=args.target, config=settings.config, settings=dm, strategy=strategy,
-                   batch_size=batch_size, seed=seed, run_dir=run_dir, station=args.station,
-                   report_path=Path(report) if report else None, argv=sys.argv)
+    out = run_data(
+        Path(args.source),
+        target_url=args.target,
+        config=settings.config,
+        settings=dm,
+        strategy=strategy,
+        batch_size=batch_size,
+        seed=seed,
+        run_dir=run_dir,
+        station=args.station,
+        report_path=Path(report) if report else None,
+        argv=sys.argv,
+    )
     if args.json:
         sys.stdout.write(dumps(out.doc).decode("utf-8"))
     elif not args.quiet:
         m = out.doc["metrics"]
         rec = out.doc["data_mode"]["reconciliation"]
-        extra = {"fidelity (measured)": "n/a" if m["fidelity"] is None else f"{m['fidelity']:.4f}",
-                 "safety (measured)": "n/a" if m["safety"] is None else f"{m['safety']:.4f}",
-                 "quarantined / failed": f"{rec['conservation']['quarantined']:,} / {rec['conservation']['failed']:,}"}
+        extra = {
+            "fidelity (measured)": "n/a" if m["fidelity"] is None else f"{m['fidelity']:.4f}",
+            "safety (measured)": "n/a" if m["safety"] is None else f"{m['safety']:.4f}",
+            "quarantined / failed": f"{rec['conservation']['quarantined']:,} / {rec['conservation']['failed']:,}",
+        }
         print_summary(out.doc, run_dir, extra)
     return 0

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -64,15 +65,15 @@ class WaveReport:
     resources_staged: int = 0
     promoted_persons: int = 0
     verified_persons: int = 0
-    verified_share: Optional[float] = None
-    go: Optional[bool] = None
+    verified_share: float | None = None
+    go: bool | None = None
     backed_out: bool = False
     backout_removed: int = 0
     backout_restored: int = 0
     backout_seconds: float = 0.0
     backout_result: str = ""
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
@@ -80,31 +81,31 @@ class WaveReport:
 class DataRun:
     """Everything data mode measured, with outcomes in engine form (records in ``ids`` order)."""
 
-    ids: List[str]
+    ids: list[str]
     batch_of: np.ndarray
-    batch_ids: List[str]
+    batch_ids: list[str]
     outcomes: Outcomes
-    status: List[str]  # migrated / quarantined / failed per record
-    reasons: Dict[str, str]  # patient_id -> reason (non-migrated only)
-    person_of: List[str]  # person id per record
-    answer_key: List[AnswerEntry]
-    waves: List[WaveReport]
-    unknown_queue: List[Tuple[str, str]]
-    gap_counts: Dict[str, int]
+    status: list[str]  # migrated / quarantined / failed per record
+    reasons: dict[str, str]  # patient_id -> reason (non-migrated only)
+    person_of: list[str]  # person id per record
+    answer_key: list[AnswerEntry]
+    waves: list[WaveReport]
+    unknown_queue: list[tuple[str, str]]
+    gap_counts: dict[str, int]
     resources_mapped: int
     resources_validated: int
-    stage_wall: Dict[str, float] = field(default_factory=dict)  # wall seconds per stage (benchmarks only)
+    stage_wall: dict[str, float] = field(default_factory=dict)  # wall seconds per stage (benchmarks only)
 
     def backout_delays(self) -> np.ndarray:
         return np.array([w.backout_seconds for w in self.waves], dtype=np.float64)
 
 
-def plan_records(records: Sequence[PatientRecord], batch_size: int) -> Tuple[List[int], np.ndarray]:
+def plan_records(records: Sequence[PatientRecord], batch_size: int) -> tuple[list[int], np.ndarray]:
     """The run order of the records (persons kept together) and each record's batch index."""
     groups = S.group_persons(records)
     waves = S.plan_waves(groups, batch_size)
-    order: List[int] = []
-    batch: List[int] = []
+    order: list[int] = []
+    batch: list[int] = []
     for w, gidx in enumerate(waves):
         for gi in gidx:
             order.extend(groups[gi][1])
@@ -112,8 +113,9 @@ def plan_records(records: Sequence[PatientRecord], batch_size: int) -> Tuple[Lis
     return order, np.asarray(batch, dtype=np.int64)
 
 
-def transient_draws(keys: np.ndarray, config: MigrationConfig, seed: int, overload_rate: float
-                    ) -> Tuple[np.ndarray, np.ndarray]:
+def transient_draws(
+    keys: np.ndarray, config: MigrationConfig, seed: int, overload_rate: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Failed attempts before the first success at each (record, step) and their error types.
 
     ``k[i, s] == retry_attempts + 1`` means every attempt failed (the outage outlasted the retries).
@@ -122,7 +124,7 @@ def transient_draws(keys: np.ndarray, config: MigrationConfig, seed: int, overlo
     n = keys.shape[0]
     rng = KeyedRNG(seed)
     steps = np.arange(N_STEPS, dtype=np.int64)[None, :]
-    load = (steps >= 12)
+    load = steps >= 12
     k = np.zeros((n, N_STEPS), dtype=np.int8)
     types = np.full((n, N_STEPS, max_att), -1, dtype=np.int8)
     still = np.ones((n, N_STEPS), dtype=bool)
@@ -145,7 +147,7 @@ class _Clock:
     """Wall time per stage, for the benchmark's breakdown (never written to results)."""
 
     def __init__(self) -> None:
-        self.t: Dict[str, float] = {}
+        self.t: dict[str, float] = {}
 
     def add(self, stage: str, t0: float) -> float:
         t1 = time.perf_counter()
@@ -162,7 +164,7 @@ def run_data_mode(
     batch_of: np.ndarray,
     target: Any,
     settings: DataModeSettings,
-    overload_rate: Optional[float] = None,
+    overload_rate: float | None = None,
 ) -> DataRun:
     """Migrate ``records`` (already in run order, persons contiguous) wave by wave into ``target``."""
 
@@ -189,25 +191,28 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
     ids = [r.patient_id for r in records]
     keys = string_keys(ids)
     max_att = int(config.retry_attempts) + 1
-    k, ttypes = transient_draws(keys, config, seed,
-                                float(config.system_overload_rate if overload_rate is None else overload_rate))
+    k, ttypes = transient_draws(
+        keys, config, seed, float(config.system_overload_rate if overload_rate is None else overload_rate)
+    )
     exhausted = k >= max_att
     t_stop = np.where(exhausted.any(axis=1), exhausted.argmax(axis=1), MIGRATED_STEP).astype(np.int64)
     as_of = settings.as_of or config.start_time.date().isoformat()
     tz = settings.timezone
-    faults = build_faults({name: settings.rate(name, config) for name in EXPORT_FAULTS + TRANSFORM_FAULTS + LOAD_FAULTS})
+    faults = build_faults(
+        {name: settings.rate(name, config) for name in EXPORT_FAULTS + TRANSFORM_FAULTS + LOAD_FAULTS}
+    )
     draws = FaultDraws(seed)
     index = S.SourceIndex(records)
-    answer: List[AnswerEntry] = []
-    waves: List[WaveReport] = []
-    gap_counts: Dict[str, int] = {}
+    answer: list[AnswerEntry] = []
+    waves: list[WaveReport] = []
+    gap_counts: dict[str, int] = {}
     # per person results, keyed by the person's first row
-    person_rows: List[Tuple[PersonWork, int, int, str]] = []  # (work, stop step, stop type index, reason)
+    person_rows: list[tuple[PersonWork, int, int, str]] = []  # (work, stop step, stop type index, reason)
     resources_mapped = resources_validated = 0
     t0 = clock.add("extract", t0)
 
     groups_all = S.group_persons(records)
-    by_wave: Dict[int, List[Tuple[str, List[int]]]] = {}
+    by_wave: dict[int, list[tuple[str, list[int]]]] = {}
     for pid, rows in groups_all:
         by_wave.setdefault(int(batch_of[rows[0]]), []).append((pid, rows))
 
@@ -218,7 +223,7 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
         pt = {p.person_id: int(t_stop[p.rows].min()) for p in persons}
         report = WaveReport(wave_id, len(persons), sum(len(p.rows) for p in persons))
 
-        def can_run(p: PersonWork, s: int) -> bool:
+        def can_run(p: PersonWork, s: int, pt: dict[str, int] = pt) -> bool:
             return p.merged_into is None and pt[p.person_id] > s and p.stop_step > s
 
         # ---- extract: query through the cross-references, export (the export form; faults strike here)
@@ -290,8 +295,22 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
     unknown = list(faults["orders_unknown_queue"].queue) if "orders_unknown_queue" in faults else []  # type: ignore[attr-defined]
     # transient outages go to the answer key too: one row per (record, step) with failed attempts
     answer.extend(_transient_entries(ids, person_of, k, out.attempts))
-    return DataRun(list(ids), np.asarray(batch_of), list(batch_ids), out, status, reasons, person_of, answer, waves,
-                   unknown, dict(sorted(gap_counts.items())), resources_mapped, resources_validated, clock.t)
+    return DataRun(
+        list(ids),
+        np.asarray(batch_of),
+        list(batch_ids),
+        out,
+        status,
+        reasons,
+        person_of,
+        answer,
+        waves,
+        unknown,
+        dict(sorted(gap_counts.items())),
+        resources_mapped,
+        resources_validated,
+        clock.t,
+    )
 
 
 def _load_wave(wave_id, persons, can_run, target, faults, draws, answer, report, settings, config, clock, t0):  # type: ignore[no-untyped-def]
@@ -300,8 +319,8 @@ def _load_wave(wave_id, persons, can_run, target, faults, draws, answer, report,
     for name in LOAD_FAULTS:
         if name in faults:
             answer.extend(faults[name].apply(stage_persons, draws))
-    bundles: Dict[str, Dict[str, Any]] = {}
-    owner: Dict[str, PersonWork] = {}
+    bundles: dict[str, dict[str, Any]] = {}
+    owner: dict[str, PersonWork] = {}
     for p in stage_persons:
         for pid, b in p.all_bundles().items():
             bundles[pid] = b
@@ -326,7 +345,7 @@ def _load_wave(wave_id, persons, can_run, target, faults, draws, answer, report,
         for pid, why in promoted.failed.items():
             owner[pid].stop(13, "validation_failure", f"production: {why}")
     t0 = clock.add("production", t0)
-    verified_ok: Dict[str, bool] = {}
+    verified_ok: dict[str, bool] = {}
     if promoted is not None and promoted.succeeded:
         check = target.verification(wave_id, list(promoted.succeeded))
         for pc in check.persons:
@@ -354,8 +373,9 @@ def _load_wave(wave_id, persons, can_run, target, faults, draws, answer, report,
     return clock.add("load", t0)
 
 
-def _person_fate(p: PersonWork, pt: Dict[str, int], exhausted: np.ndarray, ttypes: np.ndarray, k: np.ndarray
-                 ) -> Tuple[PersonWork, int, int, str]:
+def _person_fate(
+    p: PersonWork, pt: dict[str, int], exhausted: np.ndarray, ttypes: np.ndarray, k: np.ndarray
+) -> tuple[PersonWork, int, int, str]:
     """(work, stop step, error type index, reason) of a person; merged persons follow their owner later."""
     t = pt[p.person_id]
     if t < p.stop_step:
@@ -377,7 +397,7 @@ def _assemble(n, ids, person_rows, k, ttypes, exhausted, max_att, config):  # ty
     corrupted = np.zeros(n, dtype=bool)
     person_of = [""] * n
     fate = {p.person_id: (s, t, why) for p, s, t, why in person_rows}
-    reasons: Dict[str, str] = {}
+    reasons: dict[str, str] = {}
     status = ["migrated"] * n
     for p, s, t, why in person_rows:
         if p.merged_into is not None:
@@ -431,8 +451,17 @@ def _assemble(n, ids, person_rows, k, ttypes, exhausted, max_att, config):  # ty
     fail_step = S_.astype(np.int8)
     fail_type = T_.astype(np.int8)
     quality = patient_quality(fail_step, fail_type, corrupted, config)
-    out = Outcomes(attempts.astype(np.int8), fail_step, fail_type, corrupted, quality,
-                   cat(fp, np.int64), cat(fs, np.int8), cat(fa, np.int8), cat(ft, np.int8))
+    out = Outcomes(
+        attempts.astype(np.int8),
+        fail_step,
+        fail_type,
+        corrupted,
+        quality,
+        cat(fp, np.int64),
+        cat(fs, np.int8),
+        cat(fa, np.int8),
+        cat(ft, np.int8),
+    )
     return out, status, reasons, person_of
 
 
@@ -440,22 +469,40 @@ def _transient(t: int) -> bool:
     return ERROR_TYPES[t] in ("network_timeout", "system_unavailable", "resource_exhaustion")
 
 
-def _transient_entries(ids: List[str], person_of: List[str], k: np.ndarray, attempts: np.ndarray) -> List[AnswerEntry]:
+def _transient_entries(ids: list[str], person_of: list[str], k: np.ndarray, attempts: np.ndarray) -> list[AnswerEntry]:
     out = []
     reached = attempts > 0
     rows, steps = np.nonzero((k > 0) & reached)
     for i, s in zip(rows.tolist(), steps.tolist()):
         st, sub = STEPS[s]
-        out.append(AnswerEntry("transient_outage", "network_timeout", person_of[i], ids[i], st, sub or "handoff",
-                               attempts=int(min(k[i, s], attempts[i, s]))))
+        out.append(
+            AnswerEntry(
+                "transient_outage",
+                "network_timeout",
+                person_of[i],
+                ids[i],
+                st,
+                sub or "handoff",
+                attempts=int(min(k[i, s], attempts[i, s])),
+            )
+        )
     return out
 
 
 def slice_outcomes(out: Outcomes, lo: int, hi: int) -> Outcomes:
     """The outcomes of records lo..hi-1 (failed-attempt rows re-indexed), for the simulator's chunks."""
     m = (out.f_patient >= lo) & (out.f_patient < hi)
-    return Outcomes(out.attempts[lo:hi], out.fail_step[lo:hi], out.fail_type[lo:hi], out.corrupted[lo:hi],
-                    out.quality[lo:hi], out.f_patient[m] - lo, out.f_step[m], out.f_attempt[m], out.f_type[m])
+    return Outcomes(
+        out.attempts[lo:hi],
+        out.fail_step[lo:hi],
+        out.fail_type[lo:hi],
+        out.corrupted[lo:hi],
+        out.quality[lo:hi],
+        out.f_patient[m] - lo,
+        out.f_step[m],
+        out.f_attempt[m],
+        out.f_type[m],
+    )
 
 
 def shift_for_backouts(sched: Any, batch_of: np.ndarray, delays: np.ndarray) -> None:

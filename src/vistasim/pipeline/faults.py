@@ -27,7 +27,8 @@ orders_unknown_queue   load/staging           reconciliation, safety gate (pendi
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -48,7 +49,7 @@ class FaultDraws:
     def __init__(self, seed: int) -> None:
         self.rng = KeyedRNG(seed)
 
-    def hit(self, fault: str, person_id: str, rate: float) -> Optional[np.random.Generator]:
+    def hit(self, fault: str, person_id: str, rate: float) -> np.random.Generator | None:
         if rate <= 0.0:
             return None
         key = name_key(person_id) & 0x7FFFFFFFFFFFFFFF
@@ -63,27 +64,44 @@ class Fault(Protocol):
     name: str
     rate: float
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]: ...
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]: ...
 
 
-def _entry(fault: "Fault", p: PersonWork, stage: str, sub: str, patient_id: str = "", resource: str = "",
-           field: str = "", detail: str = "") -> AnswerEntry:
-    return AnswerEntry(fault.name, FAULT_KINDS[fault.name], p.person_id, patient_id or _first_pid(p), stage, sub,
-                       resource, field, detail)
+def _entry(
+    fault: Fault,
+    p: PersonWork,
+    stage: str,
+    sub: str,
+    patient_id: str = "",
+    resource: str = "",
+    field: str = "",
+    detail: str = "",
+) -> AnswerEntry:
+    return AnswerEntry(
+        fault.name,
+        FAULT_KINDS[fault.name],
+        p.person_id,
+        patient_id or _first_pid(p),
+        stage,
+        sub,
+        resource,
+        field,
+        detail,
+    )
 
 
 def _first_pid(p: PersonWork) -> str:
     return p.records[0].patient_id if p.records else ""
 
 
-def _resources(bundle: Optional[Dict[str, Any]], rtype: Optional[str] = None) -> Iterator[Dict[str, Any]]:
+def _resources(bundle: dict[str, Any] | None, rtype: str | None = None) -> Iterator[dict[str, Any]]:
     for e in (bundle or {}).get("entry") or ():
         res = e.get("resource")
         if isinstance(res, dict) and (rtype is None or res.get("resourceType") == rtype):
             yield res
 
 
-def _key(res: Dict[str, Any]) -> str:
+def _key(res: dict[str, Any]) -> str:
     return f"{res.get('resourceType')}/{res.get('id')}"
 
 
@@ -104,7 +122,7 @@ class Corruption:
         self.rate = rate
 
     @staticmethod
-    def _variants(r: PatientRecord) -> List[str]:
+    def _variants(r: PatientRecord) -> list[str]:
         out = []
         if r.dob and len(r.dob) >= 10:
             out.append("dob_bytes")
@@ -116,8 +134,8 @@ class Corruption:
             out.append("reactant_control_char")
         return out
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
-        out: List[AnswerEntry] = []
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
+        out: list[AnswerEntry] = []
         for p in persons:
             rng = draws.hit(self.name, p.person_id, self.rate)
             if rng is None:
@@ -125,12 +143,32 @@ class Corruption:
             # A person's Patient takes each demographic from the first site record (station, DFN order)
             # that has it: corrupting another record's copy would never reach the target.
             order = sorted(range(len(p.records)), key=lambda j: (p.records[j].station, p.records[j].dfn))
-            first = {attr: next((j for j in order if test(p.records[j])), None) for attr, test in (
-                ("dob_bytes", lambda r: bool(r.dob)), ("name_encoding", lambda r: bool(r.name)),
-                ("street_truncated", lambda r: any((r.address.street1, r.address.street2, r.address.street3,
-                                                    r.address.city, r.address.state, r.address.zip))))}
-            choices = [(i, v) for i, r in enumerate(p.records) for v in self._variants(r)
-                       if v == "reactant_control_char" or first.get(v) == i]
+            first = {
+                attr: next((j for j in order if test(p.records[j])), None)
+                for attr, test in (
+                    ("dob_bytes", lambda r: bool(r.dob)),
+                    ("name_encoding", lambda r: bool(r.name)),
+                    (
+                        "street_truncated",
+                        lambda r: any(
+                            (
+                                r.address.street1,
+                                r.address.street2,
+                                r.address.street3,
+                                r.address.city,
+                                r.address.state,
+                                r.address.zip,
+                            )
+                        ),
+                    ),
+                )
+            }
+            choices = [
+                (i, v)
+                for i, r in enumerate(p.records)
+                for v in self._variants(r)
+                if v == "reactant_control_char" or first.get(v) == i
+            ]
             if not choices:
                 continue
             i, variant = _pick(rng, choices)
@@ -142,7 +180,7 @@ class Corruption:
             elif variant == "name_encoding":
                 last, _, rest = rec.name.partition(",")
                 j = int(rng.integers(len(rest)))
-                rec.name = f"{last},{rest[:j]}\u00c3\u00a9{rest[j + 1:]}"  # UTF-8 'é' read as Latin-1
+                rec.name = f"{last},{rest[:j]}\u00c3\u00a9{rest[j + 1 :]}"  # UTF-8 'é' read as Latin-1
                 fld = "2/.01 NAME"
             elif variant == "street_truncated":
                 rec.address.street1 = rec.address.street1[: len(rec.address.street1) // 2]
@@ -166,20 +204,28 @@ class CodeSystemLost:
     """A coding keeps its code but loses its code-system URI."""
 
     name = "code_system_lost"
-    _TARGETS = (("Condition", "code"), ("AllergyIntolerance", "code"),
-                ("MedicationRequest", "medicationCodeableConcept"), ("Observation", "code"))
+    _TARGETS = (
+        ("Condition", "code"),
+        ("AllergyIntolerance", "code"),
+        ("MedicationRequest", "medicationCodeableConcept"),
+        ("Observation", "code"),
+    )
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
         out = []
         for p in persons:
             rng = draws.hit(self.name, p.person_id, self.rate)
             if rng is None or p.bundle is None:
                 continue
-            cands = [(res, el) for rt, el in self._TARGETS for res in _resources(p.bundle, rt)
-                     if (res.get(el) or {}).get("coding") and "system" in res[el]["coding"][0]]
+            cands = [
+                (res, el)
+                for rt, el in self._TARGETS
+                for res in _resources(p.bundle, rt)
+                if (res.get(el) or {}).get("coding") and "system" in res[el]["coding"][0]
+            ]
             if not cands:
                 continue
             res, el = _pick(rng, cands)
@@ -196,7 +242,7 @@ class CodedToFreeText:
     def __init__(self, rate: float) -> None:
         self.rate = rate
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
         out = []
         for p in persons:
             rng = draws.hit(self.name, p.person_id, self.rate)
@@ -219,14 +265,17 @@ class AllergyStatusFlip:
     def __init__(self, rate: float) -> None:
         self.rate = rate
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
         out = []
         for p in persons:
             rng = draws.hit(self.name, p.person_id, self.rate)
             if rng is None:
                 continue
-            cands = [r for r in _resources(p.bundle, "AllergyIntolerance")
-                     if ((r.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code") == "active"]
+            cands = [
+                r
+                for r in _resources(p.bundle, "AllergyIntolerance")
+                if ((r.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code") == "active"
+            ]
             if not cands:
                 continue
             res = _pick(rng, cands)
@@ -242,9 +291,9 @@ class WrongDrugCode:
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
-        self._codes: Optional[List[str]] = None
+        self._codes: list[str] | None = None
 
-    def _all_codes(self) -> List[str]:
+    def _all_codes(self) -> list[str]:
         if self._codes is None:
             from ..fhir import terminology as T
 
@@ -252,17 +301,23 @@ class WrongDrugCode:
         return self._codes
 
     @staticmethod
-    def _mail(res: Dict[str, Any]) -> bool:
+    def _mail(res: dict[str, Any]) -> bool:
         return any(c.get("code") == "mail" for cat in res.get("category") or () for c in cat.get("coding") or ())
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
         out = []
         for p in persons:
             rng = draws.hit(self.name, p.person_id, self.rate)
             if rng is None:
                 continue
-            cands = [r for r in _resources(p.bundle, "MedicationRequest") if self._mail(r)
-                     and any(c.get("system") == RXNORM for c in (r.get("medicationCodeableConcept") or {}).get("coding") or ())]
+            cands = [
+                r
+                for r in _resources(p.bundle, "MedicationRequest")
+                if self._mail(r)
+                and any(
+                    c.get("system") == RXNORM for c in (r.get("medicationCodeableConcept") or {}).get("coding") or ()
+                )
+            ]
             if not cands:
                 continue
             res = _pick(rng, cands)
@@ -272,7 +327,9 @@ class WrongDrugCode:
                 continue
             coding["code"] = _pick(rng, others)
             coding.pop("display", None)
-            out.append(_entry(self, p, "transform", "map", resource=_key(res), field="medicationCodeableConcept.coding.code"))
+            out.append(
+                _entry(self, p, "transform", "map", resource=_key(res), field="medicationCodeableConcept.coding.code")
+            )
         return out
 
 
@@ -284,7 +341,7 @@ class FlagNotTransferred:
     def __init__(self, rate: float) -> None:
         self.rate = rate
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
         out = []
         for p in persons:
             rng = draws.hit(self.name, p.person_id, self.rate)
@@ -300,7 +357,7 @@ class FlagNotTransferred:
         return out
 
 
-def _repoint(entries: List[Dict[str, Any]], old: str, new: str) -> None:
+def _repoint(entries: list[dict[str, Any]], old: str, new: str) -> None:
     for e in entries:
         res = e["resource"]
         for k in ("subject", "patient"):
@@ -309,7 +366,7 @@ def _repoint(entries: List[Dict[str, Any]], old: str, new: str) -> None:
                 res[k] = {"reference": new}
 
 
-def _patient_entry(bundle: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+def _patient_entry(bundle: dict[str, Any]) -> dict[str, Any] | None:
     return next((e for e in bundle.get("entry") or () if e["resource"].get("resourceType") == "Patient"), None)
 
 
@@ -321,8 +378,8 @@ class IdentityMerge:
     def __init__(self, rate: float) -> None:
         self.rate = rate
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
-        out: List[AnswerEntry] = []
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
+        out: list[AnswerEntry] = []
         used: set = set()
         live = [p for p in persons if p.bundle is not None and p.stop_step == 16 and p.merged_into is None]
         for i, a in enumerate(live):
@@ -330,7 +387,7 @@ class IdentityMerge:
                 continue
             if draws.hit(self.name, a.person_id, self.rate) is None:
                 continue
-            b = next((q for q in live[i + 1:] if q.person_id not in used and not q.extra_bundles), None)
+            b = next((q for q in live[i + 1 :] if q.person_id not in used and not q.extra_bundles), None)
             if b is None:
                 continue
             pa, pb = _patient_entry(a.bundle), _patient_entry(b.bundle)  # type: ignore[arg-type]
@@ -343,8 +400,16 @@ class IdentityMerge:
             b.merged_into = a.person_id
             used.update((a.person_id, b.person_id))
             out.append(_entry(self, a, "transform", "map", detail="absorbed another person's records"))
-            out.append(_entry(self, b, "transform", "map", resource=f"Patient/{b.person_id}",
-                              detail="records filed under another person"))
+            out.append(
+                _entry(
+                    self,
+                    b,
+                    "transform",
+                    "map",
+                    resource=f"Patient/{b.person_id}",
+                    detail="records filed under another person",
+                )
+            )
         return out
 
 
@@ -356,7 +421,7 @@ class IdentitySplit:
     def __init__(self, rate: float) -> None:
         self.rate = rate
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
         from ..targets import ICN_SYSTEM
 
         out = []
@@ -379,13 +444,28 @@ class IdentitySplit:
                     ident["value"] = local_icn
             new_url = pe["fullUrl"][:-8] + "5p1170ff"  # a distinct urn:uuid (last 8 hex digits changed)
             _repoint(moved, pe["fullUrl"], new_url)
-            new_entry = {"fullUrl": new_url, "resource": patient,
-                         "request": {"method": "PUT", "url": f"Patient/{patient['id']}"}}
+            new_entry = {
+                "fullUrl": new_url,
+                "resource": patient,
+                "request": {"method": "PUT", "url": f"Patient/{patient['id']}"},
+            }
             p.bundle["entry"] = [pe] + kept
-            p.extra_bundles[local_icn] = {"resourceType": "Bundle", "id": "person-split-" + patient["id"],
-                                          "type": "transaction", "entry": [new_entry] + moved}
-            out.append(_entry(self, p, "transform", "map", resource=f"Patient/{p.person_id}",
-                              detail=f"{len(moved)} resources under a second Patient"))
+            p.extra_bundles[local_icn] = {
+                "resourceType": "Bundle",
+                "id": "person-split-" + patient["id"],
+                "type": "transaction",
+                "entry": [new_entry] + moved,
+            }
+            out.append(
+                _entry(
+                    self,
+                    p,
+                    "transform",
+                    "map",
+                    resource=f"Patient/{p.person_id}",
+                    detail=f"{len(moved)} resources under a second Patient",
+                )
+            )
         return out
 
 
@@ -400,9 +480,9 @@ class OrdersUnknownQueue:
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
-        self.queue: List[Tuple[str, str]] = []  # (person, "Type/id") of every order sent there
+        self.queue: list[tuple[str, str]] = []  # (person, "Type/id") of every order sent there
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> List[AnswerEntry]:
+    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
         out = []
         for p in persons:
             rng = draws.hit(self.name, p.person_id, self.rate)
@@ -420,13 +500,32 @@ class OrdersUnknownQueue:
 
 
 EXPORT_FAULTS = ("corruption",)
-TRANSFORM_FAULTS = ("code_system_lost", "coded_to_free_text", "allergy_status_flip", "wrong_drug_code",
-                    "flag_not_transferred", "identity_split", "identity_merge")
+TRANSFORM_FAULTS = (
+    "code_system_lost",
+    "coded_to_free_text",
+    "allergy_status_flip",
+    "wrong_drug_code",
+    "flag_not_transferred",
+    "identity_split",
+    "identity_merge",
+)
 LOAD_FAULTS = ("orders_unknown_queue",)
-_CLASSES = {c.name: c for c in (Corruption, CodeSystemLost, CodedToFreeText, AllergyStatusFlip, WrongDrugCode,
-                                FlagNotTransferred, IdentityMerge, IdentitySplit, OrdersUnknownQueue)}
+_CLASSES = {
+    c.name: c
+    for c in (
+        Corruption,
+        CodeSystemLost,
+        CodedToFreeText,
+        AllergyStatusFlip,
+        WrongDrugCode,
+        FlagNotTransferred,
+        IdentityMerge,
+        IdentitySplit,
+        OrdersUnknownQueue,
+    )
+}
 
 
-def build_faults(rates: Dict[str, float]) -> Dict[str, Fault]:
+def build_faults(rates: dict[str, float]) -> dict[str, Fault]:
     """The fault plug-ins with a rate > 0, by name."""
     return {name: _CLASSES[name](rate) for name, rate in rates.items() if rate > 0}  # type: ignore[misc]

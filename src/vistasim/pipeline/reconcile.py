@@ -22,10 +22,11 @@ the migration itself.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..fhir import terminology as T
@@ -34,23 +35,45 @@ from ..model import PatientRecord
 DOMAINS = ("patient", "problems", "allergies", "medications", "vitals", "encounters", "orders", "flags")
 GATES = ("allergies", "active_medications", "pending_orders", "flags")
 ICN = "urn:oid:2.16.840.1.113883.4.349"
-URI = {"ICD-10-CM": "http://hl7.org/fhir/sid/icd-10-cm", "ICD-9-CM": "http://hl7.org/fhir/sid/icd-9-cm",
-       "SNOMED": "http://snomed.info/sct", "SNOMED-CT": "http://snomed.info/sct",
-       "RXNORM": "http://www.nlm.nih.gov/research/umls/rxnorm", "LOINC": "http://loinc.org"}
+URI = {
+    "ICD-10-CM": "http://hl7.org/fhir/sid/icd-10-cm",
+    "ICD-9-CM": "http://hl7.org/fhir/sid/icd-9-cm",
+    "SNOMED": "http://snomed.info/sct",
+    "SNOMED-CT": "http://snomed.info/sct",
+    "RXNORM": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "LOINC": "http://loinc.org",
+}
 ICD10, ICD9, SNOMED, RXNORM, LOINC = (URI["ICD-10-CM"], URI["ICD-9-CM"], URI["SNOMED"], URI["RXNORM"], URI["LOINC"])
 UCUM = "http://unitsofmeasure.org"
 SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV", "V", "MD", "PHD"})
-RX_STATUS = {"active": "active", "discontinued": "stopped", "expired": "completed", "hold": "on-hold",
-             "suspended": "active"}
-SR_STATUS = {"pending": "draft", "unreleased": "draft", "active": "active", "complete": "completed",
-             "discontinued": "revoked", "expired": "revoked"}
-MR_ORDER_STATUS = {"pending": "draft", "unreleased": "draft", "active": "active", "complete": "completed",
-                   "discontinued": "stopped", "expired": "stopped"}
+RX_STATUS = {
+    "active": "active",
+    "discontinued": "stopped",
+    "expired": "completed",
+    "hold": "on-hold",
+    "suspended": "active",
+}
+SR_STATUS = {
+    "pending": "draft",
+    "unreleased": "draft",
+    "active": "active",
+    "complete": "completed",
+    "discontinued": "revoked",
+    "expired": "revoked",
+}
+MR_ORDER_STATUS = {
+    "pending": "draft",
+    "unreleased": "draft",
+    "active": "active",
+    "complete": "completed",
+    "discontinued": "stopped",
+    "expired": "stopped",
+}
 ENCOUNTER_CLASS = {"H": "IMP", "D": "IMP", "T": "VR"}  # everything else ambulatory
 PENDING = frozenset({"draft", "active", "on-hold"})
 
-Fields = Dict[str, Any]
-Key = Tuple[str, str]  # (resourceType, id)
+Fields = dict[str, Any]
+Key = tuple[str, str]  # (resourceType, id)
 
 
 # --------------------------------------------------------------------------- expected, from the source
@@ -61,7 +84,7 @@ def _zone(tz: str) -> ZoneInfo:
     return ZoneInfo(tz)
 
 
-def _dt(v: Optional[str], tz: str) -> Optional[str]:
+def _dt(v: str | None, tz: str) -> str | None:
     """A model date as FHIR carries it: date precision kept; a time gets the zone's offset."""
     if not v:
         return None
@@ -74,7 +97,7 @@ def _dt(v: Optional[str], tz: str) -> Optional[str]:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _num(x: Any) -> Optional[float]:
+def _num(x: Any) -> float | None:
     try:
         return float(x)
     except (TypeError, ValueError):
@@ -93,15 +116,30 @@ def _first(recs: Sequence[PatientRecord], attr: str) -> Any:
     return next((getattr(r, attr) for r in recs if getattr(r, attr) not in (None, "")), None)
 
 
-def expected_patient(recs: Sequence[PatientRecord], tz: str) -> Tuple[Key, Fields]:
+def expected_patient(recs: Sequence[PatientRecord], tz: str) -> tuple[Key, Fields]:
     recs = sorted(recs, key=lambda r: (r.station, r.dfn))
     icn_rec = next((r for r in recs if r.icn), None)
     pid = f"icn-{icn_rec.full_icn}" if icn_rec else _rid(recs[0].station, "2", recs[0].dfn)
     name = _first(recs, "name") or ""
     last, _, rest = name.partition(",")
     given = [p for p in rest.split() if p.replace(".", "") not in SUFFIXES]
-    addr = next((r.address for r in recs if any((r.address.street1, r.address.street2, r.address.street3,
-                                                 r.address.city, r.address.state, r.address.zip))), None)
+    addr = next(
+        (
+            r.address
+            for r in recs
+            if any(
+                (
+                    r.address.street1,
+                    r.address.street2,
+                    r.address.street3,
+                    r.address.city,
+                    r.address.state,
+                    r.address.zip,
+                )
+            )
+        ),
+        None,
+    )
     f: Fields = {
         "icn": icn_rec.full_icn if icn_rec else None,
         "records": sorted(r.patient_id for r in recs),
@@ -120,9 +158,9 @@ def expected_patient(recs: Sequence[PatientRecord], tz: str) -> Tuple[Key, Field
     return ("Patient", pid), f
 
 
-def expected_person(recs: Sequence[PatientRecord], tz: str) -> Dict[str, Dict[Key, Fields]]:
+def expected_person(recs: Sequence[PatientRecord], tz: str) -> dict[str, dict[Key, Fields]]:
     """domain -> {(type, id): fields} for one person's site records."""
-    out: Dict[str, Dict[Key, Fields]] = {d: {} for d in DOMAINS}
+    out: dict[str, dict[Key, Fields]] = {d: {} for d in DOMAINS}
     k, f = expected_patient(recs, tz)
     out["patient"][k] = f
     vitals = T.vital_table()
@@ -135,23 +173,44 @@ def expected_person(recs: Sequence[PatientRecord], tz: str) -> Dict[str, Dict[Ke
                 icd10 = hit[0] if hit else None
             out["problems"][("Condition", _rid(st, "9000011", p.ien))] = {
                 "clinical": "resolved" if p.resolved else ("active" if p.status == "A" else "inactive"),
-                "icd10": icd10, "icd9": p.icd_code if p.icd_system == "ICD-9-CM" else None, "snomed": p.snomed,
-                "onset": _dt(p.onset, tz), "abatement": _dt(p.resolved, tz), "recorded": _dt(p.entered, tz)}
+                "icd10": icd10,
+                "icd9": p.icd_code if p.icd_system == "ICD-9-CM" else None,
+                "snomed": p.snomed,
+                "onset": _dt(p.onset, tz),
+                "abatement": _dt(p.resolved, tz),
+                "recorded": _dt(p.entered, tz),
+            }
         for a in r.allergies:
             eie = a.status == "entered-in-error"
             system = URI.get((a.code_system or "").upper()) if a.code else None
-            cats = [c for c in dict.fromkeys({"D": "medication", "F": "food", "O": "environment"}.get(x) for x in a.allergy_type) if c]
+            cats = [
+                c
+                for c in dict.fromkeys(
+                    {"D": "medication", "F": "food", "O": "environment"}.get(x) for x in a.allergy_type
+                )
+                if c
+            ]
             out["allergies"][("AllergyIntolerance", _rid(st, "120.8", a.ien))] = {
                 "clinical": None if eie else "active",
                 "verification": "entered-in-error" if eie else ("confirmed" if a.verified else "unconfirmed"),
-                "type": {"A": "allergy", "P": "intolerance"}.get(a.mechanism), "category": cats,
-                "code": [system, a.code] if system else None, "text": a.reactant, "recorded": _dt(a.origination, tz)}
+                "type": {"A": "allergy", "P": "intolerance"}.get(a.mechanism),
+                "category": cats,
+                "code": [system, a.code] if system else None,
+                "text": a.reactant,
+                "recorded": _dt(a.origination, tz),
+            }
         for rx in r.prescriptions:
             rxnorm = rx.rxnorm or ((T.drug_to_rxnorm(rx.drug_name) or (None,))[0] if rx.drug_name else None)
             out["medications"][("MedicationRequest", _rid(st, "52", rx.ien))] = {
-                "status": RX_STATUS.get(rx.status, "unknown"), "rxnorm": rxnorm, "text": rx.drug_name,
-                "authored": _dt(rx.issue_date, tz), "refills": int(rx.refills), "quantity": _num(rx.quantity),
-                "days": _num(rx.days_supply), "routing": {"M": "mail", "W": "window"}.get(rx.fill_routing)}
+                "status": RX_STATUS.get(rx.status, "unknown"),
+                "rxnorm": rxnorm,
+                "text": rx.drug_name,
+                "authored": _dt(rx.issue_date, tz),
+                "refills": int(rx.refills),
+                "quantity": _num(rx.quantity),
+                "days": _num(rx.days_supply),
+                "routing": {"M": "mail", "W": "window"}.get(rx.fill_routing),
+            }
         for v in r.vitals:
             vc = vitals.get(v.vital_type.strip().upper())
             raw = v.value.strip()
@@ -161,45 +220,63 @@ def expected_person(recs: Sequence[PatientRecord], tz: str) -> Dict[str, Dict[Ke
                 values = []
             ucum = T.unit_to_ucum(vc.va_unit) if vc and vc.va_unit and values else None
             out["vitals"][("Observation", _rid(st, "120.5", v.ien))] = {
-                "loinc": vc.loinc if vc else None, "effective": _dt(v.taken, tz), "values": values,
-                "ucum": ucum[0] if ucum else None}
+                "loinc": vc.loinc if vc else None,
+                "effective": _dt(v.taken, tz),
+                "values": values,
+                "ucum": ucum[0] if ucum else None,
+            }
         for vis in r.visits:
             out["encounters"][("Encounter", _rid(st, "9000010", vis.ien))] = {
-                "class": ENCOUNTER_CLASS.get(vis.service_category, "AMB"), "start": _dt(vis.when, tz),
-                "location": vis.location or None}
+                "class": ENCOUNTER_CLASS.get(vis.service_category, "AMB"),
+                "start": _dt(vis.when, tz),
+                "location": vis.location or None,
+            }
         for o in r.orders:
             med = o.kind == "medication"
             table = MR_ORDER_STATUS if med else SR_STATUS
-            status = "draft" if (not o.signed and o.status in ("pending", "active", "unreleased")) else table.get(o.status, "unknown")
+            status = (
+                "draft"
+                if (not o.signed and o.status in ("pending", "active", "unreleased"))
+                else table.get(o.status, "unknown")
+            )
             system = URI.get((o.code_system or "").upper()) if o.code else None
             code = (o.code if system == RXNORM else None) if med else ([system, o.code] if system else None)
             out["orders"][("MedicationRequest" if med else "ServiceRequest", _rid(st, "100", o.ien))] = {
-                "status": status, "code": code, "text": o.text, "authored": _dt(o.entered, tz)}
+                "status": status,
+                "code": code,
+                "text": o.text,
+                "authored": _dt(o.entered, tz),
+            }
         for fl in r.flags:
             out["flags"][("Flag", _rid(st, "26.13", fl.ien))] = {
                 "status": {"active": "active", "inactive": "inactive"}.get(fl.status, "entered-in-error"),
-                "text": fl.flag, "start": _dt(fl.assigned, tz)}
+                "text": fl.flag,
+                "start": _dt(fl.assigned, tz),
+            }
     return out
 
 
 # --------------------------------------------------------------------------- found, from the target
 
 
-def _coding(cc: Any, system: str) -> Optional[str]:
+def _coding(cc: Any, system: str) -> str | None:
     for c in (cc or {}).get("coding") or ():
         if c.get("system") == system and c.get("code"):
             return str(c["code"])
     return None
 
 
-def _status(cc: Any) -> Optional[str]:
+def _status(cc: Any) -> str | None:
     codings = (cc or {}).get("coding") or ()
     return codings[0].get("code") if codings else None
 
 
-def _qty_values(res: Mapping[str, Any]) -> Tuple[List[Optional[float]], Optional[str]]:
-    qs = [res["valueQuantity"]] if isinstance(res.get("valueQuantity"), dict) else \
-        [c.get("valueQuantity") or {} for c in res.get("component") or ()]
+def _qty_values(res: Mapping[str, Any]) -> tuple[list[float | None], str | None]:
+    qs = (
+        [res["valueQuantity"]]
+        if isinstance(res.get("valueQuantity"), dict)
+        else [c.get("valueQuantity") or {} for c in res.get("component") or ()]
+    )
     units = {q.get("code") for q in qs if q.get("system") == UCUM}
     return [_num(q.get("value")) for q in qs], (units.pop() if len(units) == 1 else None)
 
@@ -212,57 +289,103 @@ def found_fields(res: Mapping[str, Any], domain: str) -> Fields:
         addr = (res.get("address") or [{}])[0]
         ms = res.get("maritalStatus") or {}
         idents = res.get("identifier") or ()
-        records = sorted(f"{i['system'].split(':')[2]}:{i.get('value')}" for i in idents
-                         if str(i.get("system", "")).startswith("urn:va:") and str(i.get("system")).endswith(":2"))
-        return {"icn": next((i.get("value") for i in idents if i.get("system") == ICN), None), "records": records,
-                "family": name.get("family"), "given": " ".join(name.get("given") or ()) or None,
-                "gender": res.get("gender"), "birthDate": res.get("birthDate"), "deceased": res.get("deceasedDateTime"),
-                "phone": next((t.get("value") for t in res.get("telecom") or () if t.get("system") == "phone"), None),
-                "line": " | ".join(addr.get("line") or ()) or None, "city": addr.get("city"), "state": addr.get("state"),
-                "postalCode": addr.get("postalCode"), "marital": ms.get("text")}
+        records = sorted(
+            f"{i['system'].split(':')[2]}:{i.get('value')}"
+            for i in idents
+            if str(i.get("system", "")).startswith("urn:va:") and str(i.get("system")).endswith(":2")
+        )
+        return {
+            "icn": next((i.get("value") for i in idents if i.get("system") == ICN), None),
+            "records": records,
+            "family": name.get("family"),
+            "given": " ".join(name.get("given") or ()) or None,
+            "gender": res.get("gender"),
+            "birthDate": res.get("birthDate"),
+            "deceased": res.get("deceasedDateTime"),
+            "phone": next((t.get("value") for t in res.get("telecom") or () if t.get("system") == "phone"), None),
+            "line": " | ".join(addr.get("line") or ()) or None,
+            "city": addr.get("city"),
+            "state": addr.get("state"),
+            "postalCode": addr.get("postalCode"),
+            "marital": ms.get("text"),
+        }
     if domain == "problems":
         code = res.get("code")
-        return {"clinical": _status(res.get("clinicalStatus")), "icd10": _coding(code, ICD10), "icd9": _coding(code, ICD9),
-                "snomed": _coding(code, SNOMED), "onset": res.get("onsetDateTime"),
-                "abatement": res.get("abatementDateTime"), "recorded": res.get("recordedDate")}
+        return {
+            "clinical": _status(res.get("clinicalStatus")),
+            "icd10": _coding(code, ICD10),
+            "icd9": _coding(code, ICD9),
+            "snomed": _coding(code, SNOMED),
+            "onset": res.get("onsetDateTime"),
+            "abatement": res.get("abatementDateTime"),
+            "recorded": res.get("recordedDate"),
+        }
     if domain == "allergies":
         code = res.get("code") or {}
         c0 = (code.get("coding") or [None])[0]
-        return {"clinical": _status(res.get("clinicalStatus")), "verification": _status(res.get("verificationStatus")),
-                "type": res.get("type"), "category": list(res.get("category") or ()),
-                "code": [c0.get("system"), c0.get("code")] if c0 else None, "text": code.get("text"),
-                "recorded": res.get("recordedDate")}
+        return {
+            "clinical": _status(res.get("clinicalStatus")),
+            "verification": _status(res.get("verificationStatus")),
+            "type": res.get("type"),
+            "category": list(res.get("category") or ()),
+            "code": [c0.get("system"), c0.get("code")] if c0 else None,
+            "text": code.get("text"),
+            "recorded": res.get("recordedDate"),
+        }
     if domain == "medications":
         med = res.get("medicationCodeableConcept") or {}
         dr = res.get("dispenseRequest") or {}
-        routing = next((c.get("code") for cat in res.get("category") or () for c in cat.get("coding") or ()
-                        if c.get("code") in ("mail", "window")), None)
-        return {"status": res.get("status"), "rxnorm": _coding(med, RXNORM), "text": med.get("text"),
-                "authored": res.get("authoredOn"), "refills": dr.get("numberOfRepeatsAllowed"),
-                "quantity": _num((dr.get("quantity") or {}).get("value")),
-                "days": _num((dr.get("expectedSupplyDuration") or {}).get("value")), "routing": routing}
+        routing = next(
+            (
+                c.get("code")
+                for cat in res.get("category") or ()
+                for c in cat.get("coding") or ()
+                if c.get("code") in ("mail", "window")
+            ),
+            None,
+        )
+        return {
+            "status": res.get("status"),
+            "rxnorm": _coding(med, RXNORM),
+            "text": med.get("text"),
+            "authored": res.get("authoredOn"),
+            "refills": dr.get("numberOfRepeatsAllowed"),
+            "quantity": _num((dr.get("quantity") or {}).get("value")),
+            "days": _num((dr.get("expectedSupplyDuration") or {}).get("value")),
+            "routing": routing,
+        }
     if domain == "vitals":
         values, ucum = _qty_values(res)
-        return {"loinc": _coding(res.get("code"), LOINC), "effective": res.get("effectiveDateTime"),
-                "values": values, "ucum": ucum}
+        return {
+            "loinc": _coding(res.get("code"), LOINC),
+            "effective": res.get("effectiveDateTime"),
+            "values": values,
+            "ucum": ucum,
+        }
     if domain == "encounters":
         loc = (res.get("location") or [{}])[0].get("location") or {}
-        return {"class": (res.get("class") or {}).get("code"), "start": (res.get("period") or {}).get("start"),
-                "location": loc.get("display")}
+        return {
+            "class": (res.get("class") or {}).get("code"),
+            "start": (res.get("period") or {}).get("start"),
+            "location": loc.get("display"),
+        }
     if domain == "orders":
         if rt == "MedicationRequest":
             med = res.get("medicationCodeableConcept") or {}
-            code: Any = _coding(med, RXNORM)
+            ocode: Any = _coding(med, RXNORM)
             text = med.get("text")
         else:
             cc = res.get("code") or {}
             c0 = (cc.get("coding") or [None])[0]
-            code = [c0.get("system"), c0.get("code")] if c0 else None
+            ocode = [c0.get("system"), c0.get("code")] if c0 else None
             text = cc.get("text")
-        return {"status": res.get("status"), "code": code, "text": text, "authored": res.get("authoredOn")}
+        return {"status": res.get("status"), "code": ocode, "text": text, "authored": res.get("authoredOn")}
     if domain == "flags":
-        return {"status": res.get("status"), "text": (res.get("code") or {}).get("text"),
-                "start": (res.get("period") or {}).get("start")}
+        return {
+            "status": res.get("status"),
+            "text": (res.get("code") or {}).get("text"),
+            "start": (res.get("period") or {}).get("start"),
+        }
     return {}
 
 
@@ -275,11 +398,16 @@ class Diff:
     domain: str
     resource: str  # "Type/id"
     kind: str  # missing | changed | extra | unexpected_person | duplicate_patient
-    fields: List[str] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> Dict[str, Any]:
-        return {"person_id": self.person_id, "domain": self.domain, "resource": self.resource, "kind": self.kind,
-                "fields": self.fields}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "person_id": self.person_id,
+            "domain": self.domain,
+            "resource": self.resource,
+            "kind": self.kind,
+            "fields": self.fields,
+        }
 
 
 def _domain_of(key: Key) -> str:
@@ -287,15 +415,23 @@ def _domain_of(key: Key) -> str:
     if rt == "Patient":
         return "patient"
     file = rid.split("-")[1] if rid.count("-") >= 2 else ""
-    return {"9000011": "problems", "120.8": "allergies", "52": "medications", "120.5": "vitals",
-            "9000010": "encounters", "100": "orders", "26.13": "flags"}.get(file, "other")
+    return {
+        "9000011": "problems",
+        "120.8": "allergies",
+        "52": "medications",
+        "120.5": "vitals",
+        "9000010": "encounters",
+        "100": "orders",
+        "26.13": "flags",
+    }.get(file, "other")
 
 
-def _gate_items(exp: Dict[str, Dict[Key, Fields]]) -> Dict[str, List[Key]]:
-    g: Dict[str, List[Key]] = {x: [] for x in GATES}
+def _gate_items(exp: dict[str, dict[Key, Fields]]) -> dict[str, list[Key]]:
+    g: dict[str, list[Key]] = {x: [] for x in GATES}
     g["allergies"] = [k for k, f in exp["allergies"].items() if f["clinical"] == "active"]
-    g["active_medications"] = [k for k, f in exp["medications"].items() if f["status"] == "active"] + \
-        [k for k, f in exp["orders"].items() if k[0] == "MedicationRequest" and f["status"] in PENDING]
+    g["active_medications"] = [k for k, f in exp["medications"].items() if f["status"] == "active"] + [
+        k for k, f in exp["orders"].items() if k[0] == "MedicationRequest" and f["status"] in PENDING
+    ]
     g["pending_orders"] = [k for k, f in exp["orders"].items() if k[0] == "ServiceRequest" and f["status"] in PENDING]
     g["flags"] = [k for k, f in exp["flags"].items() if f["status"] == "active"]
     return g
@@ -305,32 +441,41 @@ def _gate_items(exp: Dict[str, Dict[Key, Fields]]) -> Dict[str, List[Key]]:
 class Reconciliation:
     persons: int
     records: int
-    by_domain: Dict[str, Dict[str, int]]  # expected, found, intact, missing, changed, extra, fields, fields_intact
-    fidelity: Optional[float]
-    fidelity_by_domain: Dict[str, Optional[float]]
-    gates: Dict[str, Dict[str, Any]]
-    safety: Optional[float]
-    diffs: List[Diff]
-    person_counts: Dict[str, Dict[str, List[int]]]  # person -> domain -> [expected, found] (persons with diffs)
-    unconfirmed_in_target: List[str]  # persons not migrated yet (partly) in the target
-    duplicates: Dict[str, int]  # source person -> target Patients filed for it (> 1)
-    conservation: Dict[str, Any] = field(default_factory=dict)
-    detection: Dict[str, Any] = field(default_factory=dict)
-    attribution: Dict[str, Any] = field(default_factory=dict)
-    terminology_gaps: Dict[str, List[Dict[str, Any]]] = field(default_factory=dict)
+    by_domain: dict[str, dict[str, int]]  # expected, found, intact, missing, changed, extra, fields, fields_intact
+    fidelity: float | None
+    fidelity_by_domain: dict[str, float | None]
+    gates: dict[str, dict[str, Any]]
+    safety: float | None
+    diffs: list[Diff]
+    person_counts: dict[str, dict[str, list[int]]]  # person -> domain -> [expected, found] (persons with diffs)
+    unconfirmed_in_target: list[str]  # persons not migrated yet (partly) in the target
+    duplicates: dict[str, int]  # source person -> target Patients filed for it (> 1)
+    conservation: dict[str, Any] = field(default_factory=dict)
+    detection: dict[str, Any] = field(default_factory=dict)
+    attribution: dict[str, Any] = field(default_factory=dict)
+    terminology_gaps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         """The part that goes into results.json (no per-person rows)."""
-        return {"persons": self.persons, "records": self.records, "fidelity": self.fidelity,
-                "fidelity_by_domain": self.fidelity_by_domain, "by_domain": self.by_domain,
-                "safety": self.safety, "safety_gates": self.gates, "differences": len(self.diffs),
-                "persons_with_differences": len(self.person_counts),
-                "unconfirmed_in_target": len(self.unconfirmed_in_target), "duplicate_persons": len(self.duplicates),
-                "conservation": self.conservation, "fault_detection": self.detection,
-                "loss_attribution": self.attribution,
-                "terminology_gaps": {k: v[:50] for k, v in self.terminology_gaps.items()}}
+        return {
+            "persons": self.persons,
+            "records": self.records,
+            "fidelity": self.fidelity,
+            "fidelity_by_domain": self.fidelity_by_domain,
+            "by_domain": self.by_domain,
+            "safety": self.safety,
+            "safety_gates": self.gates,
+            "differences": len(self.diffs),
+            "persons_with_differences": len(self.person_counts),
+            "unconfirmed_in_target": len(self.unconfirmed_in_target),
+            "duplicate_persons": len(self.duplicates),
+            "conservation": self.conservation,
+            "fault_detection": self.detection,
+            "loss_attribution": self.attribution,
+            "terminology_gaps": {k: v[:50] for k, v in self.terminology_gaps.items()},
+        }
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         d = self.summary()
         d["terminology_gaps"] = self.terminology_gaps
         d["diffs"] = [x.to_dict() for x in self.diffs]
@@ -354,14 +499,14 @@ def reconcile(
     tz: str = "UTC",
 ) -> Reconciliation:
     """Compare the target with the expectation derived from ``records`` (status: patient_id -> disposition)."""
-    persons: Dict[str, List[PatientRecord]] = defaultdict(list)
+    persons: dict[str, list[PatientRecord]] = defaultdict(list)
     for r in records:
         persons[person_of(r)].append(r)
     by_domain = {d: Counter() for d in DOMAINS}  # type: ignore[var-annotated]
     gates = {g: Counter() for g in GATES}  # type: ignore[var-annotated]
-    diffs: List[Diff] = []
-    person_counts: Dict[str, Dict[str, List[int]]] = {}
-    unconfirmed: List[str] = []
+    diffs: list[Diff] = []
+    person_counts: dict[str, dict[str, list[int]]] = {}
+    unconfirmed: list[str] = []
     in_target = set(target.persons())
     for pid, recs in persons.items():
         migrated = all(status.get(r.patient_id) == "migrated" for r in recs)
@@ -370,9 +515,13 @@ def reconcile(
                 unconfirmed.append(pid)
             continue
         exp = expected_person(recs, tz)
-        got = {(res.get("resourceType"), res.get("id")): res for res in target.read_person(pid)} if pid in in_target else {}
-        seen: Set[Key] = set()
-        changed: Set[Key] = set()
+        got = (
+            {(res.get("resourceType"), res.get("id")): res for res in target.read_person(pid)}
+            if pid in in_target
+            else {}
+        )
+        seen: set[Key] = set()
+        changed: set[Key] = set()
         pdiff = False
         for domain in DOMAINS:
             c = by_domain[domain]
@@ -411,14 +560,13 @@ def reconcile(
             person_counts[pid] = {d: [len(exp[d]), sum(1 for k in got if _domain_of(k) == d)] for d in DOMAINS}  # type: ignore[arg-type]
     # target persons that are no source person: a split (or a stranger); map back through station:DFN ids
     source_of = {r.patient_id: person_of(r) for r in records}
-    duplicates: Dict[str, int] = {}
+    duplicates: dict[str, int] = {}
     for tp in sorted(in_target - set(persons)):
-        owners = set()
+        owners: set[str] = set()
         for res in target.read_person(tp):
             if res.get("resourceType") == "Patient":
-                owners |= {source_of.get(x) for x in found_fields(res, "patient")["records"]}
-        owners.discard(None)
-        for o in sorted(owners):  # type: ignore[type-var]
+                owners |= {source_of[x] for x in found_fields(res, "patient")["records"] if x in source_of}
+        for o in sorted(owners):
             duplicates[o] = duplicates.get(o, 1) + 1
             diffs.append(Diff(o, "patient", f"person/{tp}", "duplicate_patient"))
             person_counts.setdefault(o, {})
@@ -427,32 +575,55 @@ def reconcile(
     fields = sum(c["fields"] for c in by_domain.values())
     intact = sum(c["fields_intact"] for c in by_domain.values())
     fid_dom = {d: (c["fields_intact"] / c["fields"] if c["fields"] else None) for d, c in by_domain.items()}
-    gate_out = {g: {"expected": int(c["expected"]), "intact": int(c["intact"]),
-                    "lost_or_changed": int(c["expected"] - c["intact"]), "passed": c["expected"] == c["intact"]}
-                for g, c in gates.items()}
+    gate_out = {
+        g: {
+            "expected": int(c["expected"]),
+            "intact": int(c["intact"]),
+            "lost_or_changed": int(c["expected"] - c["intact"]),
+            "passed": c["expected"] == c["intact"],
+        }
+        for g, c in gates.items()
+    }
     g_exp = sum(c["expected"] for c in gates.values())
     g_ok = sum(c["intact"] for c in gates.values())
     counts = Counter(status.get(r.patient_id, "unknown") for r in records)
-    conservation = {"records": len(records), "migrated": counts.get("migrated", 0),
-                    "failed": counts.get("failed", 0), "quarantined": counts.get("quarantined", 0),
-                    "adds_up": counts.get("migrated", 0) + counts.get("failed", 0) + counts.get("quarantined", 0) == len(records),
-                    "persons": len(persons),
-                    "persons_migrated": sum(1 for p, rs in persons.items() if all(status.get(r.patient_id) == "migrated" for r in rs)),
-                    "target_persons": len(in_target)}
-    return Reconciliation(len(persons), len(records), {d: dict(c) for d, c in by_domain.items()},
-                          intact / fields if fields else None, fid_dom, gate_out, g_ok / g_exp if g_exp else None,
-                          diffs, person_counts, unconfirmed, duplicates, conservation,
-                          terminology_gaps=terminology_gaps(records))
+    conservation = {
+        "records": len(records),
+        "migrated": counts.get("migrated", 0),
+        "failed": counts.get("failed", 0),
+        "quarantined": counts.get("quarantined", 0),
+        "adds_up": counts.get("migrated", 0) + counts.get("failed", 0) + counts.get("quarantined", 0) == len(records),
+        "persons": len(persons),
+        "persons_migrated": sum(
+            1 for p, rs in persons.items() if all(status.get(r.patient_id) == "migrated" for r in rs)
+        ),
+        "target_persons": len(in_target),
+    }
+    return Reconciliation(
+        len(persons),
+        len(records),
+        {d: dict(c) for d, c in by_domain.items()},
+        intact / fields if fields else None,
+        fid_dom,
+        gate_out,
+        g_ok / g_exp if g_exp else None,
+        diffs,
+        person_counts,
+        unconfirmed,
+        duplicates,
+        conservation,
+        terminology_gaps=terminology_gaps(records),
+    )
 
 
 # --------------------------------------------------------------------------- worklist and scoring
 
 
-def terminology_gaps(records: Iterable[PatientRecord]) -> Dict[str, List[Dict[str, Any]]]:
+def terminology_gaps(records: Iterable[PatientRecord]) -> dict[str, list[dict[str, Any]]]:
     """Unmapped VA drugs, ICD-9 codes and free-text allergies, by code, with the patients affected."""
-    drugs: Dict[str, Set[str]] = defaultdict(set)
-    icd9: Dict[str, Set[str]] = defaultdict(set)
-    free: Dict[str, Set[str]] = defaultdict(set)
+    drugs: dict[str, set[str]] = defaultdict(set)
+    icd9: dict[str, set[str]] = defaultdict(set)
+    free: dict[str, set[str]] = defaultdict(set)
     for r in records:
         for rx in r.prescriptions:
             if not rx.rxnorm and rx.drug_name and T.drug_to_rxnorm(rx.drug_name) is None:
@@ -464,34 +635,40 @@ def terminology_gaps(records: Iterable[PatientRecord]) -> Dict[str, List[Dict[st
             if not a.code and a.status == "active":
                 free[a.reactant].add(r.patient_id)
 
-    def rows(d: Dict[str, Set[str]], extra: Any = None) -> List[Dict[str, Any]]:
+    def rows(d: dict[str, set[str]], extra: Any = None) -> list[dict[str, Any]]:
         out = []
         for code, pats in sorted(d.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-            row: Dict[str, Any] = {"code": code, "patients": len(pats)}
+            row: dict[str, Any] = {"code": code, "patients": len(pats)}
             if extra:
                 row.update(extra(code))
             out.append(row)
         return out
 
-    def icd_map(code: str) -> Dict[str, Any]:
+    def icd_map(code: str) -> dict[str, Any]:
         hit = T.icd9_to_icd10(code)
         return {"maps_to": hit[0] if hit else None}
 
     return {"unmapped_va_drugs": rows(drugs), "icd9_codes": rows(icd9, icd_map), "free_text_allergies": rows(free)}
 
 
-def score_faults(answer: Sequence[Any], rec: Reconciliation, status: Mapping[str, str],
-                 reasons: Mapping[str, str], person_records: Mapping[str, List[str]]) -> Dict[str, Any]:
+def score_faults(
+    answer: Sequence[Any],
+    rec: Reconciliation,
+    status: Mapping[str, str],
+    reasons: Mapping[str, str],
+    person_records: Mapping[str, list[str]],
+) -> dict[str, Any]:
     """Per fault kind: injected, detected by a check, reported by reconciliation, missed."""
-    by_person: Dict[str, List[Diff]] = defaultdict(list)
+    by_person: dict[str, list[Diff]] = defaultdict(list)
     for d in rec.diffs:
         by_person[d.person_id].append(d)
-    out: Dict[str, Dict[str, Any]] = {}
-    per_entry: List[Dict[str, Any]] = []
+    out: dict[str, dict[str, Any]] = {}
+    per_entry: list[dict[str, Any]] = []
     for e in answer:
         if e.kind == "transient_outage":
-            t = out.setdefault(e.kind, {"spec_type": e.spec_type, "injected": 0, "failed_attempts": 0,
-                                        "stopped_records": 0})
+            t = out.setdefault(
+                e.kind, {"spec_type": e.spec_type, "injected": 0, "failed_attempts": 0, "stopped_records": 0}
+            )
             t["injected"] += 1
             t["failed_attempts"] += e.attempts
             if "retries exhausted" in reasons.get(e.patient_id, "") and e.substage in reasons.get(e.patient_id, ""):
@@ -514,25 +691,38 @@ def score_faults(answer: Sequence[Any], rec: Reconciliation, status: Mapping[str
             k["detection_rate"] = (k["detected"] + k["reported"]) / k["injected"] if k["injected"] else None
     inj = sum(v["injected"] for kk, v in out.items() if kk != "transient_outage")
     found = sum(v["detected"] + v["reported"] for kk, v in out.items() if kk != "transient_outage")
-    return {"by_fault": out, "injected": inj, "detected_or_reported": found,
-            "detection_rate": found / inj if inj else None, "entries": per_entry}
+    return {
+        "by_fault": out,
+        "injected": inj,
+        "detected_or_reported": found,
+        "detection_rate": found / inj if inj else None,
+        "entries": per_entry,
+    }
 
 
-def attribute_losses(rec: Reconciliation, answer: Sequence[Any], defects: Iterable[Any],
-                     status: Mapping[str, str], reasons: Mapping[str, str],
-                     person_records: Mapping[str, List[str]]) -> Dict[str, Any]:
+def attribute_losses(
+    rec: Reconciliation,
+    answer: Sequence[Any],
+    defects: Iterable[Any],
+    status: Mapping[str, str],
+    reasons: Mapping[str, str],
+    person_records: Mapping[str, list[str]],
+) -> dict[str, Any]:
     """Records not migrated and resources lost or changed, by cause: source defect, injected fault, migration."""
     faulted = {e.person_id for e in answer if e.kind != "transient_outage"}
     defective = {getattr(d, "patient_id", None) or d.get("patient_id") for d in defects}  # type: ignore[union-attr]
     rec_person = {p: person for person, ps in person_records.items() for p in ps}
     records = Counter()  # type: ignore[var-annotated]
-    by_reason: Dict[str, Counter] = defaultdict(Counter)
+    by_reason: dict[str, Counter] = defaultdict(Counter)
     for pid, st in status.items():
         if st == "migrated":
             continue
         person = rec_person.get(pid, pid)
-        cause = "injected_fault" if person in faulted else \
-            ("source_defect" if any(p in defective for p in person_records.get(person, [pid])) else "migration")
+        cause = (
+            "injected_fault"
+            if person in faulted
+            else ("source_defect" if any(p in defective for p in person_records.get(person, [pid])) else "migration")
+        )
         if "retries exhausted" in reasons.get(pid, ""):
             cause = "migration"
         records[cause] += 1
@@ -540,8 +730,16 @@ def attribute_losses(rec: Reconciliation, answer: Sequence[Any], defects: Iterab
     resources = Counter()  # type: ignore[var-annotated]
     for d in rec.diffs:
         if d.kind in ("missing", "changed", "duplicate_patient"):
-            cause = "injected_fault" if d.person_id in faulted else \
-                ("source_defect" if any(p in defective for p in person_records.get(d.person_id, [])) else "migration")
+            cause = (
+                "injected_fault"
+                if d.person_id in faulted
+                else (
+                    "source_defect" if any(p in defective for p in person_records.get(d.person_id, [])) else "migration"
+                )
+            )
             resources[cause] += 1
-    return {"records_not_migrated": dict(records), "records_by_reason": {k: dict(v) for k, v in by_reason.items()},
-            "resources_lost_or_changed": dict(resources)}
+    return {
+        "records_not_migrated": dict(records),
+        "records_by_reason": {k: dict(v) for k, v in by_reason.items()},
+        "resources_lost_or_changed": dict(resources),
+    }

@@ -12,9 +12,10 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 import orjson
 
@@ -27,7 +28,7 @@ from .reconcile import Reconciliation, attribute_losses, reconcile, score_faults
 from .settings import DataModeSettings
 
 
-def read_records(source: Path, station: Optional[str] = None) -> Any:
+def read_records(source: Path, station: str | None = None) -> Any:
     """``read_source`` with the cyclic collector paused: records are acyclic, and a collector pass over
     hundreds of thousands of fresh objects every few thousand allocations is most of a large read."""
     import gc
@@ -45,13 +46,13 @@ def read_records(source: Path, station: Optional[str] = None) -> Any:
 
 @dataclass
 class DataRunOutput:
-    doc: Dict[str, Any]
+    doc: dict[str, Any]
     simulator: MigrationSimulator
     reconciliation: Reconciliation
-    run_dir: Optional[Path]
+    run_dir: Path | None
 
 
-def read_defect_key(source: Path) -> List[Dict[str, str]]:
+def read_defect_key(source: Path) -> list[dict[str, str]]:
     """The generator's answer key beside the source (answer_key.csv or .jsonl), if there is one."""
     folder = source if source.is_dir() else source.parent
     for base in (folder, folder.parent):
@@ -65,7 +66,9 @@ def read_defect_key(source: Path) -> List[Dict[str, str]]:
                         return [dict(r) for r in csv.DictReader(fh)]
                 return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
             except (OSError, ValueError) as exc:
-                raise InputError(f"{p}: the generator's answer key cannot be read ({exc.__class__.__name__}); fix or remove it") from None
+                raise InputError(
+                    f"{p}: the generator's answer key cannot be read ({exc.__class__.__name__}); fix or remove it"
+                ) from None
     return []
 
 
@@ -78,14 +81,15 @@ def run_data(
     strategy: str,
     batch_size: int,
     seed: int,
-    run_dir: Optional[Path],
-    station: Optional[str] = None,
-    report_path: Optional[Path] = None,
-    argv: Optional[Sequence[str]] = None,
-    on_commit: Optional[Callable[[str], None]] = None,
+    run_dir: Path | None,
+    station: str | None = None,
+    report_path: Path | None = None,
+    argv: Sequence[str] | None = None,
+    on_commit: Callable[[str], None] | None = None,
 ) -> DataRunOutput:
     from ..report import render
     from ..targets import open_target
+
     if run_dir is not None:
         check_dir_creatable(run_dir, "run folder (--out)")
     if report_path is not None:
@@ -94,7 +98,9 @@ def run_data(
     t0 = time.perf_counter()
     source = Path(source)
     if not source.exists():
-        raise InputError(f"source {str(source)!r} not found: give a .zwr file or a folder of station exports (--source)")
+        raise InputError(
+            f"source {str(source)!r} not found: give a .zwr file or a folder of station exports (--source)"
+        )
     src = read_records(source, station)
     if not src.patients:
         raise InputError(f"source {str(source)!r} holds no PATIENT (#2) entries; export ^DPT with the data")
@@ -108,24 +114,37 @@ def run_data(
         rec = reconcile(src.patients, target, status=status, tz=settings.timezone)
     finally:
         target.close()
-    person_records: Dict[str, List[str]] = {}
+    person_records: dict[str, list[str]] = {}
     for pid, person in zip(dr.ids, dr.person_of):
         person_records.setdefault(person, []).append(pid)
     rec.detection = score_faults(dr.answer_key, rec, status, dr.reasons, person_records)
     rec.attribution = attribute_losses(rec, dr.answer_key, defects, status, dr.reasons, person_records)
     analytics = sim.get_migration_analytics()
     wall = time.perf_counter() - t0
-    doc = model_results(command="migrate", analytics=analytics, config_dict=config.to_dict(), strategy=strategy,
-                        seed=seed, batch_size=batch_size, batches=sim.batch_results,
-                        audit_rows=len(sim.audit), prov=provenance(argv, wall))
+    doc = model_results(
+        command="migrate",
+        analytics=analytics,
+        config_dict=config.to_dict(),
+        strategy=strategy,
+        seed=seed,
+        batch_size=batch_size,
+        batches=sim.batch_results,
+        audit_rows=len(sim.audit),
+        prov=provenance(argv, wall),
+    )
     doc["mode"] = "data"
     doc["metrics"]["fidelity"] = rec.fidelity
     doc["metrics"]["safety"] = rec.safety
     detection = {k: v for k, v in rec.detection.items() if k != "entries"}
     doc["data_mode"] = {
-        "source": {"stations": src.stations, "records": len(src.patients), "nodes_read": src.nodes_read,
-                   "bad_lines": src.bad_lines, "unknown_globals": src.unknown_globals,
-                   "defect_key_rows": len(defects)},
+        "source": {
+            "stations": src.stations,
+            "records": len(src.patients),
+            "nodes_read": src.nodes_read,
+            "bad_lines": src.bad_lines,
+            "unknown_globals": src.unknown_globals,
+            "defect_key_rows": len(defects),
+        },
         "target": _redact(target_url),
         "settings": settings.to_dict(config),
         "resources_mapped": dr.resources_mapped,
@@ -140,12 +159,15 @@ def run_data(
     if run_dir is not None:
         ensure_dir(run_dir, "run folder (--out)")
         sim.audit.save(run_dir / "audit.jsonl")
-        atomic_write_bytes(run_dir / "answer_key.jsonl",
-                           b"".join(orjson.dumps(e.to_dict()) + b"\n" for e in dr.answer_key))
+        atomic_write_bytes(
+            run_dir / "answer_key.jsonl", b"".join(orjson.dumps(e.to_dict()) + b"\n" for e in dr.answer_key)
+        )
         full = rec.to_dict()
         full["fault_detection"] = rec.detection
-        full["dispositions"] = [{"patient_id": p, "person_id": per, "status": s, "reason": dr.reasons.get(p, "")}
-                                for p, per, s in zip(dr.ids, dr.person_of, dr.status)]
+        full["dispositions"] = [
+            {"patient_id": p, "person_id": per, "status": s, "reason": dr.reasons.get(p, "")}
+            for p, per, s in zip(dr.ids, dr.person_of, dr.status)
+        ]
         atomic_write_bytes(run_dir / "reconciliation.json", orjson.dumps(full, option=orjson.OPT_INDENT_2) + b"\n")
         atomic_write_text(run_dir / "report.txt", render(doc, "txt") + render_data_section(doc))
         write_results(run_dir, doc)
@@ -163,52 +185,70 @@ def _redact(url: str) -> str:
     return url
 
 
-def _fault_counts(answer: Sequence[Any]) -> Dict[str, int]:
-    out: Dict[str, int] = {}
+def _fault_counts(answer: Sequence[Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
     for e in answer:
         out[e.kind] = out.get(e.kind, 0) + 1
     return dict(sorted(out.items()))
 
 
-def _pct(x: Optional[float]) -> str:
+def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2%}"
 
 
-def render_data_section(doc: Dict[str, Any]) -> str:
+def render_data_section(doc: dict[str, Any]) -> str:
     """The data-mode part of the text report: what was measured, beside the modelled figures."""
     dm = doc.get("data_mode") or {}
     r = dm.get("reconciliation") or {}
     lines = ["DATA MODE (measured)", "--------------------"]
     c = r.get("conservation") or {}
-    lines.append(f"Source records:         {c.get('records', 0):,} ({c.get('persons', 0):,} persons) -> migrated "
-                 f"{c.get('migrated', 0):,}, failed {c.get('failed', 0):,}, quarantined {c.get('quarantined', 0):,}"
-                 f" ({'adds up' if c.get('adds_up') else 'DOES NOT ADD UP'})")
-    lines.append(f"Fidelity (measured):    {_pct(r.get('fidelity'))} of fields in scope arrived as the map rules say "
-                 f"(quality, modelled: {doc['metrics'].get('quality') or 0:.4f})")
-    lines.append("Fidelity by domain:     " + ", ".join(f"{d} {_pct(v)}" for d, v in (r.get("fidelity_by_domain") or {}).items()))
+    lines.append(
+        f"Source records:         {c.get('records', 0):,} ({c.get('persons', 0):,} persons) -> migrated "
+        f"{c.get('migrated', 0):,}, failed {c.get('failed', 0):,}, quarantined {c.get('quarantined', 0):,}"
+        f" ({'adds up' if c.get('adds_up') else 'DOES NOT ADD UP'})"
+    )
+    lines.append(
+        f"Fidelity (measured):    {_pct(r.get('fidelity'))} of fields in scope arrived as the map rules say "
+        f"(quality, modelled: {doc['metrics'].get('quality') or 0:.4f})"
+    )
+    lines.append(
+        "Fidelity by domain:     " + ", ".join(f"{d} {_pct(v)}" for d, v in (r.get("fidelity_by_domain") or {}).items())
+    )
     lines.append(f"Safety (measured):      {_pct(r.get('safety'))}")
     for g, v in (r.get("safety_gates") or {}).items():
         lines.append(f"  gate {g:<20} {'PASS' if v['passed'] else 'FAIL'}  {v['intact']:,}/{v['expected']:,} intact")
-    lines.append(f"Differences:            {r.get('differences', 0):,} in {r.get('persons_with_differences', 0):,} persons; "
-                 f"duplicates {r.get('duplicate_persons', 0)}, unconfirmed in target {r.get('unconfirmed_in_target', 0)}")
+    lines.append(
+        f"Differences:            {r.get('differences', 0):,} in {r.get('persons_with_differences', 0):,} persons; "
+        f"duplicates {r.get('duplicate_persons', 0)}, unconfirmed in target {r.get('unconfirmed_in_target', 0)}"
+    )
     fd = dm.get("fault_detection") or {}
     if fd.get("by_fault"):
-        lines.append(f"Injected faults:        {fd.get('injected', 0):,}, detected or reported {_pct(fd.get('detection_rate'))}")
+        lines.append(
+            f"Injected faults:        {fd.get('injected', 0):,}, detected or reported {_pct(fd.get('detection_rate'))}"
+        )
         for k, v in fd["by_fault"].items():
             if k == "transient_outage":
-                lines.append(f"  {k:<22} {v['injected']:,} steps hit, {v['failed_attempts']:,} failed attempts, "
-                             f"{v['stopped_records']:,} records stopped ({v['spec_type']})")
+                lines.append(
+                    f"  {k:<22} {v['injected']:,} steps hit, {v['failed_attempts']:,} failed attempts, "
+                    f"{v['stopped_records']:,} records stopped ({v['spec_type']})"
+                )
             else:
-                lines.append(f"  {k:<22} {v['injected']:,} injected: detected {v['detected']}, reported {v['reported']}, "
-                             f"missed {v['missed']} (counts as {v['spec_type']})")
+                lines.append(
+                    f"  {k:<22} {v['injected']:,} injected: detected {v['detected']}, reported {v['reported']}, "
+                    f"missed {v['missed']} (counts as {v['spec_type']})"
+                )
     la = r.get("loss_attribution") or {}
     if la.get("records_not_migrated"):
-        lines.append("Records not migrated by cause: " + ", ".join(f"{k} {v:,}" for k, v in la["records_not_migrated"].items()))
+        lines.append(
+            "Records not migrated by cause: " + ", ".join(f"{k} {v:,}" for k, v in la["records_not_migrated"].items())
+        )
     for w in dm.get("waves") or ():
         if w.get("backed_out"):
-            lines.append(f"Wave {w['wave_id']} backed out: {w['verified_persons']}/{w['staged_persons']} verified; "
-                         f"{w['backout_removed'] + w['backout_restored']} persons removed in {w['backout_seconds']:.1f} s "
-                         f"(simulated), {w['backout_result']}")
+            lines.append(
+                f"Wave {w['wave_id']} backed out: {w['verified_persons']}/{w['staged_persons']} verified; "
+                f"{w['backout_removed'] + w['backout_restored']} persons removed in {w['backout_seconds']:.1f} s "
+                f"(simulated), {w['backout_result']}"
+            )
     gaps = r.get("terminology_gaps") or {}
     for kind, rows in gaps.items():
         if rows:

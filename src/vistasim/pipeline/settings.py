@@ -22,14 +22,15 @@ YAML (both sections optional)::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any
 
 from ..config import MigrationConfig
 from ..errors import ConfigError
 
 # Every data fault kind, in the order they are applied, with the spec error type it counts under.
-FAULT_KINDS: Dict[str, str] = {
+FAULT_KINDS: dict[str, str] = {
     "transient_outage": "network_timeout",  # drawn per attempt from the config's rates; not set here
     "corruption": "data_corruption",
     "code_system_lost": "mapping_error",
@@ -51,9 +52,9 @@ class DataModeSettings:
 
     timezone: str = "UTC"
     go_no_go: float = 0.99
-    as_of: Optional[str] = None  # YYYY-MM-DD; None = the simulated start date
+    as_of: str | None = None  # YYYY-MM-DD; None = the simulated start date
     backout_seconds_per_person: float = 0.05  # simulated cost of removing one person from production
-    fault_rates: Dict[str, float] = field(default_factory=dict)  # kind -> rate; missing = default
+    fault_rates: dict[str, float] = field(default_factory=dict)  # kind -> rate; missing = default
 
     def rate(self, kind: str, config: MigrationConfig) -> float:
         if kind in self.fault_rates:
@@ -62,13 +63,15 @@ class DataModeSettings:
             return float(config.data_corruption_rate)
         return 0.0
 
-    def validate(self) -> "DataModeSettings":
+    def validate(self) -> DataModeSettings:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise ConfigError(f"data_mode.timezone {self.timezone!r} is not an IANA zone; use e.g. UTC or America/New_York") from None
+            raise ConfigError(
+                f"data_mode.timezone {self.timezone!r} is not an IANA zone; use e.g. UTC or America/New_York"
+            ) from None
         if not _is_rate(self.go_no_go):
             raise ConfigError(f"data_mode.go_no_go must be a share between 0 and 1 (e.g. 0.99), got {self.go_no_go!r}")
         if self.as_of is not None:
@@ -86,17 +89,21 @@ class DataModeSettings:
                 raise ConfigError(f"faults.{kind} must be a rate between 0 and 1, got {rate!r}")
         return self
 
-    def to_dict(self, config: MigrationConfig) -> Dict[str, Any]:
-        return {"timezone": self.timezone, "go_no_go": self.go_no_go, "as_of": self.as_of,
-                "backout_seconds_per_person": self.backout_seconds_per_person,
-                "fault_rates": {k: self.rate(k, config) for k in DATA_FAULTS}}
+    def to_dict(self, config: MigrationConfig) -> dict[str, Any]:
+        return {
+            "timezone": self.timezone,
+            "go_no_go": self.go_no_go,
+            "as_of": self.as_of,
+            "backout_seconds_per_person": self.backout_seconds_per_person,
+            "fault_rates": {k: self.rate(k, config) for k in DATA_FAULTS},
+        }
 
 
 def _is_rate(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= float(v) <= 1.0
 
 
-def settings_from_extra(extra: Optional[Mapping[str, Any]]) -> DataModeSettings:
+def settings_from_extra(extra: Mapping[str, Any] | None) -> DataModeSettings:
     """Build from ``RunSettings.extra`` (the YAML's pass-through sections)."""
     extra = extra or {}
     dm = extra.get("data_mode") or {}

@@ -14,43 +14,58 @@ hold a few more records than ``batch_size`` when a person's records straddle its
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import VistasimError
 from ..fhir import business_rules, data_integrity, map_person, schema_check, standardize
 from ..fhir.validate import is_schema_valid
 from ..model import PatientRecord
 
-STEP = {("extract", "connect"): 0, ("extract", "query"): 1, ("extract", "export"): 2, ("extract", None): 3,
-        ("transform", "parse"): 4, ("transform", "map"): 5, ("transform", "standardize"): 6, ("transform", None): 7,
-        ("validate", "schema_check"): 8, ("validate", "business_rules"): 9, ("validate", "data_integrity"): 10,
-        ("validate", None): 11, ("load", "staging"): 12, ("load", "production"): 13, ("load", "verification"): 14,
-        ("load", None): 15}
+STEP = {
+    ("extract", "connect"): 0,
+    ("extract", "query"): 1,
+    ("extract", "export"): 2,
+    ("extract", None): 3,
+    ("transform", "parse"): 4,
+    ("transform", "map"): 5,
+    ("transform", "standardize"): 6,
+    ("transform", None): 7,
+    ("validate", "schema_check"): 8,
+    ("validate", "business_rules"): 9,
+    ("validate", "data_integrity"): 10,
+    ("validate", None): 11,
+    ("load", "staging"): 12,
+    ("load", "production"): 13,
+    ("load", "verification"): 14,
+    ("load", None): 15,
+}
 
 # business-rule issues that mean a code did not make it to the target terminology: a mapping error
-MAPPING_CODES = frozenset({"oracle-code-system", "oracle-rxnorm", "order-uncoded", "vital-loinc", "vital-ucum",
-                           "flag-uncoded", "icd9-only"})
+MAPPING_CODES = frozenset(
+    {"oracle-code-system", "oracle-rxnorm", "order-uncoded", "vital-loinc", "vital-ucum", "flag-uncoded", "icd9-only"}
+)
 IDENTITY_CODES = frozenset({"identity-merge", "duplicate-patient", "patient-count"})
 
-Stop = Optional[Tuple[str, str]]  # (spec error type, reason) or None when the check passed
+Stop = tuple[str, str] | None  # (spec error type, reason) or None when the check passed
 
 
 def person_key(r: PatientRecord) -> str:
     return r.full_icn if r.icn else r.patient_id
 
 
-def group_persons(records: Sequence[PatientRecord]) -> List[Tuple[str, List[int]]]:
+def group_persons(records: Sequence[PatientRecord]) -> list[tuple[str, list[int]]]:
     """(person id, record indices) in order of each person's first record."""
-    groups: "OrderedDict[str, List[int]]" = OrderedDict()
+    groups: OrderedDict[str, list[int]] = OrderedDict()
     for i, r in enumerate(records):
         groups.setdefault(person_key(r), []).append(i)
     return list(groups.items())
 
 
-def plan_waves(groups: Sequence[Tuple[str, List[int]]], batch_size: int) -> List[List[int]]:
+def plan_waves(groups: Sequence[tuple[str, list[int]]], batch_size: int) -> list[list[int]]:
     """Group indices per wave: persons in order, a new wave once a wave holds ``batch_size`` records."""
-    waves: List[List[int]] = []
-    cur: List[int] = []
+    waves: list[list[int]] = []
+    cur: list[int] = []
     n = 0
     for gi, (_pid, rows) in enumerate(groups):
         if n >= batch_size:
@@ -67,8 +82,8 @@ class SourceIndex:
     """The cross-references extract/query selects through: MPI (ICN -> records) and B (name -> records)."""
 
     def __init__(self, records: Sequence[PatientRecord]) -> None:
-        self.mpi: Dict[str, List[int]] = {}
-        self.b: Dict[Tuple[str, str], List[int]] = {}
+        self.mpi: dict[str, list[int]] = {}
+        self.b: dict[tuple[str, str], list[int]] = {}
         for i, r in enumerate(records):
             if r.icn:
                 self.mpi.setdefault(r.full_icn, []).append(i)
@@ -87,14 +102,14 @@ class SourceIndex:
 # --------------------------------------------------------------------------- transform
 
 
-def map_stage(records: List[PatientRecord], tz: str) -> Tuple[Optional[Dict[str, Any]], Stop]:
+def map_stage(records: list[PatientRecord], tz: str) -> tuple[dict[str, Any] | None, Stop]:
     try:
         return map_person(records, tz=tz), None
     except (VistasimError, ValueError, TypeError, KeyError) as exc:
         return None, ("mapping_error", f"map: {type(exc).__name__}")
 
 
-def standardize_stage(bundle: Dict[str, Any]) -> Tuple[Dict[str, Any], List[Any]]:
+def standardize_stage(bundle: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     """Standardize a freshly mapped bundle that nobody else holds.
 
     ``fhir.standardize`` copies its input first (its callers keep the mapped bundle); here the bundle is
@@ -108,8 +123,8 @@ def standardize_stage(bundle: Dict[str, Any]) -> Tuple[Dict[str, Any], List[Any]
     if not isinstance(table, dict):
         r = standardize(bundle)
         return r.bundle, r.gaps
-    gaps: List[Any] = []
-    changes: Dict[str, int] = {}
+    gaps: list[Any] = []
+    changes: dict[str, int] = {}
     for entry in bundle.get("entry") or ():
         res = entry.get("resource")
         if isinstance(res, dict):
@@ -122,13 +137,13 @@ def standardize_stage(bundle: Dict[str, Any]) -> Tuple[Dict[str, Any], List[Any]
 # --------------------------------------------------------------------------- validate
 
 
-def _resources(bundles: Dict[str, Dict[str, Any]]):  # type: ignore[no-untyped-def]
+def _resources(bundles: dict[str, dict[str, Any]]):  # type: ignore[no-untyped-def]
     for b in bundles.values():
         for e in b.get("entry") or ():
             yield e.get("resource")
 
 
-def schema_stage(bundles: Dict[str, Dict[str, Any]]) -> Tuple[Stop, int]:
+def schema_stage(bundles: dict[str, dict[str, Any]]) -> tuple[Stop, int]:
     """Every resource against FHIR R4 structure. Returns (stop, resources checked)."""
     n = 0
     for res in _resources(bundles):
@@ -142,7 +157,7 @@ def schema_stage(bundles: Dict[str, Dict[str, Any]]) -> Tuple[Stop, int]:
     return None, n
 
 
-def business_stage(bundles: Dict[str, Dict[str, Any]]) -> Stop:
+def business_stage(bundles: dict[str, dict[str, Any]]) -> Stop:
     for b in bundles.values():
         errors = [i for i in business_rules(b) if i.is_error]
         if errors:
@@ -153,7 +168,7 @@ def business_stage(bundles: Dict[str, Dict[str, Any]]) -> Stop:
     return None
 
 
-def integrity_stage(bundles: Dict[str, Dict[str, Any]], as_of: str) -> Stop:
+def integrity_stage(bundles: dict[str, dict[str, Any]], as_of: str) -> Stop:
     for b in bundles.values():
         errors = [i for i in data_integrity(b, as_of=as_of) if i.is_error]
         if errors:

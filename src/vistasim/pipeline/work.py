@@ -9,7 +9,7 @@ source records handed to data mode are never modified.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from ..model import PatientRecord
 
@@ -19,16 +19,16 @@ MIGRATED_STEP = 16
 @dataclass
 class PersonWork:
     person_id: str  # full ICN, or station:DFN for a record without one
-    rows: List[int]  # indices of the person's source records in the run's record order
-    records: List[PatientRecord]
-    bundle: Optional[Dict[str, Any]] = None
-    extra_bundles: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # person id -> bundle (identity split)
+    rows: list[int]  # indices of the person's source records in the run's record order
+    records: list[PatientRecord]
+    bundle: dict[str, Any] | None = None
+    extra_bundles: dict[str, dict[str, Any]] = field(default_factory=dict)  # person id -> bundle (identity split)
     stop_step: int = MIGRATED_STEP  # first step a real check failed at (16: none)
     stop_type: str = ""
     stop_reason: str = ""
-    merged_into: Optional[str] = None  # identity merge: the person this one's data went with
-    corrupted_rows: List[int] = field(default_factory=list)
-    gaps: List[Any] = field(default_factory=list)
+    merged_into: str | None = None  # identity merge: the person this one's data went with
+    corrupted_rows: list[int] = field(default_factory=list)
+    gaps: list[Any] = field(default_factory=list)
 
     def stop(self, step: int, etype: str, reason: str) -> None:
         if step < self.stop_step:
@@ -37,7 +37,7 @@ class PersonWork:
     def stopped_before(self, step: int) -> bool:
         return self.stop_step < step
 
-    def all_bundles(self) -> Dict[str, Dict[str, Any]]:
+    def all_bundles(self) -> dict[str, dict[str, Any]]:
         out = {} if self.bundle is None else {self.person_id: self.bundle}
         out.update(self.extra_bundles)
         return out
@@ -58,5 +58,5 @@ class AnswerEntry:
     detail: str = ""
     attempts: int = 0  # transient outages: failed attempts at that step
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
