@@ -204,3 +204,32 @@ def test_killed_at_commit_points_and_resumed_matches_an_uninterrupted_run(source
             got.doc["data_mode"]["reconciliation"]["conservation"]
             == ref.doc["data_mode"]["reconciliation"]["conservation"]
         )
+
+
+def test_same_seed_same_results_apart_from_provenance(source, tmp_path):
+    docs = []
+    for name in ("a", "b"):
+        code = main(
+            [
+                "migrate",
+                "--source",
+                str(source),
+                "--target",
+                f"sqlite:///{tmp_path / (name + '.db')}",
+                "--seed",
+                "8",
+                "--out",
+                str(tmp_path / name),
+                "--config",
+                str(source.parent / "cfg.yaml"),
+                "--quiet",
+            ]
+        )
+        assert code == 0
+        doc = json.loads((tmp_path / name / "results.json").read_text())
+        doc.pop("provenance")
+        doc["data_mode"].pop("target")
+        docs.append(doc)
+    assert docs[0] == docs[1]
+    assert (tmp_path / "a" / "answer_key.jsonl").read_bytes() == (tmp_path / "b" / "answer_key.jsonl").read_bytes()
+    assert (tmp_path / "a" / "audit.jsonl").read_bytes() == (tmp_path / "b" / "audit.jsonl").read_bytes()

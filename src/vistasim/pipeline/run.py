@@ -200,7 +200,13 @@ def render_data_section(doc: dict[str, Any]) -> str:
     """The data-mode part of the text report: what was measured, beside the modelled figures."""
     dm = doc.get("data_mode") or {}
     r = dm.get("reconciliation") or {}
-    lines = ["DATA MODE (measured)", "--------------------"]
+    lines = [
+        "DATA MODE (measured)",
+        "--------------------",
+        "Failures here come from real checks and keyed outages; the config's success rates and error-type",
+        "weights (above) do not apply in data mode.",
+        "",
+    ]
     c = r.get("conservation") or {}
     lines.append(
         f"Source records:         {c.get('records', 0):,} ({c.get('persons', 0):,} persons) -> migrated "
