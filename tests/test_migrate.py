@@ -233,3 +233,25 @@ def test_same_seed_same_results_apart_from_provenance(source, tmp_path):
     assert docs[0] == docs[1]
     assert (tmp_path / "a" / "answer_key.jsonl").read_bytes() == (tmp_path / "b" / "answer_key.jsonl").read_bytes()
     assert (tmp_path / "a" / "audit.jsonl").read_bytes() == (tmp_path / "b" / "audit.jsonl").read_bytes()
+
+
+def test_killed_around_a_backout_and_resumed_matches(source, tmp_path):
+    cfg = tmp_path / "stormy.yaml"
+    cfg.write_text("migration_settings:\n  network_failure_rate: 0.08\n  retry_attempts: 0\n")
+    ref_url = f"sqlite:///{tmp_path / 'ref.db'}"
+    ref = _run_clean(source, ref_url, cfg)
+    assert any(w["backed_out"] for w in ref.doc["data_mode"]["waves"])
+    t = open_target(ref_url)
+    want = t.dump()
+    t.close()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    for i, kill_at in enumerate(("before:backed_out#1", "after:backed_out#1")):
+        url = f"sqlite:///{tmp_path / f'b{i}.db'}"
+        p = subprocess.run([sys.executable, "-c", _KILLER, str(source), url, str(cfg), kill_at], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 9, (kill_at, p.stderr[-500:])
+        got = _run_clean(source, url, cfg)
+        t = open_target(url)
+        assert t.dump() == want, kill_at
+        t.close()
+        assert [s for s in got.simulator.data_runs[-1].status] == ref.simulator.data_runs[-1].status

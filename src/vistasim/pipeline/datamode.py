@@ -294,7 +294,7 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
     clock.add("assemble", t0)
     unknown = list(faults["orders_unknown_queue"].queue) if "orders_unknown_queue" in faults else []  # type: ignore[attr-defined]
     # transient outages go to the answer key too: one row per (record, step) with failed attempts
-    answer.extend(_transient_entries(ids, person_of, k, out.attempts))
+    answer.extend(_transient_entries(ids, person_of, k, ttypes, out.attempts))
     return DataRun(
         list(ids),
         np.asarray(batch_of),
@@ -469,7 +469,10 @@ def _transient(t: int) -> bool:
     return ERROR_TYPES[t] in ("network_timeout", "system_unavailable", "resource_exhaustion")
 
 
-def _transient_entries(ids: list[str], person_of: list[str], k: np.ndarray, attempts: np.ndarray) -> list[AnswerEntry]:
+def _transient_entries(
+    ids: list[str], person_of: list[str], k: np.ndarray, ttypes: np.ndarray, attempts: np.ndarray
+) -> list[AnswerEntry]:
+    """One answer-key row per (record, step) an outage hit, typed by its first failed attempt."""
     out = []
     reached = attempts > 0
     rows, steps = np.nonzero((k > 0) & reached)
@@ -478,7 +481,7 @@ def _transient_entries(ids: list[str], person_of: list[str], k: np.ndarray, atte
         out.append(
             AnswerEntry(
                 "transient_outage",
-                "network_timeout",
+                ERROR_TYPES[int(ttypes[i, s, 0])],
                 person_of[i],
                 ids[i],
                 st,

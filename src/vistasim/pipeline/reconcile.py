@@ -667,8 +667,16 @@ def score_faults(
     for e in answer:
         if e.kind == "transient_outage":
             t = out.setdefault(
-                e.kind, {"spec_type": e.spec_type, "injected": 0, "failed_attempts": 0, "stopped_records": 0}
+                e.kind,
+                {
+                    "spec_type": "network_timeout",
+                    "injected": 0,
+                    "failed_attempts": 0,
+                    "stopped_records": 0,
+                    "by_type": {},
+                },
             )
+            t["by_type"][e.spec_type] = t["by_type"].get(e.spec_type, 0) + 1
             t["injected"] += 1
             t["failed_attempts"] += e.attempts
             if "retries exhausted" in reasons.get(e.patient_id, "") and e.substage in reasons.get(e.patient_id, ""):

@@ -236,7 +236,9 @@ def render_data_section(doc: dict[str, Any]) -> str:
             if k == "transient_outage":
                 lines.append(
                     f"  {k:<22} {v['injected']:,} steps hit, {v['failed_attempts']:,} failed attempts, "
-                    f"{v['stopped_records']:,} records stopped ({v['spec_type']})"
+                    f"{v['stopped_records']:,} records stopped ("
+                    + ", ".join(f"{t} {c:,}" for t, c in sorted(v.get("by_type", {}).items()))
+                    + ")"
                 )
             else:
                 lines.append(
