@@ -189,3 +189,24 @@ def test_postgresql_target_ends_in_the_same_state_as_sqlite(clean, pg_url):  # n
     rec = reconcile(clean, pg.target, status=dict(zip(dr.ids, dr.status)))
     assert rec.conservation["adds_up"]
     pg.target.close()
+
+
+def test_a_person_split_over_two_calls_is_migrated_whole():
+    recs = clean_population(200, seed=13, sites=3)
+    by_icn = Counter(r.full_icn for r in recs)
+    multi = [icn for icn, n in by_icn.items() if n > 1]
+    assert multi
+    first = [r for r in recs if r.full_icn not in multi] + [next(r for r in recs if r.full_icn == icn) for icn in multi]
+    second = [r for r in recs if r not in first]
+    from vistasim.pipeline.settings import DataModeSettings
+    from vistasim.simulator import MigrationSimulator
+
+    sim = MigrationSimulator(quiet_config(), seed=2, mode="data", data_settings=DataModeSettings())
+    sim.simulate_staged_migration(first, batch_id="call_1")
+    sim.simulate_staged_migration(second, batch_id="call_2")
+    status = {}
+    for dr in sim.data_runs:
+        status.update(zip(dr.ids, dr.status))
+    rec = reconcile(recs, sim.target, status=status)
+    assert rec.fidelity == 1.0 and rec.diffs == []
+    assert len(sim.target.persons()) == len(by_icn)

@@ -87,6 +87,7 @@ class MigrationSimulator:
         self.target = None
         self.data_settings = data_settings
         self.data_runs: list[Any] = []
+        self._data_known: dict[str, list[PatientRecord]] = {}  # person -> records migrated by earlier calls
         if mode == "data":
             from .pipeline.settings import DataModeSettings
             from .targets import open_target
@@ -304,9 +305,15 @@ class MigrationSimulator:
                   overload_rate: float) -> Any:
         from .pipeline.datamode import run_data_mode
 
+        from .pipeline.stages import person_key
+
+        known = self._data_known
+        earlier = {k: known[k] for k in {person_key(r) for r in records} if k in known}  # type: ignore[arg-type]
         run = run_data_mode(records, config=self.config, seed=self.seed, batch_ids=batch_ids,  # type: ignore[arg-type]
                             batch_of=batch_of, target=self.target, settings=self.data_settings,
-                            overload_rate=overload_rate)
+                            overload_rate=overload_rate, earlier=earlier)
+        for r in records:
+            known.setdefault(person_key(r), []).append(r)  # type: ignore[arg-type]
         self.data_runs.append(run)
         return run
 

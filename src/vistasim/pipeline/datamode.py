@@ -36,6 +36,7 @@ import gc
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -165,8 +166,14 @@ def run_data_mode(
     target: Any,
     settings: DataModeSettings,
     overload_rate: float | None = None,
+    earlier: Mapping[str, list[PatientRecord]] | None = None,
 ) -> DataRun:
-    """Migrate ``records`` (already in run order, persons contiguous) wave by wave into ``target``."""
+    """Migrate ``records`` (already in run order, persons contiguous) wave by wave into ``target``.
+
+    ``earlier``: records an earlier call migrated, by person. A person whose records arrive over several
+    calls is re-mapped whole (earlier records + new ones), so production holds the merged person,
+    never only the latest site record (the version it replaces is kept for backout).
+    """
 
     # The source records are long-lived and acyclic: keep the cyclic collector from re-scanning them
     # every time a wave's bundles are built (it was a third of the map stage's time at 5,000 patients).
@@ -177,14 +184,14 @@ def run_data_mode(
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate)
+        return _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier)
     finally:
         if enabled:
             gc.enable()
         gc.unfreeze()
 
 
-def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate):  # type: ignore[no-untyped-def]
+def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier):  # type: ignore[no-untyped-def]
     clock = _Clock()
     t0 = time.perf_counter()
     n = len(records)
@@ -219,7 +226,10 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
     for w in range(len(batch_ids)):
         wave_id = batch_ids[w]
         groups = by_wave.get(w, [])
-        persons = [PersonWork(pid, list(rows), [records[i] for i in rows]) for pid, rows in groups]
+        persons = []
+        for pid, rows in groups:
+            before = list(earlier.get(pid, ())) if earlier else []
+            persons.append(PersonWork(pid, list(rows), before + [records[i] for i in rows], n_earlier=len(before)))
         pt = {p.person_id: int(t_stop[p.rows].min()) for p in persons}
         report = WaveReport(wave_id, len(persons), sum(len(p.rows) for p in persons))
 

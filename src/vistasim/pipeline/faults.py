@@ -166,6 +166,7 @@ class Corruption:
             choices = [
                 (i, v)
                 for i, r in enumerate(p.records)
+                if i >= p.n_earlier  # an earlier call's records were exported then
                 for v in self._variants(r)
                 if v == "reactant_control_char" or first.get(v) == i
             ]
@@ -192,7 +193,7 @@ class Corruption:
                 a.reactant = a.reactant[:j] + "\x1a" + a.reactant[j:]
                 resource, fld = f"AllergyIntolerance/{rec.station}-120.8-{a.ien}", "120.8/.02 REACTANT"
             p.records[i] = rec
-            p.corrupted_rows.append(p.rows[i])
+            p.corrupted_rows.append(p.rows[i - p.n_earlier])
             out.append(_entry(self, p, "extract", "export", rec.patient_id, resource, fld, variant))
         return out
 

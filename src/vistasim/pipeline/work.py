@@ -29,6 +29,7 @@ class PersonWork:
     merged_into: str | None = None  # identity merge: the person this one's data went with
     corrupted_rows: list[int] = field(default_factory=list)
     gaps: list[Any] = field(default_factory=list)
+    n_earlier: int = 0  # records of this person migrated by an earlier call, re-mapped with it (first in records)
 
     def stop(self, step: int, etype: str, reason: str) -> None:
         if step < self.stop_step:
