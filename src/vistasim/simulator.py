@@ -304,7 +304,6 @@ class MigrationSimulator:
     def _data_run(self, records: Sequence[PatientLike], batch_ids: list[str], batch_of: np.ndarray,
                   overload_rate: float) -> Any:
         from .pipeline.datamode import run_data_mode
-
         from .pipeline.stages import person_key
 
         known = self._data_known
