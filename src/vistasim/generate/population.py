@@ -13,8 +13,11 @@ the person's home record, so a person's records at several stations agree; recor
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
+from typing import Any
 
 import numpy as np
 
@@ -329,7 +332,6 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
     """PatientRecords (and their answer-key entries) for DFNs ``dfns`` of one station of ``layout``."""
     m = model()
     day_s, ym_s, y_s = _day_strings()
-    min_s = _minute_strings()
     dfn = np.asarray(dfns, dtype=np.int64)
     n = len(dfn)
     if n == 0:
@@ -491,7 +493,9 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
     vclin_s = np.take_along_axis(vclin, vorder, axis=1)
     need = m.clinic_need[vclin_s]
     vclin_s = np.where((need != 0) & ((need & cond_mask[:, None]) == 0), 0, vclin_s)
-    vday_l, vmin_l, vclin_l = vday_s.tolist(), vmin_s.tolist(), vclin_s.tolist()
+
+    vis_lists, vit_lists = _visits_and_vitals(m, dfn * IEN_STRIDE, nvis, vday_s, vmin_s, vclin_s, nsets, sysv, diav,
+                                              pulse, temp10, wt10, pain, htin, resp, spo2, copd)
 
     L = lambda a: a.tolist()  # noqa: E731
     dfn_l, female_l, dob_l, race_l, eth_l = L(dfn), L(female), L(dob), L(race), L(eth)
@@ -503,8 +507,6 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
     sno_l, str_l, apt_l, zs_l, ph_l = L(street_no), L(street), L(apt), L(zip_suffix), L(phone)
     icn_l, chk_l, ps_l = L(icn), L(icn_chk), L(ps)
     nvis_l, cmask_l = L(nvis), L(cond_mask)
-    nsets_l, sys_l, dia_l, pulse_l, temp_l, wt_l = L(nsets), L(sysv), L(diav), L(pulse), L(temp10), L(wt10)
-    pain_l, resp_l, spo2_l, htin_l, copd_l = L(pain), L(resp), L(spo2), L(htin), L(copd)
     A_l, O_l, F_l, kinds_l, dup_l = L(A), L(Od), L(F), L(kinds), L(dup_target)
     flag_hit = F[:, 0::2] < (m.flag_share[None, :] * np.where((cond_mask & m.ptsd_dep_mask) != 0, 1.0, 0.0)[:, None]
                               * (m.flag_mult[None, :] - 1.0) + m.flag_share[None, :])
@@ -515,14 +517,14 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
 
     drugs, cond_drugs = m.drugs, m.cond_drugs
     c_icd, c_desc, c_sno = m.cond_icd10, m.cond_desc, m.cond_snomed
-    clinics, labs, others = m.clinics, m.labs, m.others
+    labs, others = m.labs, m.others
     allergens, allergy_share, allergy_verified = m.allergens, m.allergy_share, m.allergy_verified
     ac, amc = m.allergen_cdf.tolist(), m.allergen_mech_cdf.tolist()
     ostat, oscdf, unsigned = m.order_status, m.order_status_cdf.tolist(), m.unsigned_share
     surnames, male_names, female_names = m.surnames, m.male_names, m.female_names
     marital_vals, race_vals, eth_vals = m.marital_vals, m.race_vals, m.eth_vals
     period_names, branch_vals = m.period_names, m.branch_vals
-    num_s, tenth_s = _int_strings(), _tenth_strings()
+    num_s = _int_strings()
     bisect_right = bisect.bisect_right
     len_ostat = len(ostat) - 1
 
@@ -610,32 +612,10 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
                 rec.allergies.append(Allergy(base_ien + len(seen), reac, typ, mech, a[12 + j] < allergy_verified,
                                              day_s[orig], code, system, "active",
                                              [reactions[int(a[15] * len(reactions))]]))
-        # visits (ascending) and vitals at the most recent ones
+        # visits (ascending) and vitals at the most recent ones, built for the whole block above
+        visits = rec.visits = vis_lists[i]
+        rec.vitals = vit_lists[i]
         nv = nvis_l[i]
-        vd, vm, vc = vday_l[i], vmin_l[i], vclin_l[i]
-        visits = rec.visits
-        for k in range(nv):
-            loc, cat, _ = clinics[vc[k]]
-            visits.append(Visit(base_ien + k + 1, day_s[vd[k]] + min_s[vm[k]], loc, "V", cat))
-        vit = rec.vitals
-        kv = base_ien
-        sy, di, pu, te, wt, pa = sys_l[i], dia_l[i], pulse_l[i], temp_l[i], wt_l[i], pain_l[i]
-        for s in range(nsets_l[i]):
-            j = nv - 1 - s
-            when = day_s[vd[j]] + min_s[vm[j] + 5]
-            vit.append(Vital(kv + 1, when, "BLOOD PRESSURE", num_s[sy[s]] + "/" + num_s[di[s]]))
-            vit.append(Vital(kv + 2, when, "PULSE", num_s[pu[s]]))
-            vit.append(Vital(kv + 3, when, "TEMPERATURE", tenth_s[te[s]]))
-            vit.append(Vital(kv + 4, when, "WEIGHT", tenth_s[wt[s]]))
-            vit.append(Vital(kv + 5, when, "PAIN", num_s[pa[s]]))
-            kv += 5
-            if s == 0:
-                vit.append(Vital(kv + 1, when, "HEIGHT", num_s[htin_l[i]]))
-                vit.append(Vital(kv + 2, when, "RESPIRATION", num_s[resp_l[i]]))
-                kv += 2
-                if copd_l[i]:
-                    kv += 1
-                    vit.append(Vital(kv, when, "PULSE OXIMETRY", num_s[spo2_l[i]]))
         # orders: labs for the patient's conditions (+ CBC), consults/imaging, some medication orders
         o = O_l[i]
         ko = 0
@@ -692,6 +672,82 @@ def _add_flags(rec: PatientRecord, hits: list[bool], f: list[float], end: int, d
         active = (not dead) and f[2 * j + 1] < 0.75
         rec.flags.append(RecordFlag(base_ien + kf, flag, cat, "active" if active else "inactive",
                                     day_s[assigned], day_s[assigned + review]))
+
+
+# --------------------------------------------------------------------------- columnar assembly
+# Entries of one kind are built for the whole block at once: their fields are computed as arrays,
+# turned into strings by table lookup, and the dataclasses made by ``map`` (the constructor is called
+# from C, no per-entry bytecode); each patient then takes a slice of the flat list. An entry's IEN is
+# DFN x 100 + its rank within the patient, exactly as the per-patient loop numbered them.
+
+_VITAL_TYPES = ("BLOOD PRESSURE", "PULSE", "TEMPERATURE", "WEIGHT", "PAIN", "HEIGHT", "RESPIRATION", "PULSE OXIMETRY")
+_SYS_LO, _SYS_HI, _DIA_LO, _DIA_HI = 70, 260, 40, 160  # the clip range of systolic and diastolic values
+_TENTH0 = 1000  # offset of tenths in the vital value table
+_BP0 = _TENTH0 + 5001  # offset of "sys/dia" strings
+
+
+def _take(table: Sequence[Any], idx: np.ndarray) -> list[Any]:
+    """``[table[i] for i in idx]`` at C speed."""
+    return list(map(table.__getitem__, idx.tolist()))
+
+
+def _starts(rows: np.ndarray, n: int) -> np.ndarray:
+    """Where each of ``n`` patients starts in a flat, row-sorted entry list (length n + 1)."""
+    return np.searchsorted(rows, np.arange(n + 1))
+
+
+def _split(flat: list[Any], starts: np.ndarray) -> list[list[Any]]:
+    """Per-patient lists (fresh list objects) cut from a flat list at ``starts``."""
+    s = starts.tolist()
+    return list(map(flat.__getitem__, map(slice, s[:-1], s[1:])))
+
+
+@lru_cache(maxsize=1)
+def _vital_values() -> list[str]:
+    """Every vital value string by code: integers 0..999, tenths 0.0..500.0, then "sys/dia" pairs."""
+    bp = [f"{a}/{b}" for a in range(_SYS_LO, _SYS_HI + 1) for b in range(_DIA_LO, _DIA_HI + 1)]
+    return _int_strings() + _tenth_strings() + bp
+
+
+def _visits_and_vitals(m: _Model, base: np.ndarray, nvis: np.ndarray, vday: np.ndarray, vmin: np.ndarray,
+                       vclin: np.ndarray, nsets: np.ndarray, sysv: np.ndarray, diav: np.ndarray, pulse: np.ndarray,
+                       temp10: np.ndarray, wt10: np.ndarray, pain: np.ndarray, htin: np.ndarray, resp: np.ndarray,
+                       spo2: np.ndarray, copd: np.ndarray) -> tuple[list[list[Visit]], list[list[Vital]]]:
+    """Each patient's visits (sorted ``vday``/``vmin``/``vclin``) and the vital sets taken at the latest ones."""
+    day_s, min_s = _day_strings()[0], _minute_strings()
+    n = len(base)
+    v_rows, v_k = np.nonzero(np.arange(vday.shape[1])[None, :] < nvis[:, None])
+    vd, vm, vc = vday[v_rows, v_k], vmin[v_rows, v_k], vclin[v_rows, v_k]
+    when = list(map(str.__add__, _take(day_s, vd), _take(min_s, vm)))
+    locs = [c[0] for c in m.clinics]
+    cats = [c[1] for c in m.clinics]
+    visits = list(map(Visit, (base[v_rows] + v_k + 1).tolist(), when, _take(locs, vc), repeat("V"), _take(cats, vc)))
+    # vital set s (0 = latest) is taken 5 minutes into visit nvis-1-s; set 0 adds height, respiration, SpO2 (COPD/HF)
+    set_ok = np.arange(3)[None, :] < nsets[:, None]
+    s_rows, s_s = np.nonzero(set_ok)
+    j = nvis[s_rows] - 1 - s_s
+    set_when = list(map(str.__add__, _take(day_s, vday[s_rows, j]), _take(min_s, vmin[s_rows, j] + 5)))
+    set_id = np.zeros((n, 3), dtype=np.int64)
+    set_id[s_rows, s_s] = np.arange(len(s_rows))
+    codes = np.empty((n, 3, 8), dtype=np.int64)
+    codes[:, :, 0] = _BP0 + (sysv - _SYS_LO) * (_DIA_HI - _DIA_LO + 1) + (diav - _DIA_LO)
+    codes[:, :, 1] = pulse
+    codes[:, :, 2] = _TENTH0 + temp10
+    codes[:, :, 3] = _TENTH0 + wt10
+    codes[:, :, 4] = pain
+    codes[:, :, 5] = htin[:, None]
+    codes[:, :, 6] = resp[:, None]
+    codes[:, :, 7] = spo2[:, None]
+    ok = np.zeros((n, 3, 8), dtype=bool)
+    ok[:, :, :5] = set_ok[:, :, None]
+    ok[:, 0, 5:7] = set_ok[:, 0:1]
+    ok[:, 0, 7] = set_ok[:, 0] & copd
+    r, s, k = np.nonzero(ok)  # row-major: a patient's sets in order, each set's types in order
+    t_start = _starts(r, n)
+    ien = base[r] + 1 + np.arange(len(r)) - t_start[r]
+    vitals = list(map(Vital, ien.tolist(), _take(set_when, set_id[r, s]), _take(_VITAL_TYPES, k),
+                      _take(_vital_values(), codes[r, s, k])))
+    return _split(visits, _starts(v_rows, n)), _split(vitals, t_start)
 
 
 @lru_cache(maxsize=1)
