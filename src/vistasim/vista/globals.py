@@ -57,7 +57,7 @@ from vistasim.model import (
 )
 from vistasim.vista import layout as L
 from vistasim.vista.fileman import fm_to_iso, iso_to_fm
-from vistasim.vista.zwr import Subscript, format_value
+from vistasim.vista.zwr import _NUM_START, Subscript, format_value, is_canonic
 
 __all__ = ["PatientEncoder", "EncodedPatient", "PointerResolver", "decode_patient", "DECODERS"]
 
@@ -107,6 +107,22 @@ def _opt_date(fm: str) -> str | None:
     return fm_to_iso(fm) if fm else None
 
 
+def _fv(v: str) -> str:
+    """``format_value`` with a fast path for the common case: printable text without quotes."""
+    if '"' not in v and v.isprintable():
+        if "^" in v or not v or v[0] not in _NUM_START or not is_canonic(v):
+            return '"' + v + '"'
+        return v
+    return format_value(v)
+
+
+class _Slow(Exception):
+    """Internal: an entry needs the checked (slow) encoder, which raises the precise error or copes."""
+
+
+_DATE_CACHE_LIMIT = 200_000
+
+
 # --------------------------------------------------------------------------- encoding
 
 
@@ -125,6 +141,7 @@ class PatientEncoder:
     def __init__(self, pointers: dict[str, L.PointerTable] | None = None) -> None:
         self.pointers = pointers if pointers is not None else {n: L.PointerTable(s) for n, s in L.POINTER_SPECS.items()}
         self._pid = ""
+        self._dc: dict[object, str] = {None: ""}  # ISO date -> FileMan form, memo for the fast path
         # Bind each table's lookup once: the hot path calls them per entry.
         p = self.pointers
         self._state, self._race, self._eth = p["5"].lookup, p["10"].lookup, p["10.2"].lookup
@@ -354,6 +371,295 @@ class PatientEncoder:
         status = self._code(f.status, L.FLAG_STATUS, "flag status")
         zero = f"{dfn}^{vptr}^{status}^^^{d(f.review_due, 'flag review')}^{d(f.assigned, 'flag assigned')}".rstrip("^")
         return ien, f"^DGPF(26.13,{ien},0)={format_value(zero)}\n", 1
+
+
+    # -- fast path -------------------------------------------------------------------------------
+    # Each ``_f_*`` method first checks every field of the entry without side effects (types, carets,
+    # codes, dates through a memo). If anything looks off it hands the whole entry to the checked
+    # method above, which raises the precise error (or copes, e.g. a None where "" is meant), so
+    # errors and pointer-table growth are exactly as before. Otherwise it makes the pointer lookups
+    # in the same order as the checked method and builds the same bytes with direct string joins.
+
+    def _date(self, iso: object) -> str:
+        """FileMan form of an ISO date (``None`` -> ``""``) through a memo; raises _Slow when invalid."""
+        try:
+            fm = self._dc.get(iso)  # type: ignore[call-overload]
+        except TypeError:
+            raise _Slow() from None
+        if fm is not None:
+            return fm
+        try:
+            fm = iso_to_fm(iso)  # type: ignore[arg-type]
+        except InputError:
+            raise _Slow() from None
+        dc = self._dc
+        if len(dc) >= _DATE_CACHE_LIMIT:
+            dc.clear()
+            dc[None] = ""
+        dc[iso] = fm
+        return fm
+
+    def encode_parts(
+        self, p: PatientRecord
+    ) -> tuple[list[tuple[str, list[tuple[int, str, int]], str | None]], list[tuple[str, str, Subscript, int]]]:
+        """One patient -> ([(file number, blocks, by-patient index name)], [(file, index, value, IEN)]).
+
+        ``blocks`` are (IEN, lines, line count) in the patient's list order; the first list holds the
+        patient file, whose text-keyed indexes (NAME, SSN, Rx number) come in the second list.
+        """
+        self._pid = f"{p.station}:{p.dfn}"
+        dfn = self._ien(p.dfn, "DFN")
+        files: list[tuple[str, list[tuple[int, str, int]], str | None]] = [("2", [self._f_patient(p, dfn)], None)]
+        name = p.name
+        sx: list[tuple[str, str, Subscript, int]] = [("2", "B", name[:30], dfn)] if name else []
+        if p.ssn:
+            sx.append(("2", "SSN", p.ssn, dfn))
+        if p.problems:
+            f = self._f_problem
+            files.append(("9000011", [f(x, dfn) for x in p.problems], "AC"))
+        if p.allergies:
+            f = self._f_allergy
+            files.append(("120.8", [f(x, dfn) for x in p.allergies], "B"))
+        if p.vitals:
+            f = self._f_vital
+            files.append(("120.5", [f(x, dfn) for x in p.vitals], "C"))
+        if p.prescriptions:
+            f = self._f_prescription
+            files.append(("52", [f(x, dfn) for x in p.prescriptions], None))
+            sx += [("52", "B", rx.rx_number, rx.ien) for rx in p.prescriptions if rx.rx_number]
+        if p.visits:
+            f = self._f_visit
+            files.append(("9000010", [f(x, dfn) for x in p.visits], "C"))
+        if p.orders:
+            f = self._f_order
+            files.append(("100", [f(x, dfn) for x in p.orders], "AC"))
+        if p.flags:
+            f = self._f_flag
+            files.append(("26.13", [f(x, dfn) for x in p.flags], "B"))
+        return files, sx
+
+    def _f_patient(self, p: PatientRecord, dfn: int) -> tuple[int, str, int]:
+        a = p.address
+        try:
+            name, sex, ssn, marital, race, eth = p.name, p.sex, p.ssn, p.marital_status, p.race, p.ethnicity
+            s1, s2, s3, city, st, zip_ = a.street1, a.street2, a.street3, a.city, a.state, a.zip
+            phone, period, branch, icn, icn_ck = p.phone_home, p.period_of_service, p.branch, p.icn, p.icn_checksum
+            if "^" in "".join((name, sex, ssn, marital, race, eth, s1, s2, s3, city, st, zip_, phone, period,
+                               branch, icn, icn_ck)):
+                raise _Slow()
+            date = self._date
+            dob, entry, sep = date(p.dob), date(p.service_entry), date(p.service_separation)
+            dod = None if p.date_of_death is None else date(p.date_of_death)
+            sc, pct_v = p.service_connected, p.sc_percent
+            pct = "" if pct_v is None else str(int(pct_v))
+        except (TypeError, ValueError, _Slow):
+            return self._patient(p, dfn)
+        r = f"^DPT({dfn},"
+        mptr = str(self._marital(marital)) if marital else ""
+        zero = f"{name}^{sex}^{dob}^^{mptr}^^^^{ssn}".rstrip("^")
+        lines = [f"{r}0)={_fv(zero)}\n"]
+        if race:
+            ptr = self._race(race)
+            lines.append(f'{r}.02,0)="^2.02PA^1^1"\n{r}.02,1,0)={ptr}\n{r}.02,"B",{ptr},1)=""\n')
+        if eth:
+            ptr = self._eth(eth)
+            lines.append(f'{r}.06,0)="^2.06PA^1^1"\n{r}.06,1,0)={ptr}\n{r}.06,"B",{ptr},1)=""\n')
+        state = str(self._state(st)) if st else ""
+        n = 1 + (3 if race else 0) + (3 if eth else 0)
+        addr = f"{s1}^{s2}^{s3}^{city}^{state}^{zip_}".rstrip("^")
+        if addr:
+            lines.append(f"{r}.11)={_fv(addr)}\n")
+            n += 1
+        if phone:
+            lines.append(f"{r}.13)={_fv(phone)}\n")
+            n += 1
+        if sc or pct_v is not None:
+            lines.append(f"{r}.3)={_fv(('Y^' if sc else 'N^') + pct)}\n")
+            n += 1
+        pptr = str(self._period(period)) if period else ""
+        bptr = str(self._branch(branch)) if branch else ""
+        mil = f"^^{pptr}^^{bptr}^{entry}^{sep}".rstrip("^")
+        if mil:
+            lines.append(f"{r}.32)={_fv(mil)}\n")
+            n += 1
+        if dod is not None:
+            lines.append(f"{r}.35)={dod}\n")
+            n += 1
+        mpi = f"{icn}^{icn_ck}".rstrip("^")
+        if mpi:
+            lines.append(f'{r}"MPI")={_fv(mpi)}\n')
+            n += 1
+        return dfn, "".join(lines), n
+
+    def _f_problem(self, pr: Problem, dfn: int) -> tuple[int, str, int]:
+        ien = pr.ien
+        try:
+            code, system, desc, status, snomed = pr.icd_code, pr.icd_system, pr.description, pr.status, pr.snomed
+            if type(ien) is not int or ien <= 0 or "^" in "".join((code, system, desc, status, "" if snomed is None else snomed)):
+                raise _Slow()
+            date = self._date
+            entered, onset = date(pr.entered), date(pr.onset)
+            resolved = None if pr.resolved is None else date(pr.resolved)
+        except (TypeError, _Slow):
+            return self._problem(pr, dfn)
+        icd = self._icd((code, system))
+        narr = str(self._narrative(desc)) if desc else ""
+        zero = f"{icd}^{dfn}^^^{narr}^^^{entered}^^^^{status}^{onset}".rstrip("^")
+        text = f"^AUPNPROB({ien},0)={_fv(zero)}\n"
+        n = 1
+        if resolved is not None:
+            text += f'^AUPNPROB({ien},1)="^^^^^^{resolved}"\n'
+            n += 1
+        if snomed is not None:
+            text += f"^AUPNPROB({ien},800)={_fv(snomed)}\n"
+            n += 1
+        return ien, text, n
+
+    def _f_allergy(self, al: Allergy, dfn: int) -> tuple[int, str, int]:
+        ien = al.ien
+        try:
+            reactant, code, system, mech, atype = al.reactant, al.code, al.code_system, al.mechanism, al.allergy_type
+            reactions, status = al.reactions, al.status
+            if (
+                type(ien) is not int
+                or ien <= 0
+                or (status != "active" and status != "entered-in-error")
+                or "^" in "".join((reactant, code or "", system or "", mech, atype, *reactions))
+            ):
+                raise _Slow()
+            orig = self._date(al.origination)
+        except (TypeError, _Slow):
+            return self._allergy(al, dfn)
+        r = f"^GMR(120.8,{ien},"
+        vptr = ""
+        if code is not None or system is not None:
+            vptr = f"{self._reactant((reactant, code or None, system or None))};GMRD(120.82,"
+        zero = (
+            f"{dfn}^{reactant}^{vptr}^{orig}^^^^^^^^^^{mech}^^{'1' if al.verified else '0'}^^^^{atype}"
+        ).rstrip("^")
+        lines = [f"{r}0)={_fv(zero)}\n"]
+        n = 1
+        if reactions:
+            k = len(reactions)
+            lines.append(f'{r}10,0)="^120.81PA^{k}^{k}"\n')
+            lines += [f"{r}10,{i},0)={_fv('^' + x)}\n" for i, x in enumerate(reactions, 1)]
+            n += 1 + k
+        if status != "active":
+            lines.append(f'{r}"ER")=1\n')
+            n += 1
+        return ien, "".join(lines), n
+
+    def _f_vital(self, v: Vital, dfn: int) -> tuple[int, str, int]:
+        ien, vt, val = v.ien, v.vital_type, v.value
+        try:
+            if type(ien) is not int or ien <= 0 or "^" in "".join((vt, val)):
+                raise _Slow()
+            taken = self._date(v.taken)
+        except (TypeError, _Slow):
+            return self._vital(v, dfn)
+        vtype = self._vtype(vt) if vt else ""
+        return ien, f"^GMR(120.5,{ien},0)={_fv(f'{taken}^{dfn}^{vtype}^^^^^{val}'.rstrip('^'))}\n", 1
+
+    def _f_prescription(self, rx: Prescription, dfn: int) -> tuple[int, str, int]:
+        ien = rx.ien
+        try:
+            name, rxnorm, number, routing, sig = rx.drug_name, rx.rxnorm, rx.rx_number, rx.fill_routing, rx.sig
+            status = L.RX_STATUS.get(rx.status)
+            if (
+                type(ien) is not int
+                or ien <= 0
+                or status is None
+                or (sig and type(sig) is not str)
+                or "^" in "".join((name, "" if rxnorm is None else rxnorm, number, routing))
+            ):
+                raise _Slow()
+            qty, days, refills = _num(rx.quantity), str(int(rx.days_supply)), str(int(rx.refills))
+            issued = self._date(rx.issue_date)
+        except (TypeError, ValueError, _Slow):
+            return self._prescription(rx, dfn)
+        r = f"^PSRX({ien},"
+        drug = self._drug((name, rxnorm))
+        zero = f"{number}^{dfn}^^^^{drug}^{qty}^{days}^{refills}^^{routing}^^{issued}".rstrip("^")
+        lines = [f"{r}0)={_fv(zero)}\n"]
+        n = 2
+        if sig:
+            chunks = _chunks(sig)
+            k = len(chunks)
+            lines.append(f'{r}"SIG1",0)="^^{k}^{k}"\n')
+            lines += [f'{r}"SIG1",{i},0)={_fv(c)}\n' for i, c in enumerate(chunks, 1)]
+            n += 1 + k
+        lines.append(f'{r}"STA")={status}\n')
+        return ien, "".join(lines), n
+
+    def _f_visit(self, v: Visit, dfn: int) -> tuple[int, str, int]:
+        ien, loc, vtype, cat = v.ien, v.location, v.visit_type, v.service_category
+        try:
+            if type(ien) is not int or ien <= 0 or "^" in "".join((loc, vtype, cat)):
+                raise _Slow()
+            when = self._date(v.when)
+        except (TypeError, _Slow):
+            return self._visit(v, dfn)
+        lptr = str(self._loc(loc)) if loc else ""
+        zero = f"{when}^^{vtype}^^{dfn}^^{cat}^^^^^^^^^^^^^^^{lptr}".rstrip("^")
+        return ien, f"^AUPNVSIT({ien},0)={_fv(zero)}\n", 1
+
+    def _f_order(self, o: Order, dfn: int) -> tuple[int, str, int]:
+        ien = o.ien
+        try:
+            kind, status, code, system, text = o.kind, o.status, o.code, o.code_system, o.text
+            c, s = code or "", system or ""
+            if (
+                type(ien) is not int
+                or ien <= 0
+                or (text and type(text) is not str)
+                or ";" in c
+                or ";" in s
+                or "^" in "".join((kind, status, c, s))
+            ):
+                raise _Slow()
+            entered = self._date(o.entered)
+            signed = L.ORDER_SIGNED[bool(o.signed)]
+        except (TypeError, _Slow):
+            return self._order(o, dfn)
+        r = f"^OR(100,{ien},"
+        group = self._group(L.GROUP_BY_KIND.get(kind, kind)) if kind else ""
+        zero = f"{ien}^{dfn};DPT(^^^^^{entered}^^^^{group}".rstrip("^")
+        lines = [f"{r}0)={_fv(zero)}\n"]
+        n = 3
+        if code is not None or system is not None:
+            lines.append(f'{r}.1,0)="^100.001PA^1^1"\n{r}.1,1,0)={self._orderable((c or None, s or None))}\n')
+            n += 2
+        if status:
+            lines.append(f'{r}3)="^^{self._ostatus(L.ORDER_STATUS_NAME.get(status, status))}"\n')
+            n += 1
+        lines.append(f'{r}8,0)="^100.008DA^1^1"\n{r}8,1,0)={_fv(f"{entered}^NW^^{signed}")}\n')
+        if text:
+            chunks = _chunks(text)
+            k = len(chunks)
+            lines.append(f'{r}8,1,.1,0)="^^{k}^{k}"\n')
+            lines += [f"{r}8,1,.1,{i},0)={_fv(c)}\n" for i, c in enumerate(chunks, 1)]
+            n += 1 + k
+        return ien, "".join(lines), n
+
+    def _f_flag(self, f: RecordFlag, dfn: int) -> tuple[int, str, int]:
+        ien, name, cat = f.ien, f.flag, f.category
+        try:
+            status = L.FLAG_STATUS.get(f.status)
+            if (
+                type(ien) is not int
+                or ien <= 0
+                or status is None
+                or (cat != "I" and cat != "II")
+                or "^" in name
+                or type(name) is not str
+            ):
+                raise _Slow()
+            review, assigned = self._date(f.review_due), self._date(f.assigned)
+        except (TypeError, _Slow):
+            return self._flag(f, dfn)
+        vptr = f"{self._nat_flag(name)};DGPF(26.15," if cat == "I" else f"{self._local_flag(name)};DGPF(26.11,"
+        zero = f"{dfn}^{vptr}^{status}^^^{review}^{assigned}".rstrip("^")
+        return ien, f"^DGPF(26.13,{ien},0)={_fv(zero)}\n", 1
 
 
 # --------------------------------------------------------------------------- decoding

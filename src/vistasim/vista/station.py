@@ -14,6 +14,7 @@ every pointer and returns the PatientRecords in DFN order with counts of what it
 from __future__ import annotations
 
 import heapq
+import operator
 import os
 import pickle
 import re
@@ -65,15 +66,14 @@ class _Section:
         self.buffer: list[tuple[Any, str]] = []
         self.runs: list[Path] = []
         self.lines = 0
+        self._pending: list[str] = []
+        self._pending_n = 0
 
     def add(self, key: Any, text: str, nlines: int, what: str) -> None:
         self.lines += nlines
         last = self.last
         if last is None or key > last:
-            f = self._f
-            if f is None:
-                f = self._f = open(self.path, "w", encoding="utf-8", errors="surrogateescape", newline="\n")
-            f.write(text)
+            self._out(text)
             self.last = key
         elif key == last:
             raise InputError(f"{what} is used twice in this station; IENs must be unique per file")
@@ -81,6 +81,35 @@ class _Section:
             self.buffer.append((key, text))
             if len(self.buffer) >= self.spill_limit:
                 self._spill()
+
+    def append_run(self, first: Any, last: Any, text: str, nlines: int) -> bool:
+        """Append lines whose keys run from ``first`` to ``last`` (ascending) when they all come after
+        everything so far; False (nothing done) otherwise, and the caller adds them one by one."""
+        prev = self.last
+        if prev is not None and not first > prev:
+            return False
+        self._out(text)
+        self.last = last
+        self.lines += nlines
+        return True
+
+    def _out(self, text: str) -> None:
+        # Lines are gathered and written in large pieces: one write call per ~256 KiB, not per entry.
+        pend = self._pending
+        pend.append(text)
+        self._pending_n += 1
+        if self._pending_n >= 2048:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        f = self._f
+        if f is None:
+            f = self._f = open(self.path, "w", encoding="utf-8", errors="surrogateescape", newline="\n")
+        f.write("".join(self._pending))
+        self._pending = []
+        self._pending_n = 0
 
     def _spill(self) -> None:
         self.buffer.sort(key=lambda kt: kt[0])
@@ -108,12 +137,15 @@ class _Section:
                 yield self.line_key(line), 0, line
 
     def write_to(self, out: IO[str], what: str) -> None:
+        self._flush()
         if self._f is not None:
             self._f.close()
         if not self.buffer and not self.runs:
             if self._f is not None:
-                with open(self.path, encoding="utf-8", errors="surrogateescape", newline="\n") as f:
-                    shutil.copyfileobj(f, out, 1 << 20)
+                # The in-order run is already final text: copy its bytes (no decode/encode round).
+                out.flush()
+                with open(self.path, "rb") as f:
+                    shutil.copyfileobj(f, out.buffer, 1 << 20)  # type: ignore[attr-defined]
             return
         self.buffer.sort(key=lambda kt: kt[0])
         sources: list[Iterable[tuple[Any, int, str]]] = []
@@ -132,6 +164,7 @@ class _Section:
             prev_key, prev_src = key, src
 
     def cleanup(self) -> None:
+        self._pending = []
         if self._f is not None and not self._f.closed:
             self._f.close()
         for p in [self.path, *self.runs]:
@@ -157,6 +190,48 @@ class _DataFileSink:
         self.spill_limit = spill_limit
         self._xref_roots: dict[str, str] = {}
 
+    def add_patient(self, blocks: list[tuple[int, str, int]], xname: str | None, dfn: int) -> None:
+        """One patient's entries of this file (and their by-patient index lines, under ``xname``)."""
+        if len(blocks) == 1:
+            ien, text, nlines = blocks[0]
+            iens = None
+            first = last = ien
+        else:
+            iens = [b[0] for b in blocks]
+            first, last = iens[0], iens[-1]
+            if not all(map(operator.lt, iens, iens[1:])):
+                first = None  # not ascending: the general path sorts them
+        if first is None or not self.entries.append_run(first, last, "".join([b[1] for b in blocks]) if iens else text,
+                                                        sum([b[2] for b in blocks]) if iens else nlines):
+            self.add_blocks(blocks)
+            if xname is not None:
+                self.add_xrefs([(xname, dfn, b[0]) for b in blocks])
+            return
+        self.count += len(blocks)
+        self.last_ien = last  # the in-order run's last key is the highest IEN so far
+        if xname is None:
+            return
+        sec = self.xrefs.get(xname)
+        if sec is None:
+            sec = self._new_xref(xname)
+        dkey = subscript_key(dfn)
+        root = f'{self._xref_roots[xname]}{dfn},'
+        if iens is None:
+            text = f'{root}{first})=""\n'
+            n = 1
+        else:
+            text = "".join([f'{root}{i})=""\n' for i in iens])
+            n = len(iens)
+        if not sec.append_run((dkey, first), (dkey, last), text, n):
+            self.add_xrefs([(xname, dfn, b[0]) for b in blocks])
+
+    def _new_xref(self, xname: str) -> _Section:
+        sec = self.xrefs[xname] = _Section(
+            self.tmpdir, f"{self.spec.number}.x{len(self.xrefs)}", self._xref_key, self.spill_limit
+        )
+        self._xref_roots[xname] = f'{self.root}"{xname}",'
+        return sec
+
     def add_blocks(self, blocks: list[tuple[int, str, int]]) -> None:
         add = self.entries.add
         for ien, text, nlines in blocks:
@@ -169,10 +244,7 @@ class _DataFileSink:
         for xname, value, ien in entries:
             sec = self.xrefs.get(xname)
             if sec is None:
-                sec = self.xrefs[xname] = _Section(
-                    self.tmpdir, f"{self.spec.number}.x{len(self.xrefs)}", self._xref_key, self.spill_limit
-                )
-                self._xref_roots[xname] = f'{self.root}"{xname}",'
+                sec = self._new_xref(xname)
             key = (subscript_key(value), ien)
             sec.add(key, f'{self._xref_roots[xname]}{format_subscript(value)},{ien})=""\n', 1,
                     f"index {xname} of {self.spec.name}")
@@ -247,13 +319,13 @@ class StationWriter:
                 f"patient {patient.patient_id} belongs to station {patient.station!r}, not {self.station}; "
                 "give each station its own writer"
             )
-        enc = self.encoder.encode(patient)
+        files, text_xrefs = self.encoder.encode_parts(patient)
         sinks = self.sinks
-        for number, blocks in enc.blocks.items():
-            sinks[number].add_blocks(blocks)
-        for number, xrefs in enc.xrefs.items():
-            if xrefs:
-                sinks[number].add_xrefs(xrefs)
+        dfn = patient.dfn
+        for number, blocks, xname in files:
+            sinks[number].add_patient(blocks, xname, dfn)
+        for number, xname, value, ien in text_xrefs:
+            sinks[number].add_xrefs([(xname, value, ien)])
         self.patients += 1
 
     def _title(self, name: str) -> str:
