@@ -12,8 +12,9 @@ the person's home record, so a person's records at several stations agree; recor
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import repeat
@@ -327,9 +328,33 @@ def _duplicate_targets(seed: int, layout: Layout, si: np.ndarray, dfn: np.ndarra
     return target
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (restored on exit, whatever its state was).
+
+    Records and their entries never form reference cycles (refcounting frees them), but each object
+    made counts toward the collector's thresholds: a block of ~60,000 of them would trigger dozens of
+    collections that traverse every live record, costing a third of the generation time. Paused, the
+    block's objects are examined once, at the first collection after it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
                 defects: DefectConfig = NO_DEFECTS) -> tuple[list[PatientRecord], list[list[DefectEntry]]]:
     """PatientRecords (and their answer-key entries) for DFNs ``dfns`` of one station of ``layout``."""
+    with gc_paused():
+        return _build_block(seed, layout, station_index, dfns, defects)
+
+
+def _build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
+                 defects: DefectConfig) -> tuple[list[PatientRecord], list[list[DefectEntry]]]:
     m = model()
     day_s, ym_s, y_s = _day_strings()
     dfn = np.asarray(dfns, dtype=np.int64)
@@ -339,7 +364,6 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
     station = layout.stations[station_index]
     si = np.full(n, station_index, dtype=np.int64)
     skey = layout.station_keys[si]
-    all_site = {s.station: s for s in all_sites()}
 
     # ---- identity: which person each record belongs to (multi-site sharing, duplicates)
     kinds = _defect_kinds(seed, layout, si, dfn, defects)
@@ -475,16 +499,7 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
     D = _draws(rbase ^ np.uint64(12), 8)
     sysv, diav = np.clip(sysv, 70, 260), np.clip(diav, 40, 160)
 
-    # ---- vectorised per-cell values, flattened to the cells actually used (tolist is the costly step)
-    rows, cols = np.nonzero(present)  # row-major: each patient's conditions in table order
-    row_start = np.searchsorted(rows, np.arange(n + 1)).tolist()
-    c_cols = cols.tolist()
-    c_onset, c_entered = onset[rows, cols].tolist(), entered[rows, cols].tolist()
-    c_inact, c_resolved = inactive[rows, cols].tolist(), resolved[rows, cols].tolist()
-    c_treated, c_drug = treated[rows, cols].tolist(), dr[rows, cols].tolist()
-    c_issue, c_prior = np.maximum(rx_issue, entered)[rows, cols].tolist(), prior_rx[rows, cols].tolist()
-    c_mail, c_rq = mail[rows, cols].tolist(), rq[rows, cols].tolist()
-    # visits sorted by date/time per patient, clinic remapped when the patient has none of its conditions
+    # ---- visits sorted by date/time per patient, clinic remapped when the patient has none of its conditions
     vkey = vday * 1440 + vmin
     vkey = np.where(np.arange(m.visit_max)[None, :] < nvis[:, None], vkey, np.iinfo(np.int64).max)
     vorder = np.argsort(vkey, axis=1, kind="stable")
@@ -494,169 +509,53 @@ def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,
     need = m.clinic_need[vclin_s]
     vclin_s = np.where((need != 0) & ((need & cond_mask[:, None]) == 0), 0, vclin_s)
 
-    vis_lists, vit_lists = _visits_and_vitals(m, dfn * IEN_STRIDE, nvis, vday_s, vmin_s, vclin_s, nsets, sysv, diav,
-                                              pulse, temp10, wt10, pain, htin, resp, spo2, copd)
+    # ---- clinical entries, each kind built for the whole block (see "columnar assembly" below)
+    base = dfn * IEN_STRIDE
+    visits, v_start, vit_lists = _visits_and_vitals(m, base, nvis, vday_s, vmin_s, vclin_s, nsets, sysv, diav,
+                                                    pulse, temp10, wt10, pain, htin, resp, spo2, copd)
+    problems, p_start = _problems(m, base, present, onset, entered, inactive, resolved)
+    rx = _prescriptions(m, base, present, entered, inactive, treated, dr, np.maximum(rx_issue, entered), prior_rx,
+                        mail, rq, dead, end_day)
+    allergies, a_start = _allergies(m, base, A, dob, end_day)
+    orders, o_start = _orders(m, base, cond_mask, Od, visits, v_start, rx)
 
-    L = lambda a: a.tolist()  # noqa: E731
-    dfn_l, female_l, dob_l, race_l, eth_l = L(dfn), L(female), L(dob), L(race), L(eth)
-    branch_l, entry_l, sep_l, period_l, marital_l = L(branch), L(entry), L(sep), L(period), L(marital)
-    sc_l, scp_l, dead_l, death_l, end_l = L(sc), L(sc_pct), L(dead), L(death), L(end_day)
-    last_l, midk_l = L(last), L(P[:, 19])
-    first_l = L(np.where(female, first_f, first_m))
-    mid_l = L(np.where(female, mid_f, mid_m))
-    sno_l, str_l, apt_l, zs_l, ph_l = L(street_no), L(street), L(apt), L(zip_suffix), L(phone)
-    icn_l, chk_l, ps_l = L(icn), L(icn_chk), L(ps)
-    nvis_l, cmask_l = L(nvis), L(cond_mask)
-    A_l, O_l, F_l, kinds_l, dup_l = L(A), L(Od), L(F), L(kinds), L(dup_target)
+    # ---- the records themselves
+    sites = _site_strings(layout.stations)
+    n_first = len(m.male_names)
+    first = np.where(female, n_first + first_f, first_m)
+    mid = np.where(female, n_first + mid_f, mid_m)
+    form = (P[:, 19] >= 0.55).astype(np.int64) + (P[:, 19] >= 0.85)  # middle initial, full middle name, none
+    names_all, suffixes = _name_tables()
+    sfx = np.where(form == 2, len(suffixes) - 1, form * (len(suffixes) // 2) + mid)
+    names = [f"{a},{b}{c}" for a, b, c in zip(_take(m.surnames, last), _take(names_all, first), _take(suffixes, sfx))]
+    street1 = [f"{a} {b}" for a, b in zip(street_no.tolist(), _take(STREET_NAMES, street))]
+    addrs = list(map(Address, street1, _take(_apt_strings(), apt), repeat(""), _take(sites.city, ps),
+                     _take(sites.state, ps), _take(sites.zip, ps * 100 + zip_suffix)))
+    day_n = _day_strings_none()
+    none_day = len(day_n) - 1
+    records = list(map(
+        PatientRecord, repeat(station), dfn.tolist(), names, _take(("M", "F"), female.astype(np.int64)),
+        _take(day_s, dob), ssn, list(map(str, icn.tolist())), [f"{c:06d}" for c in icn_chk.tolist()],
+        _take(m.marital_vals, marital), _take(m.race_vals, race), _take(m.eth_vals, eth), addrs,
+        _take(sites.phone, ps * 100 + phone), sc.tolist(), _take(_PERCENTS, np.where(sc, sc_pct, len(_PERCENTS) - 1)),
+        _take(m.period_names, period), _take(m.branch_vals, branch), _take(day_s, entry), _take(day_s, sep),
+        _take(day_n, np.where(dead, death, none_day)),
+        _split(problems, p_start), _split(allergies, a_start), _split(rx.entries, rx.starts), vit_lists,
+        _split(visits, v_start), _split(orders, o_start), [[] for _ in range(n)],
+    ))
+
+    # record flags (person-level draws, so a person's flag shows at each of his sites): rare, built one by one
     flag_hit = F[:, 0::2] < (m.flag_share[None, :] * np.where((cond_mask & m.ptsd_dep_mask) != 0, 1.0, 0.0)[:, None]
                               * (m.flag_mult[None, :] - 1.0) + m.flag_share[None, :])
-    any_flag_l = L(flag_hit.any(axis=1))
-    flag_l = L(flag_hit)
-    stations = layout.stations
-    sites = [all_site[s] for s in stations]
-
-    drugs, cond_drugs = m.drugs, m.cond_drugs
-    c_icd, c_desc, c_sno = m.cond_icd10, m.cond_desc, m.cond_snomed
-    labs, others = m.labs, m.others
-    allergens, allergy_share, allergy_verified = m.allergens, m.allergy_share, m.allergy_verified
-    ac, amc = m.allergen_cdf.tolist(), m.allergen_mech_cdf.tolist()
-    ostat, oscdf, unsigned = m.order_status, m.order_status_cdf.tolist(), m.unsigned_share
-    surnames, male_names, female_names = m.surnames, m.male_names, m.female_names
-    marital_vals, race_vals, eth_vals = m.marital_vals, m.race_vals, m.eth_vals
-    period_names, branch_vals = m.period_names, m.branch_vals
-    num_s = _int_strings()
-    bisect_right = bisect.bisect_right
-    len_ostat = len(ostat) - 1
-
-    records: list[PatientRecord] = []
-    keys: list[list[DefectEntry]] = []
-    for i in range(n):
-        d = dfn_l[i]
-        fem = female_l[i]
-        base_ien = d * IEN_STRIDE
-        end = end_l[i]
-        dead_i = dead_l[i]
-        site = sites[ps_l[i]]
-        names = female_names if fem else male_names
-        midx = midk_l[i]
-        if midx < 0.55:
-            name = f"{surnames[last_l[i]]},{names[first_l[i]]} {names[mid_l[i]][0]}"
-        elif midx < 0.85:
-            name = f"{surnames[last_l[i]]},{names[first_l[i]]} {names[mid_l[i]]}"
-        else:
-            name = f"{surnames[last_l[i]]},{names[first_l[i]]}"
-        apt_no = apt_l[i]
-        addr = Address(f"{sno_l[i]} {STREET_NAMES[str_l[i]]}", f"APT {apt_no}" if apt_no else "", "",
-                       site.city, site.state, site.zip[:3] + num_s[100 + zs_l[i]][1:])
-        rec = PatientRecord(
-            station, d, name, "F" if fem else "M", day_s[dob_l[i]], ssn[i], str(icn_l[i]), f"{chk_l[i]:06d}",
-            marital_vals[marital_l[i]], race_vals[race_l[i]], eth_vals[eth_l[i]], addr,
-            f"{site.area_code}-555-01{num_s[100 + ph_l[i]][1:]}", sc_l[i], scp_l[i] if sc_l[i] else None,
-            period_names[period_l[i]], branch_vals[branch_l[i]], day_s[entry_l[i]], day_s[sep_l[i]],
-            day_s[death_l[i]] if dead_i else None,
-        )
-        # problems and prescriptions
-        problems = rec.problems
-        rxs = rec.prescriptions
-        k_rx = 0
-        active_rx: list[Prescription] = []
-        for k, x in enumerate(range(row_start[i], row_start[i + 1]), 1):
-            c = c_cols[x]
-            inact = c_inact[x]
-            entered_s = day_s[c_entered[x]]
-            problems.append(Problem(base_ien + k, c_icd[c], "ICD-10-CM", c_desc[c], c_sno[c], "I" if inact else "A",
-                                    entered_s, day_s[c_onset[x]], day_s[c_resolved[x]] if inact else None))
-            if c_treated[x]:
-                opts = cond_drugs[c]
-                j = int(c_drug[x] * len(opts))
-                dname, rxn, q30, sig = drugs[opts[j]]
-                issue = c_issue[x]
-                by_mail = c_mail[x]
-                if dead_i or inact:
-                    status = "discontinued"
-                elif end - issue > 365:
-                    status = "expired"
-                else:
-                    status = "active"
-                k_rx += 1
-                if by_mail:
-                    p = Prescription(base_ien + k_rx, str(base_ien + k_rx), dname, rxn, q30 * 3, 90, 3,
-                                     day_s[issue], status, "M", sig)
-                else:
-                    p = Prescription(base_ien + k_rx, str(base_ien + k_rx), dname, rxn, q30, 30,
-                                     int(c_rq[x] * 6), day_s[issue], status, "W", sig)
-                rxs.append(p)
-                if status == "active":
-                    active_rx.append(p)
-                if c_prior[x] and len(opts) > 1:
-                    dname2, rxn2, q2, sig2 = drugs[opts[(j + 1) % len(opts)]]
-                    k_rx += 1
-                    rxs.append(Prescription(base_ien + k_rx, str(base_ien + k_rx), dname2, rxn2, q2, 30, 0,
-                                            day_s[max(c_entered[x], issue - 200)], "discontinued",
-                                            "M" if by_mail else "W", sig2))
-        # allergies
-        a = A_l[i]
-        if a[0] < allergy_share:
-            count = 1 + (a[1] < 0.3) + (a[2] < 0.1)
-            seen: list[int] = []
-            for j in range(count):
-                ai = min(bisect_right(ac, a[3 + j]), len(ac) - 1)
-                if ai in seen:
-                    continue
-                seen.append(ai)
-                reac, typ, code, system, reactions = allergens[ai]
-                mrow = amc[ai]
-                mu = a[6 + j]
-                mech = "A" if mu < mrow[0] else ("P" if mu < mrow[1] else "U")
-                orig = min(max(dob_l[i] + 6600, end - int(a[9 + j] * 7300)), end)
-                rec.allergies.append(Allergy(base_ien + len(seen), reac, typ, mech, a[12 + j] < allergy_verified,
-                                             day_s[orig], code, system, "active",
-                                             [reactions[int(a[15] * len(reactions))]]))
-        # visits (ascending) and vitals at the most recent ones, built for the whole block above
-        visits = rec.visits = vis_lists[i]
-        rec.vitals = vit_lists[i]
-        nv = nvis_l[i]
-        # orders: labs for the patient's conditions (+ CBC), consults/imaging, some medication orders
-        o = O_l[i]
-        ko = 0
-        orders = rec.orders
-        cmask = cmask_l[i]
-        lab_when = visits[int(o[7] * nv)].when if nv else None
-        for text, kind, ocode, osys, need_c in labs:
-            if (need_c & cmask) or (not need_c and o[0] < 0.5):
-                ko += 1
-                if ko > 6:
-                    break
-                if o[ko + 8] < unsigned:
-                    status, signed = "unreleased", False
-                else:
-                    status, signed = ostat[min(bisect_right(oscdf, o[ko]), len_ostat)], True
-                orders.append(Order(base_ien + ko, text, kind, status, signed, lab_when, ocode, osys))
-        for text, kind, ocode, osys, need_c in others:
-            if ko >= 8:
-                break
-            if (need_c & cmask) and o[16 + (ko % 8)] < 0.4:
-                ko += 1
-                orders.append(Order(base_ien + ko, text, kind, "complete" if o[15] < 0.8 else "pending", True,
-                                    visits[-1].when if nv else None, ocode, osys))
-        for r, p in enumerate(active_rx):
-            if ko >= 12:
-                break
-            if o[16 + (r % 8)] > 0.7:
-                ko += 1
-                orders.append(Order(base_ien + ko, p.drug_name, "medication", "active", True, p.issue_date,
-                                    p.rxnorm, "RXNORM"))
-        # record flags (person-level draws, so a person's flag shows at each of his sites)
-        if any_flag_l[i]:
-            _add_flags(rec, flag_l[i], F_l[i], end, dead_i, base_ien, day_s, m)
-        # defects
-        kd = kinds_l[i]
-        if kd != -1:
-            kind = "bad_name" if kd == -2 else defects.kinds[kd]
-            keys.append(_apply_defect(rec, kind, D[i].tolist(), dup_l[i], y_s, ym_s, dob_l[i], m))
-        else:
-            keys.append([])
-        records.append(rec)
+    for i in np.nonzero(flag_hit.any(axis=1))[0].tolist():
+        _add_flags(records[i], flag_hit[i].tolist(), F[i].tolist(), int(end_day[i]), bool(dead[i]), int(base[i]),
+                   day_s, m)
+    # defects
+    keys: list[list[DefectEntry]] = [[] for _ in range(n)]
+    for i in np.nonzero(kinds != -1)[0].tolist():
+        kd = int(kinds[i])
+        kind = "bad_name" if kd == -2 else defects.kinds[kd]
+        keys[i] = _apply_defect(records[i], kind, D[i].tolist(), int(dup_target[i]), y_s, ym_s, int(dob[i]), m)
     return records, keys
 
 
@@ -712,8 +611,11 @@ def _vital_values() -> list[str]:
 def _visits_and_vitals(m: _Model, base: np.ndarray, nvis: np.ndarray, vday: np.ndarray, vmin: np.ndarray,
                        vclin: np.ndarray, nsets: np.ndarray, sysv: np.ndarray, diav: np.ndarray, pulse: np.ndarray,
                        temp10: np.ndarray, wt10: np.ndarray, pain: np.ndarray, htin: np.ndarray, resp: np.ndarray,
-                       spo2: np.ndarray, copd: np.ndarray) -> tuple[list[list[Visit]], list[list[Vital]]]:
-    """Each patient's visits (sorted ``vday``/``vmin``/``vclin``) and the vital sets taken at the latest ones."""
+                       spo2: np.ndarray, copd: np.ndarray) -> tuple[list[Visit], np.ndarray, list[list[Vital]]]:
+    """The block's visits (flat, with each patient's start) and each patient's vitals.
+
+    Visits come from the sorted ``vday``/``vmin``/``vclin``; up to three vital sets are taken at the latest ones.
+    """
     day_s, min_s = _day_strings()[0], _minute_strings()
     n = len(base)
     v_rows, v_k = np.nonzero(np.arange(vday.shape[1])[None, :] < nvis[:, None])
@@ -747,7 +649,239 @@ def _visits_and_vitals(m: _Model, base: np.ndarray, nvis: np.ndarray, vday: np.n
     ien = base[r] + 1 + np.arange(len(r)) - t_start[r]
     vitals = list(map(Vital, ien.tolist(), _take(set_when, set_id[r, s]), _take(_VITAL_TYPES, k),
                       _take(_vital_values(), codes[r, s, k])))
-    return _split(visits, _starts(v_rows, n)), _split(vitals, t_start)
+    return visits, _starts(v_rows, n), _split(vitals, t_start)
+
+
+_PERCENTS: tuple[int | None, ...] = (*range(101), None)  # service-connected percent by value; last = not SC
+
+
+@lru_cache(maxsize=1)
+def _day_strings_none() -> list[str | None]:
+    """ISO day strings with ``None`` appended: index ``len - 1`` stands for an empty date."""
+    return [*_day_strings()[0], None]
+
+
+@lru_cache(maxsize=1)
+def _apt_strings() -> list[str]:
+    return [""] + [f"APT {k}" for k in range(1, 202)]
+
+
+@lru_cache(maxsize=1)
+def _name_tables() -> tuple[list[str], list[str]]:
+    """Given names (male then female) and name suffixes: " X" initials, " NAME" middle names, then ""."""
+    m = model()
+    given = [*m.male_names, *m.female_names]
+    return given, [" " + g[0] for g in given] + [" " + g for g in given] + [""]
+
+
+@dataclass(frozen=True)
+class _SiteStrings:
+    city: list[str]
+    state: list[str]
+    zip: list[str]  # by station index x 100 + last two digits
+    phone: list[str]  # by station index x 100 + last two digits
+
+
+@lru_cache(maxsize=64)
+def _site_strings(stations: tuple[str, ...]) -> _SiteStrings:
+    by_station = {s.station: s for s in all_sites()}
+    sites = [by_station[s] for s in stations]
+    two = [f"{k:02d}" for k in range(100)]
+    return _SiteStrings([s.city for s in sites], [s.state for s in sites],
+                        [s.zip[:3] + t for s in sites for t in two],
+                        [f"{s.area_code}-555-01{t}" for s in sites for t in two])
+
+
+def _problems(m: _Model, base: np.ndarray, present: np.ndarray, onset: np.ndarray, entered: np.ndarray,
+              inactive: np.ndarray, resolved: np.ndarray) -> tuple[list[Problem], np.ndarray]:
+    """The block's problems (a patient's conditions in table order) and each patient's start."""
+    day_s, day_n = _day_strings()[0], _day_strings_none()
+    rows, cols = np.nonzero(present)
+    start = _starts(rows, len(base))
+    ien = base[rows] + 1 + np.arange(len(rows)) - start[rows]
+    ina = inactive[rows, cols]
+    res = np.where(ina, resolved[rows, cols], len(day_n) - 1)
+    out = list(map(Problem, ien.tolist(), _take(m.cond_icd10, cols), repeat("ICD-10-CM"), _take(m.cond_desc, cols),
+                   _take(m.cond_snomed, cols), _take(("A", "I"), ina.astype(np.int64)),
+                   _take(day_s, entered[rows, cols]), _take(day_s, onset[rows, cols]), _take(day_n, res)))
+    return out, start
+
+
+@dataclass(frozen=True)
+class _Rx:
+    entries: list[Prescription]
+    starts: np.ndarray
+    rows: np.ndarray  # patient of each entry
+    drug: np.ndarray  # drug table index of each entry
+    active: np.ndarray  # bool per entry
+    dates: list[str]  # issue date string per entry
+
+
+@lru_cache(maxsize=1)
+def _drug_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per condition: its drug options padded to a rectangle, and how many; per drug: 30-day quantity."""
+    m = model()
+    nopts = np.array([len(o) for o in m.cond_drugs], dtype=np.int64)
+    opts = np.zeros((len(m.cond_drugs), max(1, int(nopts.max()))), dtype=np.int64)
+    for c, o in enumerate(m.cond_drugs):
+        opts[c, : len(o)] = o
+    return opts, nopts, np.array([d[2] for d in m.drugs], dtype=np.int64)
+
+
+_RX_STATUS = ("discontinued", "expired", "active")
+
+
+def _prescriptions(m: _Model, base: np.ndarray, present: np.ndarray, entered: np.ndarray, inactive: np.ndarray,
+                   treated: np.ndarray, dr: np.ndarray, issue: np.ndarray, prior_rx: np.ndarray, mail: np.ndarray,
+                   rq: np.ndarray, dead: np.ndarray, end_day: np.ndarray) -> _Rx:
+    """Each treated condition's prescription, followed by a discontinued earlier drug for some (prior_rx).
+
+    Mail fills are 90-day supplies with 3 refills, window fills 30 days with 0-5 refills.
+    """
+    day_s = _day_strings()[0]
+    opts, nopts_c, q30_d = _drug_arrays()
+    rows, cols = np.nonzero(present)
+    tr = treated[rows, cols]
+    nopts = nopts_c[cols]
+    per_cell = tr.astype(np.int64) + (prior_rx[rows, cols] & (nopts > 1))
+    cell = np.repeat(np.arange(len(rows)), per_cell)
+    is_prior = np.arange(len(cell)) - (np.cumsum(per_cell) - per_cell)[cell] == 1
+    r_rows, c = rows[cell], cols[cell]
+    start = _starts(r_rows, len(base))
+    ien = base[r_rows] + 1 + np.arange(len(cell)) - start[r_rows]
+    j = (dr[rows, cols][cell] * nopts[cell]).astype(np.int64)
+    drug = opts[c, np.where(is_prior, (j + 1) % np.maximum(nopts[cell], 1), j)]
+    iss = issue[rows, cols][cell]
+    status = np.where(is_prior | dead[r_rows] | inactive[rows, cols][cell], 0,
+                      np.where(end_day[r_rows] - iss > 365, 1, 2))
+    by_mail = mail[rows, cols][cell]
+    main_mail = by_mail & ~is_prior
+    q30 = q30_d[drug]
+    qty = np.where(main_mail, q30 * 3, q30)
+    days = np.where(main_mail, 90, 30)
+    refills = np.where(is_prior, 0, np.where(by_mail, 3, (rq[rows, cols][cell] * 6).astype(np.int64)))
+    dates = _take(day_s, np.where(is_prior, np.maximum(entered[rows, cols][cell], iss - 200), iss))
+    ien_l = ien.tolist()
+    names = [d[0] for d in m.drugs]
+    rxn = [d[1] for d in m.drugs]
+    sigs = [d[3] for d in m.drugs]
+    entries = list(map(Prescription, ien_l, map(str, ien_l), _take(names, drug), _take(rxn, drug), qty.tolist(),
+                       days.tolist(), refills.tolist(), dates, _take(_RX_STATUS, status),
+                       _take(("W", "M"), by_mail.astype(np.int64)), _take(sigs, drug)))
+    return _Rx(entries, start, r_rows, drug, status == 2, dates)
+
+
+def _allergies(m: _Model, base: np.ndarray, A: np.ndarray, dob: np.ndarray, end_day: np.ndarray
+               ) -> tuple[list[Allergy], np.ndarray]:
+    """Up to three distinct allergens for the patients with any allergy, and each patient's start."""
+    day_s = _day_strings()[0]
+    n = len(base)
+    count = 1 + (A[:, 1] < 0.3) + (A[:, 2] < 0.1)
+    ai = pick(m.allergen_cdf, A[:, 3:6])
+    keep = (A[:, 0] < m.allergy_share)[:, None] & (np.arange(3)[None, :] < count[:, None])
+    keep[:, 1] &= ai[:, 1] != ai[:, 0]  # a repeated allergen is skipped
+    keep[:, 2] &= (ai[:, 2] != ai[:, 0]) & (ai[:, 2] != ai[:, 1])
+    r, j = np.nonzero(keep)
+    start = _starts(r, n)
+    ien = base[r] + 1 + np.arange(len(r)) - start[r]
+    a = ai[r, j]
+    mu = A[r, 6 + j]
+    mc = m.allergen_mech_cdf[a]
+    mech = (mu >= mc[:, 0]).astype(np.int64) + (mu >= mc[:, 1])
+    orig = np.minimum(np.maximum(dob[r] + 6600, end_day[r] - (A[r, 9 + j] * 7300).astype(np.int64)), end_day[r])
+    verified = A[r, 12 + j] < m.allergy_verified
+    al = m.allergens
+    n_reac = np.array([len(x[4]) for x in al], dtype=np.int64)
+    reac = (A[r, 15] * n_reac[a]).astype(np.int64)
+    out = [Allergy(i, al[k][0], al[k][1], mch, v, o, al[k][2], al[k][3], "active", [al[k][4][q]])
+           for i, k, mch, v, o, q in zip(ien.tolist(), a.tolist(), _take("APU", mech), verified.tolist(),
+                                         _take(day_s, orig), reac.tolist())]
+    return out, start
+
+
+_ORDER_SLOTS = 13  # an order's IEN offset ko is 1..12
+
+
+def _orders(m: _Model, base: np.ndarray, cond_mask: np.ndarray, od: np.ndarray, visits: list[Visit],
+            v_start: np.ndarray, rx: _Rx) -> tuple[list[Order], np.ndarray]:
+    """Labs for the patient's conditions (+ CBC), consults/imaging, medication orders for some active Rx.
+
+    Each patient's orders take increasing offsets ko (IEN = DFN x 100 + ko); the rules run over the order
+    tables one entry at a time, vectorised over the block's patients, and fill a (patient, ko) grid.
+    """
+    n = len(base)
+    ar = np.arange(n)
+    ostat = len(m.order_status)
+    statuses = ("unreleased", *m.order_status, "complete", "pending", "active")
+    st_complete, st_pending, st_active = ostat + 1, ostat + 2, ostat + 3
+    n_lab, n_other = len(m.labs), len(m.others)
+    tmpl = np.full((n, _ORDER_SLOTS), -1, dtype=np.int64)  # order template: lab t, other t, or a drug
+    stat = np.zeros((n, _ORDER_SLOTS), dtype=np.int64)
+    signed = np.ones((n, _ORDER_SLOTS), dtype=bool)
+    when = np.zeros((n, _ORDER_SLOTS), dtype=np.int64)  # index into whens: visits, then Rx dates, then None
+    n_vis = len(visits)
+    none_when = n_vis + len(rx.dates)
+    nv = v_start[1:] - v_start[:-1]
+    lab_vis = np.where(nv > 0, v_start[:-1] + (od[:, 7] * nv).astype(np.int64), none_when)
+    last_vis = np.where(nv > 0, v_start[1:] - 1, none_when)
+    ko = np.zeros(n, dtype=np.int64)
+    stopped = np.zeros(n, dtype=bool)
+    for t, lab in enumerate(m.labs):
+        need = lab[4]
+        hit = (((cond_mask & need) != 0) if need else (od[:, 0] < 0.5)) & ~stopped
+        ko = ko + hit
+        stop = hit & (ko > 6)  # the 7th lab is not ordered, but its offset stays used
+        stopped |= stop
+        idx = np.nonzero(hit & ~stop)[0]
+        k = ko[idx]
+        unsigned = od[idx, k + 8] < m.unsigned_share
+        drawn = 1 + np.minimum(np.searchsorted(m.order_status_cdf, od[idx, k], side="right"), ostat - 1)
+        stat[idx, k] = np.where(unsigned, 0, drawn)
+        signed[idx, k] = ~unsigned
+        tmpl[idx, k] = t
+        when[idx, k] = lab_vis[idx]
+    for t, other in enumerate(m.others):
+        need = other[4]
+        if not need:
+            continue
+        hit = (ko < 8) & ((cond_mask & need) != 0) & (od[ar, 16 + ko % 8] < 0.4)
+        ko = ko + hit
+        idx = np.nonzero(hit)[0]
+        k = ko[idx]
+        stat[idx, k] = np.where(od[idx, 15] < 0.8, st_complete, st_pending)
+        tmpl[idx, k] = n_lab + t
+        when[idx, k] = last_vis[idx]
+    act = np.nonzero(rx.active)[0]
+    if len(act):
+        a_rows = rx.rows[act]
+        a_rank = np.arange(len(act)) - _starts(a_rows, n)[a_rows]
+        grid = np.full((n, int(a_rank.max()) + 1), -1, dtype=np.int64)
+        grid[a_rows, a_rank] = act
+        for r in range(grid.shape[1]):
+            p = grid[:, r]
+            hit = (p >= 0) & (ko < 12) & (od[:, 16 + r % 8] > 0.7)
+            ko = ko + hit
+            idx = np.nonzero(hit)[0]
+            k = ko[idx]
+            stat[idx, k] = st_active
+            tmpl[idx, k] = n_lab + n_other + rx.drug[p[idx]]
+            when[idx, k] = n_vis + p[idx]
+    rr, kk = np.nonzero(tmpl >= 0)
+    tt = tmpl[rr, kk]
+    texts, kinds, codes, systems = _order_templates()
+    whens = [v.when for v in visits] + rx.dates + [None]
+    out = list(map(Order, (base[rr] + kk).tolist(), _take(texts, tt), _take(kinds, tt),
+                   _take(statuses, stat[rr, kk]), signed[rr, kk].tolist(), _take(whens, when[rr, kk]),
+                   _take(codes, tt), _take(systems, tt)))
+    return out, _starts(rr, n)
+
+
+@lru_cache(maxsize=1)
+def _order_templates() -> tuple[list[str], list[str], list[str | None], list[str | None]]:
+    """Text, kind, code and code system of every order template: labs, other orders, then one per drug."""
+    m = model()
+    rows = [o[:4] for o in (*m.labs, *m.others)] + [(d[0], "medication", d[1], "RXNORM") for d in m.drugs]
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]
 
 
 @lru_cache(maxsize=1)
