@@ -54,6 +54,8 @@ _CACHE_LIMIT = 200_000
 _ISO_DAY: dict[str, str] = {}  # "YYYY-MM-DD" -> "YYYMMDD"
 _ISO_TIME: dict[str, str] = {}  # "HH:MM:SS" -> ".HHMMSS" canonic ("" for 00:00:00)
 _FM_CACHE: dict[str, str] = {}  # FileMan -> canonical ISO
+_FM_DAY: dict[str, str] = {}  # "YYYMMDD" of a precise date seen with a time -> "YYYY-MM-DD"
+_FM_TIME: dict[str, str] = {}  # canonic time digits seen -> "THH:MM:SS" (never "24")
 
 
 def _bad(value: object, why: str) -> InputError:
@@ -196,7 +198,21 @@ def fm_to_iso(fm: str) -> str:
         return iso
     if not isinstance(fm, str):
         raise _bad(fm, "FileMan date string")
-    iso = _fm_to_iso_uncached(fm)
+    # Date/times rarely repeat whole, but their day and their time of day do: join the two halves.
+    day, dot, frac = fm.partition(".")
+    day_iso = _FM_DAY.get(day) if dot else None
+    time_iso = _FM_TIME.get(frac) if day_iso is not None else None
+    if time_iso is not None:
+        iso = day_iso + time_iso  # type: ignore[operator]
+    else:
+        iso = _fm_to_iso_uncached(fm)
+        if dot and frac != "24":  # a valid day and a valid time of day (.24 moves the day)
+            if len(_FM_DAY) >= _CACHE_LIMIT:
+                _FM_DAY.clear()
+            if len(_FM_TIME) >= _CACHE_LIMIT:
+                _FM_TIME.clear()
+            _FM_DAY[day] = iso[:10]
+            _FM_TIME[frac] = iso[10:]
     if len(_FM_CACHE) >= _CACHE_LIMIT:
         _FM_CACHE.clear()
     _FM_CACHE[fm] = iso

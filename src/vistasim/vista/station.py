@@ -466,27 +466,38 @@ class _StationReader:
         cur_key: tuple[str, int] | None = None
         cur: dict = {}
         is_ptr = False
+        nodes = 0
+        # A file holds one FileMan file: remember the last routing so most nodes skip the lookups.
+        last_g: str | None = None
+        last_first: Any = None
+        number, ptr, n = "", False, 0
+        cur_ien: Any = None
         for gname, subs, value in reader:
-            self.nodes += 1
-            table = routes.get(gname)
-            route = None
-            if table is not None and subs:
-                route = table.get(subs[0]) if subs[0] in table else table.get("")
-            if route is None:
-                self.unknown[f"^{gname}" if table is None or "" in table or not subs else f"^{gname}({subs[0]}"] += 1
-                continue
-            number, ptr = route
-            n = _PREFIX_LEN[number]
+            nodes += 1
+            if gname != last_g or not subs or subs[0] != last_first or type(subs[0]) is not type(last_first):
+                table = routes.get(gname)
+                route = None
+                if table is not None and subs:
+                    route = table.get(subs[0]) if subs[0] in table else table.get("")
+                if route is None:
+                    last_g = None
+                    self.unknown[f"^{gname}" if table is None or "" in table or not subs else f"^{gname}({subs[0]}"] += 1
+                    continue
+                number, ptr = route
+                n = _PREFIX_LEN[number]
+                # Cache only a route decided by the first subscript (a whole-global file's first
+                # subscript is the IEN, which changes every entry).
+                last_g, last_first = (gname, subs[0]) if n else (None, None)
             ien = subs[n] if len(subs) > n else None
             if type(ien) is not int or ien <= 0 or len(subs) == n + 1:
                 self.index_nodes += 1
                 continue
-            key = (number, ien)
-            if key != cur_key:
+            if ien != cur_ien or number != cur_key[0]:  # type: ignore[index]
                 if cur_key is not None:
                     self._finish(cur_key, cur, is_ptr, where)
-                cur_key, cur, is_ptr = key, {}, ptr
+                cur_key, cur, is_ptr, cur_ien = (number, ien), {}, ptr, ien
             cur[subs[n + 1 :]] = value
+        self.nodes += nodes
         if cur_key is not None:
             self._finish(cur_key, cur, is_ptr, where)
 

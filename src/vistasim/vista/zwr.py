@@ -280,11 +280,40 @@ def _parse_value(text: str) -> str:
     return value
 
 
+# The common line, whole: ^G(subscripts)=value where the subscripts are bare numbers or quoted strings
+# without inner quotes and the value is a plain quoted string or a bare number. Anything else (and
+# anything this path doubts) goes through the general parser, which also words the errors.
+_FAST_LINE = re.compile(
+    r'\^(%?[A-Za-z][A-Za-z0-9]*)\(((?:[-.0-9]+|"[^"]+")(?:,(?:[-.0-9]+|"[^"]+"))*)\)=(?:"([^"]*)"|([-.0-9]+))(?:\r?\n)?'
+)
+_FAST_SUB = re.compile(r'"([^"]+)"|([-.0-9]+)')
+
+
 def parse_line(line: str) -> Node:
     """Parse one ZWR node line (with or without its newline) -> (global, subscripts, value).
 
     Raises ValueError (the reader turns it into ZWRFormatError with file and line).
     """
+    m = _FAST_LINE.fullmatch(line)
+    if m is not None:
+        gname, seg, quoted, bare = m.groups()
+        cache = _SUB_CACHE
+        try:
+            if '"' not in seg:
+                subs = tuple([cache[t] if t in cache else _number_sub(t) for t in seg.split(",")])
+            else:
+                subs = tuple([_string_sub(q) if q else (cache[n] if n in cache else _number_sub(n))
+                              for q, n in _FAST_SUB.findall(seg)])
+        except _Bad:
+            return _parse_line(line)
+        if quoted is not None:
+            return gname, subs, quoted
+        if is_canonic(bare):
+            return gname, subs, bare
+    return _parse_line(line)
+
+
+def _parse_line(line: str) -> Node:
     if line.endswith("\n"):
         line = line[:-1]
         if line.endswith("\r"):
