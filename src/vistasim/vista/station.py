@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from vistasim.vista import layout as L
 from vistasim.vista.globals import DECODERS, PatientEncoder, PointerResolver, decode_patient
 from vistasim.vista.zwr import Node, Subscript, ZWRReader, format_subscript, parse_line, subscript_key, zwr_date_line
 
-__all__ = ["StationWriter", "read_source", "read_globals", "SourceReadResult", "is_station", "DEFAULT_EXPORT_TIME"]
+__all__ = ["StationWriter", "read_source", "iter_source", "write_stations", "StationWritten", "read_globals", "SourceReadResult", "is_station", "DEFAULT_EXPORT_TIME"]
 
 STATION_RE = re.compile(r"\d{3}[A-Z0-9]{0,3}")
 DEFAULT_EXPORT_TIME = datetime(2026, 1, 1, 0, 0, 0)  # fixed, so identical inputs give identical bytes
@@ -462,6 +462,15 @@ class _StationReader:
                     self._decode(number, ien, self.raw[number][ien], "buffered input")
 
     def _read(self, reader: ZWRReader, where: str) -> None:
+        finish = self._finish
+        for key, nodes, is_ptr in self._entries(reader):
+            finish(key, nodes, is_ptr, where)
+
+    def _entries(self, reader: ZWRReader) -> Iterator[tuple[tuple[str, int], dict, bool]]:
+        """The entries of one file in file order: ((file number, IEN), {subs after IEN: value}, is pointer file).
+
+        Header and index nodes are counted in ``index_nodes``, unknown globals in ``unknown``.
+        """
         routes = _ROUTES
         cur_key: tuple[str, int] | None = None
         cur: dict = {}
@@ -494,12 +503,15 @@ class _StationReader:
                 continue
             if ien != cur_ien or number != cur_key[0]:  # type: ignore[index]
                 if cur_key is not None:
-                    self._finish(cur_key, cur, is_ptr, where)
+                    yield cur_key, cur, is_ptr
                 cur_key, cur, is_ptr, cur_ien = (number, ien), {}, ptr, ien
             cur[subs[n + 1 :]] = value
+            if nodes >= 65536:  # keep the count live for streaming readers
+                self.nodes += nodes
+                nodes = 0
         self.nodes += nodes
         if cur_key is not None:
-            self._finish(cur_key, cur, is_ptr, where)
+            yield cur_key, cur, is_ptr
 
     def _finish(self, key: tuple[str, int], nodes: dict, is_ptr: bool, where: str) -> None:
         number, ien = key
@@ -614,3 +626,187 @@ def read_globals(paths: Iterable[str | Path], skip_bad_lines: bool = False) -> d
             out.setdefault(gname, {})[subs] = value
     return out
 
+
+
+# --------------------------------------------------------------------------- streaming read
+
+
+def _streamable(files: list[Path]) -> bool:
+    """True when the files are laid out as StationWriter writes them: one file per FileMan file."""
+    numbers = [f.name.partition("+")[0] for f in files]
+    known = [n for n in numbers if n in _DATA_NUMBERS or n in L.POINTER_SPECS]
+    return len(known) == len(numbers) and len(set(numbers)) == len(numbers) and "2" in numbers
+
+
+def _iter_station(files: list[Path], st: str, skip_bad_lines: bool, stats: SourceReadResult) -> Iterator[PatientRecord]:
+    reader = _StationReader(files, st, skip_bad_lines, buffered=False)
+    readers: list[ZWRReader] = []
+
+    def entries(path: Path) -> Iterator[tuple[tuple[str, int], dict, bool]]:
+        zr = ZWRReader(path, skip_bad_lines=skip_bad_lines)
+        readers.append(zr)
+        yield from reader._entries(zr)
+
+    bad_counted = [0]
+
+    def fold_counts() -> None:
+        stats.nodes_read += reader.nodes
+        bad = sum(r.bad_lines for r in readers)
+        stats.bad_lines += bad - bad_counted[0]
+        bad_counted[0] = bad
+        stats.index_nodes += reader.index_nodes
+        for g, c in reader.unknown.items():
+            stats.unknown_globals[g] = stats.unknown_globals.get(g, 0) + c
+        reader.nodes = reader.index_nodes = 0
+        reader.unknown.clear()
+
+    by_number = {f.name.partition("+")[0]: f for f in files}
+    for number, path in by_number.items():  # pointer files are small: read them whole first
+        if number in L.POINTER_SPECS:
+            for key, nodes, is_ptr in entries(path):
+                if is_ptr:
+                    reader.pointers.setdefault(key[0], {}).setdefault(key[1], {}).update(nodes)
+    resolver = reader.resolver
+
+    # One cursor per clinical file: its entries decoded in file (IEN) order, (DFN, item) at a time.
+    def cursor(number: str, path: Path) -> Iterator[tuple[int, Any]]:
+        decoder = DECODERS[number][0]
+        where = str(path)
+        for (num, ien), nodes, is_ptr in entries(path):
+            if is_ptr or num != number:
+                raise InputError(f"{path}: holds entries of file #{num}, not only #{number}; read it with read_source")
+            try:
+                yield decoder(ien, nodes, resolver, where)
+            except (ValueError, TypeError) as exc:
+                raise InputError(f"{where}: entry {ien} of file #{number} is malformed ({exc}); fix the export") from None
+
+    cursors: list[tuple[str, Iterator[tuple[int, Any]], list]] = []
+    for number, path in by_number.items():
+        if number in DECODERS:
+            it = cursor(number, path)
+            cursors.append((DECODERS[number][1], it, [next(it, None)]))
+    last_dfn = 0
+    where_dpt = str(by_number["2"])
+    for (num, dfn), nodes, _is_ptr in entries(by_number["2"]):
+        if num != "2" or dfn <= last_dfn:
+            raise InputError(f"{where_dpt}: patients are not in increasing DFN order (DFN {dfn}); read it with read_source")
+        last_dfn = dfn
+        patient = decode_patient(st, dfn, nodes, resolver, f"{where_dpt}: patient {dfn}")
+        for attr, it, head in cursors:
+            items = getattr(patient, attr)
+            h = head[0]
+            while h is not None and h[0] <= dfn:
+                if h[0] < dfn:
+                    raise InputError(
+                        f"station {st}: a {attr[:-1]} entry (IEN {h[1].ien}) points to patient DFN {h[0]}, which is "
+                        "not in ^DPT or comes out of patient order; read this export with read_source"
+                    )
+                items.append(h[1])
+                h = next(it, None)
+            head[0] = h
+        fold_counts()
+        yield patient
+    for attr, _it, head in cursors:
+        if head[0] is not None:
+            h = head[0]
+            raise InputError(
+                f"station {st}: a {attr[:-1]} entry (IEN {h[1].ien}) points to patient DFN {h[0]}, which is not in "
+                "^DPT; export the PATIENT file with the data"
+            )
+    fold_counts()
+
+
+def iter_source(
+    path: str | Path,
+    station: str | None = None,
+    skip_bad_lines: bool = False,
+    stats: SourceReadResult | None = None,
+) -> Iterator[PatientRecord]:
+    """Stream the patients of a station export one at a time, with bounded memory.
+
+    Yields the same PatientRecords, in the same order, as ``read_source(...).patients`` for exports
+    laid out as StationWriter writes them (one ``<number>+<NAME>.zwr`` per FileMan file) whose
+    clinical entries come in patient order (IENs given patient by patient, as vistasim.generate
+    does): only the pointer files and one entry per file are held. Pass a ``SourceReadResult`` as
+    ``stats`` to have its counts (nodes, bad lines, index nodes, unknown globals, stations, files)
+    filled in as the stream goes. Other layouts are read whole with ``read_source`` and then
+    yielded. A clinical entry that comes after its patient was yielded raises InputError naming
+    read_source, which handles any order.
+    """
+    if station is not None and not is_station(station):
+        raise ConfigError(f"station {station!r} is not a station number; use 3 digits plus an optional suffix")
+    stats = stats if stats is not None else SourceReadResult(patients=[], stations=[], files=[])
+    for st, files in _station_files(Path(path), station):
+        stats.stations.append(st)
+        stats.files.extend(str(f) for f in sorted(files, key=_file_rank))
+        if _streamable(files):
+            yield from _iter_station(files, st, skip_bad_lines, stats)
+            continue
+        reader = _StationReader(files, st, skip_bad_lines, buffered=True)
+        reader.run()
+        stats.nodes_read += reader.nodes
+        stats.bad_lines += reader.bad
+        stats.index_nodes += reader.index_nodes
+        for g, c in reader.unknown.items():
+            stats.unknown_globals[g] = stats.unknown_globals.get(g, 0) + c
+        yield from reader.result_patients()
+
+
+# --------------------------------------------------------------------------- several stations at once
+
+PatientSource = Iterable[PatientRecord] | Callable[[], Iterable[PatientRecord]]
+
+
+@dataclass(frozen=True)
+class StationWritten:
+    """What ``write_stations`` wrote for one station."""
+
+    station: str
+    patients: int
+    lines: int
+    files: tuple[str, ...]
+
+
+def _write_one(out_dir: str, station: str, source: PatientSource, exported: datetime) -> StationWritten:
+    patients = source() if callable(source) else source
+    with StationWriter(out_dir, station, exported=exported) as w:
+        for p in patients:
+            w.add(p)
+    return StationWritten(station, w.patients, w.lines_written, tuple(str(f) for f in w.files_written))
+
+
+def write_stations(
+    sources: Mapping[str, PatientSource],
+    out_dir: str | Path,
+    workers: int = 1,
+    exported: datetime = DEFAULT_EXPORT_TIME,
+) -> dict[str, StationWritten]:
+    """Write several stations, each by its own StationWriter, in up to ``workers`` processes.
+
+    ``sources`` maps a station number to its patients in DFN order: a list, or (best with workers,
+    so each process makes its own patients instead of receiving them) a picklable callable
+    returning an iterable, e.g. ``functools.partial(make_patients, station)``. Stations are
+    independent, so the bytes written are the same whatever ``workers`` is. Returns what was
+    written per station, in station order.
+    """
+    if type(workers) is not int or workers < 1:
+        raise ConfigError(f"workers={workers!r} is not a positive integer; pass 1 or more")
+    for st in sources:
+        if not isinstance(st, str) or not is_station(st):
+            raise ConfigError(f"station {st!r} is not a station number; use 3 digits plus an optional suffix (528, 640A4)")
+    order = sorted(sources)
+    out = str(out_dir)
+    if workers == 1 or len(order) <= 1:
+        return {st: _write_one(out, st, sources[st], exported) for st in order}
+    for st in order:
+        src = sources[st]
+        if not callable(src) and not isinstance(src, (list, tuple)):
+            raise ConfigError(
+                f"station {st}: with workers > 1 pass a list of patients or a picklable callable returning them, "
+                "not a generator"
+            )
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(order))) as pool:
+        futures = {st: pool.submit(_write_one, out, st, sources[st], exported) for st in order}
+        return {st: futures[st].result() for st in order}
