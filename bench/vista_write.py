@@ -1,14 +1,18 @@
 """Benchmark: write N synthetic patients to one station with StationWriter, then read them back.
 
-    python bench/vista_write.py [--patients 20000] [--out /tmp/vista-bench]
+    python bench/vista_write.py [--patients 20000] [--workers 2] [--out /tmp/vista-bench]
 
-Prints patients/s and ZWR lines/s for writing, the read rate, and the peak RSS. Patients are built
-here (about 20 clinical entries each) so the figure measures the VistA layer, not the generator.
+Prints patients/s and ZWR lines/s for writing one station serially, for building + writing the
+same number of patients over ``--workers`` stations with ``write_stations`` (1 process, then
+``--workers`` processes), the read rate of ``read_source`` and of the streaming ``iter_source``,
+and the peak RSS. Patients are built here (about 20 clinical entries each) so the serial figure
+measures the VistA layer, not the generator.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import resource
 import shutil
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from vistasim.model import Address, Allergy, Order, PatientRecord, Prescription, Problem, RecordFlag, Visit, Vital
 from vistasim.rng import KeyedRNG
-from vistasim.vista import StationWriter, read_source
+from vistasim.vista import StationWriter, iter_source, read_source, write_stations
 
 DRUGS = [("LISINOPRIL 10MG TAB", "314076"), ("METFORMIN HCL 500MG TAB", "860975"), ("ATORVASTATIN 40MG TAB", "617311"),
          ("LOCAL COMPOUND CREAM", None)]
@@ -63,23 +67,37 @@ def build(station: str, dfn: int, rng_seed: int) -> PatientRecord:
     )
 
 
+def _station_patients(station: str, first_dfn: int, n: int, seed: int) -> list[PatientRecord]:
+    return [build(station, dfn, seed) for dfn in range(first_dfn, first_dfn + n)]
+
+
+def _peak_rss_mib() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, kids
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=20_000)
     ap.add_argument("--out", type=Path, default=Path("/tmp/vista-bench"))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2, help="processes for the parallel write (one station each)")
     args = ap.parse_args(argv)
     shutil.rmtree(args.out, ignore_errors=True)
+    n = args.patients
 
     t0 = time.perf_counter()
-    patients = [build("528", dfn, args.seed) for dfn in range(1, args.patients + 1)]
+    patients = [build("528", dfn, args.seed) for dfn in range(1, n + 1)]
     t_build = time.perf_counter() - t0
     # The patients are held only so the read-back can be compared; keep the collector from re-walking
     # them on every generation (a generator streaming into the writer holds none of them).
     gc.freeze()
     entries = sum(len(p.problems) + len(p.allergies) + len(p.prescriptions) + len(p.vitals) + len(p.visits)
                   + len(p.orders) + len(p.flags) for p in patients)
+    print(f"built {n} patients ({entries / n:.1f} clinical entries each) in {t_build:.2f}s (not counted)")
 
+    # 1. serial: one StationWriter, patients already built
     t0 = time.perf_counter()
     w = StationWriter(args.out, "528")
     for p in patients:
@@ -87,18 +105,47 @@ def main(argv: list[str] | None = None) -> int:
     t_add = time.perf_counter() - t0
     w.close()
     t_write = time.perf_counter() - t0
-    n = args.patients
-    print(f"built {n} patients ({entries / n:.1f} clinical entries each) in {t_build:.2f}s (not counted)")
-    print(f"write: {n / t_write:,.0f} patients/s, {w.lines_written / t_write:,.0f} lines/s "
+    print(f"write serial:    {n / t_write:,.0f} patients/s, {w.lines_written / t_write:,.0f} lines/s "
           f"({w.lines_written:,} lines, {w.lines_written / n:.0f}/patient; add {t_add:.2f}s + close {t_write - t_add:.2f}s)")
 
+    # 2. parallel: the same number of patients split over `workers` stations, each worker building
+    # and writing its own station (as generation + writing would run), so the rate includes building.
+    k = max(1, args.workers)
+    stations = [f"{600 + i}" for i in range(k)]
+    share = [n // k + (1 if i < n % k else 0) for i in range(k)]
+    par_out = args.out / "parallel"
+    sources = {st: functools.partial(_station_patients, st, 1, share[i], args.seed) for i, st in enumerate(stations)}
+    t0 = time.perf_counter()
+    write_stations(sources, par_out, workers=1)
+    t_one = time.perf_counter() - t0
+    shutil.rmtree(par_out)
+    t0 = time.perf_counter()
+    written = write_stations(sources, par_out, workers=k)
+    t_par = time.perf_counter() - t0
+    lines = sum(x.lines for x in written.values())
+    print(f"build+write, {k} stations: 1 worker {n / t_one:,.0f} patients/s; {k} workers {n / t_par:,.0f} patients/s, "
+          f"{lines / t_par:,.0f} lines/s")
+
+    # 3. read back: everything at once, then streamed
+    gc.collect()
     t0 = time.perf_counter()
     res = read_source(args.out / "528")
     t_read = time.perf_counter() - t0
-    print(f"read:  {n / t_read:,.0f} patients/s, {res.nodes_read / t_read:,.0f} nodes/s ({res.nodes_read:,} nodes)")
+    print(f"read_source:     {n / t_read:,.0f} patients/s, {res.nodes_read / t_read:,.0f} nodes/s ({res.nodes_read:,} nodes)")
     ok = res.patients == patients
+    del res
+    gc.collect()
+    t0 = time.perf_counter()
+    same = 0
+    for got, want in zip(iter_source(args.out / "528"), patients):
+        same += got == want
+    t_iter = time.perf_counter() - t0
+    print(f"iter_source:     {n / t_iter:,.0f} patients/s, {w.lines_written / t_iter:,.0f} lines/s")
+    ok = ok and same == n
     print(f"round trip equal: {ok}")
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB (includes the {n} patients held)")
+    own, kids = _peak_rss_mib()
+    print(f"peak RSS: {own:,.0f} MiB in this process (includes the {n} patients held and read_source's list), "
+          f"{kids:,.0f} MiB largest worker")
     return 0 if ok else 1
 
 

@@ -415,27 +415,20 @@ class PatientEncoder:
         if p.ssn:
             sx.append(("2", "SSN", p.ssn, dfn))
         if p.problems:
-            f = self._f_problem
-            files.append(("9000011", [f(x, dfn) for x in p.problems], "AC"))
+            files.append(("9000011", [self._f_problem(x, dfn) for x in p.problems], "AC"))
         if p.allergies:
-            f = self._f_allergy
-            files.append(("120.8", [f(x, dfn) for x in p.allergies], "B"))
+            files.append(("120.8", [self._f_allergy(x, dfn) for x in p.allergies], "B"))
         if p.vitals:
-            f = self._f_vital
-            files.append(("120.5", [f(x, dfn) for x in p.vitals], "C"))
+            files.append(("120.5", [self._f_vital(x, dfn) for x in p.vitals], "C"))
         if p.prescriptions:
-            f = self._f_prescription
-            files.append(("52", [f(x, dfn) for x in p.prescriptions], None))
+            files.append(("52", [self._f_prescription(x, dfn) for x in p.prescriptions], None))
             sx += [("52", "B", rx.rx_number, rx.ien) for rx in p.prescriptions if rx.rx_number]
         if p.visits:
-            f = self._f_visit
-            files.append(("9000010", [f(x, dfn) for x in p.visits], "C"))
+            files.append(("9000010", [self._f_visit(x, dfn) for x in p.visits], "C"))
         if p.orders:
-            f = self._f_order
-            files.append(("100", [f(x, dfn) for x in p.orders], "AC"))
+            files.append(("100", [self._f_order(x, dfn) for x in p.orders], "AC"))
         if p.flags:
-            f = self._f_flag
-            files.append(("26.13", [f(x, dfn) for x in p.flags], "B"))
+            files.append(("26.13", [self._f_flag(x, dfn) for x in p.flags], "B"))
         return files, sx
 
     def _f_patient(self, p: PatientRecord, dfn: int) -> tuple[int, str, int]:
