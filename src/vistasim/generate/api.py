@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import pickle
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from ..model import PatientRecord
 from .codec import pack, unpack
 from .defects import DefectConfig, DefectEntry
 from .layout import Layout
-from .population import build_block
+from .population import build_block, gc_paused
 
 DEFAULT_SEED = 0
 DEFAULT_STATION = "528"
@@ -82,10 +82,40 @@ def _run_block(job: _Job) -> tuple[list[PatientRecord], list[list[DefectEntry]]]
     return build_block(seed, layout, b.station_index, np.arange(b.start, b.stop, dtype=np.int64), cfg)
 
 
-def _run_block_packed(job: _Job) -> tuple[list[Any], list[list[DefectEntry]]]:
-    """Worker side: records as flat tuples, which cross the process boundary ~2x faster than dataclasses."""
-    records, keys = _run_block(job)
-    return [pack(r) for r in records], keys
+def _run_block_packed(job: _Job) -> bytes:
+    """Worker side: the block pickled as flat tuples (which pickle ~2x faster than dataclasses).
+
+    The worker pickles it itself, so the pool ships opaque bytes: the parent's result thread then makes
+    no objects, and the parent unpickles inside :func:`_unpack_block` with the cyclic GC paused.
+    """
+    with gc_paused():
+        records, keys = _run_block(job)
+        return pickle.dumps(([pack(r) for r in records], keys), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def materialise(payload: _Job | bytes) -> tuple[list[PatientRecord], list[list[DefectEntry]]]:
+    """The records of a payload from :func:`block_payloads`: built here (a job) or unpickled (a worker's bytes).
+
+    Call it with the cyclic GC paused (:func:`vistasim.generate.population.gc_paused`) and drop the
+    records before resuming it, and no collection ever walks them.
+    """
+    if isinstance(payload, bytes):
+        packed, keys = pickle.loads(payload)
+        return [unpack(t) for t in packed], keys
+    return _run_block(payload)
+
+
+def block_payloads(layout: Layout, seed: int, cfg: DefectConfig, workers: int = 1, chunk: int = DEFAULT_CHUNK,
+                   ) -> Iterator[_Job | bytes]:
+    """One payload per block of :func:`plan_blocks`, in order: a job to build (1 worker) or a worker's bytes."""
+    jobs: Iterable[_Job] = ((int(seed), layout, cfg, b) for b in plan_blocks(layout, chunk))
+    if workers == 1:
+        yield from jobs
+        return
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(workers) as pool:
+        # imap keeps order; a small chunksize keeps at most a few blocks in flight per worker
+        yield from pool.imap(_run_block_packed, jobs, chunksize=1)
 
 
 def iter_blocks(n: int, seed: int = 0, sites: int = 1, defects: float | DefectConfig = 0.0,
@@ -95,16 +125,10 @@ def iter_blocks(n: int, seed: int = 0, sites: int = 1, defects: float | DefectCo
     _validate(n, seed, workers)
     cfg = defects if isinstance(defects, DefectConfig) else DefectConfig.of(float(defects))
     layout = Layout.build(int(n), int(sites), multi_site=multi_site)
-    jobs: Iterable[_Job] = ((int(seed), layout, cfg, b) for b in plan_blocks(layout, chunk))
-    if workers == 1:
-        for job in jobs:
-            yield _run_block(job)
-        return
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(workers) as pool:
-        # imap keeps order; a small chunksize keeps at most a few blocks in flight per worker
-        for packed, keys in pool.imap(_run_block_packed, jobs, chunksize=1):
-            yield [unpack(t) for t in packed], keys
+    for payload in block_payloads(layout, seed, cfg, workers, chunk):
+        with gc_paused():
+            block = materialise(payload)
+        yield block
 
 
 def iter_population(n: int, seed: int = 0, sites: int = 1, defects: float | DefectConfig = 0.0,
@@ -124,8 +148,9 @@ def iter_population(n: int, seed: int = 0, sites: int = 1, defects: float | Defe
 def generate_patients(n: int, seed: int = 0, sites: int = 1, defects: float = 0.0, workers: int = 1) -> list[PatientRecord]:
     """``n`` patients as a list (see :func:`iter_population` for large n)."""
     out: list[PatientRecord] = []
-    for records, _ in iter_blocks(n, seed, sites, defects, workers):
-        out.extend(records)
+    with gc_paused():  # the list is acyclic: no collection needs to walk it while it grows
+        for records, _ in iter_blocks(n, seed, sites, defects, workers):
+            out.extend(records)
     return out
 
 
@@ -142,10 +167,11 @@ def generate_population(n: int, seed: int = 0, sites: int = 1, defects: float | 
     """Patients plus answer key, in (station, DFN) order."""
     patients: list[PatientRecord] = []
     key: list[DefectEntry] = []
-    for records, keys in iter_blocks(n, seed, sites, defects, workers):
-        patients.extend(records)
-        for k in keys:
-            key.extend(k)
+    with gc_paused():  # acyclic records: see generate_patients
+        for records, keys in iter_blocks(n, seed, sites, defects, workers):
+            patients.extend(records)
+            for k in keys:
+                key.extend(k)
     return Population(patients, key)
 
 

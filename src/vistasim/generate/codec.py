@@ -7,6 +7,7 @@ them; flat tuples pickle at C speed. ``operator.attrgetter`` packs, positional c
 from __future__ import annotations
 
 from dataclasses import fields
+from itertools import starmap
 from operator import attrgetter
 from typing import Any
 
@@ -19,6 +20,7 @@ _get_scalars = attrgetter(*_SCALARS)
 _get_addr = attrgetter(*(f.name for f in fields(Address)))
 _getters = tuple(attrgetter(*(f.name for f in fields(cls))) for _, cls in _LISTS)
 _get_lists = attrgetter(*(name for name, _ in _LISTS))
+_CLASSES = tuple(cls for _, cls in _LISTS)
 _ADDR_POS = _SCALARS.index("address")
 # PatientRecord declares its scalar fields before its lists, so positional construction is safe
 _POSITIONAL = [f.name for f in fields(PatientRecord)] == _SCALARS + [name for name, _ in _LISTS]
@@ -35,7 +37,8 @@ def unpack(t: tuple[Any, ...]) -> PatientRecord:
     s, lists = t
     s = list(s)
     s[_ADDR_POS] = Address(*s[_ADDR_POS])
-    args = [[cls(*e) for e in lst] for (_, cls), lst in zip(_LISTS, lists)]
+    # starmap calls each constructor from C: no per-entry bytecode
+    args = [list(starmap(cls, lst)) if lst else [] for cls, lst in zip(_CLASSES, lists)]
     if _POSITIONAL:
         return PatientRecord(*s, *args)
     return _build(s, args)

@@ -10,16 +10,18 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
-from .api import DEFAULT_CHUNK, Block, _validate, iter_blocks, plan_blocks
+from ..model import PatientRecord
+from .api import DEFAULT_CHUNK, Block, _validate, block_payloads, materialise, plan_blocks
 from .defects import NO_DEFECTS, DefectConfig, DefectEntry
 from .export import StationOutputs, write_answer_key, write_manifest
 from .layout import Layout
-from .population import build_block
+from .population import build_block, gc_paused
 
 Progress = Callable[[int], None]
 
@@ -37,6 +39,16 @@ class RunSummary:
 _DOMAINS = ("problems", "allergies", "prescriptions", "vitals", "visits", "orders", "flags")
 
 
+def _write(outs: StationOutputs, recs: list[PatientRecord], keys: list[list[DefectEntry]],
+           key: list[DefectEntry], counts: dict[str, int]) -> None:
+    for r, k in zip(recs, keys):
+        outs.add(r)
+        if k:
+            key.extend(k)
+    for d in _DOMAINS:
+        counts[d] += sum(map(len, map(attrgetter(d), recs)))
+
+
 def _station_job(args: tuple[int, Layout, DefectConfig, int, str, tuple[str, ...], int]
                  ) -> tuple[int, list[DefectEntry], dict[str, int]]:
     seed, layout, cfg, si, out, formats, chunk = args
@@ -47,12 +59,11 @@ def _station_job(args: tuple[int, Layout, DefectConfig, int, str, tuple[str, ...
     for b in plan_blocks(layout, chunk):
         if b.station_index != si:
             continue
-        recs, keys = build_block(seed, layout, si, np.arange(b.start, b.stop, dtype=np.int64), cfg)
-        for r, k in zip(recs, keys):
-            outs.add(r)
-            key.extend(k)
-            for d in _DOMAINS:
-                counts[d] += len(getattr(r, d))
+        # GC paused over build + write: the block's records are freed before any collection sees them
+        with gc_paused():
+            recs, keys = build_block(seed, layout, si, np.arange(b.start, b.stop, dtype=np.int64), cfg)
+            _write(outs, recs, keys, key, counts)
+            del recs, keys
     outs.close()
     return si, key, counts
 
@@ -87,7 +98,7 @@ def generate_to_disk(out_dir: Path, n: int, seed: int = 0, sites: int = 1,
         current: StationOutputs | None = None
         current_si = -1
         blocks = plan_blocks(layout, chunk)
-        for b, (recs, keys) in zip(blocks, iter_blocks(n, seed, sites, defects, workers, chunk)):
+        for b, payload in zip(blocks, block_payloads(layout, int(seed), defects, workers, chunk)):
             if b.station_index != current_si:
                 if current is not None:
                     current.close()
@@ -95,13 +106,14 @@ def generate_to_disk(out_dir: Path, n: int, seed: int = 0, sites: int = 1,
                 current = StationOutputs(out_dir, layout.stations[current_si], fmts)
                 keys_by_station[current_si] = []
             assert current is not None
-            for r, k in zip(recs, keys):
-                current.add(r)
-                keys_by_station[current_si].extend(k)
-                for d in _DOMAINS:
-                    totals[d] += len(getattr(r, d))
+            # GC paused over build (or unpickle) + write: the records are freed before any collection sees them
+            with gc_paused():
+                recs, keys = materialise(payload)
+                _write(current, recs, keys, keys_by_station[current_si], totals)
+                count = len(recs)
+                del recs, keys, payload
             if progress:
-                progress(len(recs))
+                progress(count)
         if current is not None:
             current.close()
     entries = [e for si in sorted(keys_by_station) for e in keys_by_station[si]]
