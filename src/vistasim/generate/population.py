@@ -514,10 +514,10 @@ def _build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray
     visits, v_start, vit_lists = _visits_and_vitals(m, base, nvis, vday_s, vmin_s, vclin_s, nsets, sysv, diav,
                                                     pulse, temp10, wt10, pain, htin, resp, spo2, copd)
     problems, p_start = _problems(m, base, present, onset, entered, inactive, resolved)
-    rx = _prescriptions(m, base, present, entered, inactive, treated, dr, np.maximum(rx_issue, entered), prior_rx,
+    rx_out = _prescriptions(m, base, present, entered, inactive, treated, dr, np.maximum(rx_issue, entered), prior_rx,
                         mail, rq, dead, end_day)
     allergies, a_start = _allergies(m, base, A, dob, end_day)
-    orders, o_start = _orders(m, base, cond_mask, Od, visits, v_start, rx)
+    orders, o_start = _orders(m, base, cond_mask, Od, visits, v_start, rx_out)
 
     # ---- the records themselves
     sites = _site_strings(layout.stations)
@@ -525,22 +525,22 @@ def _build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray
     first = np.where(female, n_first + first_f, first_m)
     mid = np.where(female, n_first + mid_f, mid_m)
     form = (P[:, 19] >= 0.55).astype(np.int64) + (P[:, 19] >= 0.85)  # middle initial, full middle name, none
-    names_all, suffixes = _name_tables()
+    surnames, names_all, suffixes = _name_tables()
     sfx = np.where(form == 2, len(suffixes) - 1, form * (len(suffixes) // 2) + mid)
-    names = [f"{a},{b}{c}" for a, b, c in zip(_take(m.surnames, last), _take(names_all, first), _take(suffixes, sfx))]
+    names = [f"{a},{b}{c}" for a, b, c in zip(_take(surnames, last), _take(names_all, first), _take(suffixes, sfx))]
     street1 = [f"{a} {b}" for a, b in zip(street_no.tolist(), _take(STREET_NAMES, street))]
     addrs = list(map(Address, street1, _take(_apt_strings(), apt), repeat(""), _take(sites.city, ps),
                      _take(sites.state, ps), _take(sites.zip, ps * 100 + zip_suffix)))
-    day_n = _day_strings_none()
+    day_n = _day_array()
     none_day = len(day_n) - 1
     records = list(map(
         PatientRecord, repeat(station), dfn.tolist(), names, _take(("M", "F"), female.astype(np.int64)),
-        _take(day_s, dob), ssn, list(map(str, icn.tolist())), [f"{c:06d}" for c in icn_chk.tolist()],
+        _take(day_n, dob), ssn, list(map(str, icn.tolist())), [f"{c:06d}" for c in icn_chk.tolist()],
         _take(m.marital_vals, marital), _take(m.race_vals, race), _take(m.eth_vals, eth), addrs,
         _take(sites.phone, ps * 100 + phone), sc.tolist(), _take(_PERCENTS, np.where(sc, sc_pct, len(_PERCENTS) - 1)),
-        _take(m.period_names, period), _take(m.branch_vals, branch), _take(day_s, entry), _take(day_s, sep),
+        _take(m.period_names, period), _take(m.branch_vals, branch), _take(day_n, entry), _take(day_n, sep),
         _take(day_n, np.where(dead, death, none_day)),
-        _split(problems, p_start), _split(allergies, a_start), _split(rx.entries, rx.starts), vit_lists,
+        _split(problems, p_start), _split(allergies, a_start), _split(rx_out.entries, rx_out.starts), vit_lists,
         _split(visits, v_start), _split(orders, o_start), [[] for _ in range(n)],
     ))
 
@@ -585,9 +585,17 @@ _TENTH0 = 1000  # offset of tenths in the vital value table
 _BP0 = _TENTH0 + 5001  # offset of "sys/dia" strings
 
 
-def _take(table: Sequence[Any], idx: np.ndarray) -> list[Any]:
-    """``[table[i] for i in idx]`` at C speed."""
-    return list(map(table.__getitem__, idx.tolist()))
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    """A 1-d object array of ``values`` (never a 2-d array, whatever the values are)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _take(table: Sequence[Any] | np.ndarray, idx: np.ndarray) -> list[Any]:
+    """``[table[i] for i in idx]`` at C speed (object-array gather; big tables are kept as object arrays)."""
+    arr = table if isinstance(table, np.ndarray) else _objects(table)
+    return arr[idx].tolist()
 
 
 def _starts(rows: np.ndarray, n: int) -> np.ndarray:
@@ -602,10 +610,10 @@ def _split(flat: list[Any], starts: np.ndarray) -> list[list[Any]]:
 
 
 @lru_cache(maxsize=1)
-def _vital_values() -> list[str]:
+def _vital_values() -> np.ndarray:
     """Every vital value string by code: integers 0..999, tenths 0.0..500.0, then "sys/dia" pairs."""
     bp = [f"{a}/{b}" for a in range(_SYS_LO, _SYS_HI + 1) for b in range(_DIA_LO, _DIA_HI + 1)]
-    return _int_strings() + _tenth_strings() + bp
+    return _objects(_int_strings() + _tenth_strings() + bp)
 
 
 def _visits_and_vitals(m: _Model, base: np.ndarray, nvis: np.ndarray, vday: np.ndarray, vmin: np.ndarray,
@@ -616,7 +624,7 @@ def _visits_and_vitals(m: _Model, base: np.ndarray, nvis: np.ndarray, vday: np.n
 
     Visits come from the sorted ``vday``/``vmin``/``vclin``; up to three vital sets are taken at the latest ones.
     """
-    day_s, min_s = _day_strings()[0], _minute_strings()
+    day_s, min_s = _day_array(), _objects(_minute_strings())
     n = len(base)
     v_rows, v_k = np.nonzero(np.arange(vday.shape[1])[None, :] < nvis[:, None])
     vd, vm, vc = vday[v_rows, v_k], vmin[v_rows, v_k], vclin[v_rows, v_k]
@@ -656,30 +664,31 @@ _PERCENTS: tuple[int | None, ...] = (*range(101), None)  # service-connected per
 
 
 @lru_cache(maxsize=1)
-def _day_strings_none() -> list[str | None]:
-    """ISO day strings with ``None`` appended: index ``len - 1`` stands for an empty date."""
-    return [*_day_strings()[0], None]
+def _day_array() -> np.ndarray:
+    """ISO day strings (object array) with ``None`` appended: index ``len - 1`` stands for an empty date."""
+    return _objects([*_day_strings()[0], None])
 
 
 @lru_cache(maxsize=1)
-def _apt_strings() -> list[str]:
-    return [""] + [f"APT {k}" for k in range(1, 202)]
+def _apt_strings() -> np.ndarray:
+    return _objects([""] + [f"APT {k}" for k in range(1, 202)])
 
 
 @lru_cache(maxsize=1)
-def _name_tables() -> tuple[list[str], list[str]]:
-    """Given names (male then female) and name suffixes: " X" initials, " NAME" middle names, then ""."""
+def _name_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Surnames, given names (male then female) and suffixes: " X" initials, " NAME" middle names, then ""."""
     m = model()
     given = [*m.male_names, *m.female_names]
-    return given, [" " + g[0] for g in given] + [" " + g for g in given] + [""]
+    return (_objects(m.surnames), _objects(given),
+            _objects([" " + g[0] for g in given] + [" " + g for g in given] + [""]))
 
 
 @dataclass(frozen=True)
 class _SiteStrings:
-    city: list[str]
-    state: list[str]
-    zip: list[str]  # by station index x 100 + last two digits
-    phone: list[str]  # by station index x 100 + last two digits
+    city: np.ndarray
+    state: np.ndarray
+    zip: np.ndarray  # by station index x 100 + last two digits
+    phone: np.ndarray  # by station index x 100 + last two digits
 
 
 @lru_cache(maxsize=64)
@@ -687,15 +696,15 @@ def _site_strings(stations: tuple[str, ...]) -> _SiteStrings:
     by_station = {s.station: s for s in all_sites()}
     sites = [by_station[s] for s in stations]
     two = [f"{k:02d}" for k in range(100)]
-    return _SiteStrings([s.city for s in sites], [s.state for s in sites],
-                        [s.zip[:3] + t for s in sites for t in two],
-                        [f"{s.area_code}-555-01{t}" for s in sites for t in two])
+    return _SiteStrings(_objects([s.city for s in sites]), _objects([s.state for s in sites]),
+                        _objects([s.zip[:3] + t for s in sites for t in two]),
+                        _objects([f"{s.area_code}-555-01{t}" for s in sites for t in two]))
 
 
 def _problems(m: _Model, base: np.ndarray, present: np.ndarray, onset: np.ndarray, entered: np.ndarray,
               inactive: np.ndarray, resolved: np.ndarray) -> tuple[list[Problem], np.ndarray]:
     """The block's problems (a patient's conditions in table order) and each patient's start."""
-    day_s, day_n = _day_strings()[0], _day_strings_none()
+    day_s = day_n = _day_array()
     rows, cols = np.nonzero(present)
     start = _starts(rows, len(base))
     ien = base[rows] + 1 + np.arange(len(rows)) - start[rows]
@@ -738,7 +747,7 @@ def _prescriptions(m: _Model, base: np.ndarray, present: np.ndarray, entered: np
 
     Mail fills are 90-day supplies with 3 refills, window fills 30 days with 0-5 refills.
     """
-    day_s = _day_strings()[0]
+    day_s = _day_array()
     opts, nopts_c, q30_d = _drug_arrays()
     rows, cols = np.nonzero(present)
     tr = treated[rows, cols]
@@ -774,7 +783,7 @@ def _prescriptions(m: _Model, base: np.ndarray, present: np.ndarray, entered: np
 def _allergies(m: _Model, base: np.ndarray, A: np.ndarray, dob: np.ndarray, end_day: np.ndarray
                ) -> tuple[list[Allergy], np.ndarray]:
     """Up to three distinct allergens for the patients with any allergy, and each patient's start."""
-    day_s = _day_strings()[0]
+    day_s = _day_array()
     n = len(base)
     count = 1 + (A[:, 1] < 0.3) + (A[:, 2] < 0.1)
     ai = pick(m.allergen_cdf, A[:, 3:6])
@@ -794,7 +803,7 @@ def _allergies(m: _Model, base: np.ndarray, A: np.ndarray, dob: np.ndarray, end_
     n_reac = np.array([len(x[4]) for x in al], dtype=np.int64)
     reac = (A[r, 15] * n_reac[a]).astype(np.int64)
     out = [Allergy(i, al[k][0], al[k][1], mch, v, o, al[k][2], al[k][3], "active", [al[k][4][q]])
-           for i, k, mch, v, o, q in zip(ien.tolist(), a.tolist(), _take("APU", mech), verified.tolist(),
+           for i, k, mch, v, o, q in zip(ien.tolist(), a.tolist(), _take(("A", "P", "U"), mech), verified.tolist(),
                                          _take(day_s, orig), reac.tolist())]
     return out, start
 
