@@ -176,8 +176,8 @@ def run_data_mode(
 
     # The source records are long-lived and acyclic: keep the cyclic collector from re-scanning them
     # every time a wave's bundles are built (it was a third of the map stage's time at 5,000 patients).
-    # Bundles are trees of dicts (no cycles), so the collector is paused while waves are built and
-    # run once per wave (see _run).
+    # Bundles are trees of dicts (no cycles: reference counting frees each wave's), so the collector is
+    # paused for the run; a per-wave pass over the wave's fresh objects alone cost ~5 % at 100,000.
     gc.collect()
     gc.freeze()
     enabled = gc.isenabled()
@@ -297,7 +297,6 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
         for p in persons:
             person_rows.append(_person_fate(p, pt, exhausted, ttypes, k))
             p.bundle, p.extra_bundles, p.records = None, {}, []  # the wave is loaded: memory stays bounded
-        gc.collect(1)
 
     out, status, reasons, person_of = _assemble(n, ids, person_rows, k, ttypes, exhausted, max_att, config)
     clock.add("assemble", t0)
