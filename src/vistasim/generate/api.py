@@ -121,7 +121,13 @@ def block_payloads(layout: Layout, seed: int, cfg: DefectConfig, workers: int = 
 def iter_blocks(n: int, seed: int = 0, sites: int = 1, defects: float | DefectConfig = 0.0,
                 workers: int = 1, chunk: int = DEFAULT_CHUNK, multi_site: bool = True,
                 ) -> Iterator[tuple[list[PatientRecord], list[list[DefectEntry]]]]:
-    """Blocks of (records, answer-key entries per record), in (station, DFN) order; memory stays bounded."""
+    """Blocks of (records, answer-key entries per record), in (station, DFN) order; memory stays bounded.
+
+    With ``workers`` > 1 the blocks are built in worker processes and rebuilt here from pickled tuples:
+    making the objects again costs about what building them does, so for records consumed in this
+    process one worker is usually fastest; workers pay off when they also write (see
+    :func:`vistasim.generate.runner.generate_to_disk`, where each worker owns whole stations).
+    """
     _validate(n, seed, workers)
     cfg = defects if isinstance(defects, DefectConfig) else DefectConfig.of(float(defects))
     layout = Layout.build(int(n), int(sites), multi_site=multi_site)
