@@ -202,3 +202,33 @@ def test_compare_cli(tmp_path, capsys):
     assert set(d) == set(METRICS)
     assert d["downtime_max_hours"]["mean"] < 0  # parallel has no downtime
     assert main(["compare", "--strategies", "staged", "--patients", "10"]) == 2
+
+
+def test_risk_and_compare_sections_are_strict_in_the_schema(tmp_path):
+    """A stray key in the risk or comparison section fails the results schema (additionalProperties false)."""
+    import copy
+    import json
+
+    import jsonschema
+    import pytest
+
+    from vistasim.cli import main
+
+    assert main(["risk", "--patients", "200", "--replications", "3", "--out", str(tmp_path / "r"), "--quiet",
+                 "--target", "success>=0.1"]) == 0
+    assert main(["compare", "--strategies", "staged,parallel", "--patients", "200", "--replications", "3",
+                 "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    risk = json.loads((tmp_path / "r" / "results.json").read_text())
+    comp = json.loads((tmp_path / "c" / "results.json").read_text())
+    validate_results(risk)
+    validate_results(comp)
+    for doc, mutate in (
+        (risk, lambda d: d["risk"]["overall"]["success_rate"].__setitem__("median", 0.5)),
+        (risk, lambda d: d["risk"]["targets"][0].__setitem__("probability", 1.5)),
+        (comp, lambda d: d["comparison"].__setitem__("winner", "staged")),
+        (comp, lambda d: d["comparison"]["per_strategy"].__setitem__("yolo", d["comparison"]["per_strategy"]["staged"])),
+    ):
+        bad = copy.deepcopy(doc)
+        mutate(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            validate_results(bad)
