@@ -26,3 +26,17 @@ def test_report_gate_and_metrics(tmp_path, cmd, capsys):
     assert main([*base, "--fail-under", "fidelity=0.9"]) == 2  # model mode does not measure fidelity
     err = capsys.readouterr().err
     assert "success" in err and "fidelity not measured" in err
+
+
+def test_migrate_gates_on_fidelity_and_safety(tmp_path, capsys):
+    pop = tmp_path / "pop"
+    assert main(["generate", "--patients", "120", "--seed", "2", "--out", str(pop), "--no-progress"]) == 0
+    base = ["migrate", "--source", str(pop), "--target", f"sqlite:///{tmp_path / 'm.db'}", "--out", str(tmp_path / "r"),
+            "--quiet"]
+    assert main([*base, "--report", str(tmp_path / "r.html"), "--metrics", str(tmp_path / "m.prom")]) == 0
+    assert "<svg" in (tmp_path / "r.html").read_text()
+    assert main([*base, "--fail-under", "fidelity=0.5,safety=0.5"]) == 0
+    flaky = tmp_path / "flaky.yaml"
+    flaky.write_text("migration_settings:\n  network_failure_rate: 0.5\n  retry_attempts: 0\n")
+    assert main([*base, "--config", str(flaky), "--fail-under", "success=0.9"]) == 1
+    assert "success" in capsys.readouterr().err

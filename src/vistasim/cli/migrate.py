@@ -7,12 +7,23 @@ import sys
 from pathlib import Path
 
 from ..results import dumps
-from ._common import nonneg_int, pick, pick_strategy, positive_int, print_summary, resolve_settings
+from ._common import (
+    add_run_outputs,
+    check_run_outputs,
+    finish_run_outputs,
+    nonneg_int,
+    pick,
+    pick_strategy,
+    positive_int,
+    print_summary,
+    resolve_settings,
+)
 
 EXAMPLES = """examples:
   vistasim generate --patients 1000 --sites 2 --format zwr --out src/
   vistasim migrate --source src/ --target sqlite:///out.db --strategy staged --seed 7 --out runs/m7
   vistasim migrate --source src/528 --target postgresql://me@localhost/rehearsal --config faults.yaml --json
+  vistasim migrate --source src/ --out runs/gate --fail-under fidelity=0.999,safety=1.0 --report r.html
 """
 
 
@@ -45,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=None, help="records per wave (default 100)")
     p.add_argument("--station", default=None, help="station number when the folder name does not say it")
     p.add_argument("--out", default=None, metavar="RUN", help="run folder to write (default runs/latest)")
-    p.add_argument("--report", default=None, metavar="PATH", help="also write the text report here")
+    add_run_outputs(p)
     p.add_argument("--json", action="store_true", help="print results.json on stdout instead of the summary")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
@@ -55,13 +66,16 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline.run import run_data
     from ..pipeline.settings import settings_from_extra
 
+    gates = check_run_outputs(args)
     settings = resolve_settings(args.config)
     dm = settings_from_extra(settings.extra)
     batch_size = pick(args.batch_size, settings.batch_size, 100)
     seed = pick(args.seed, settings.seed, 0)
     strategy = pick_strategy(args.strategy, settings)
     run_dir = Path(pick(args.out, None, "runs/latest"))
-    report = args.report or settings.migration_report
+    if args.report is None and settings.migration_report:
+        args.report = settings.migration_report
+        gates = check_run_outputs(args)
     out = run_data(
         Path(args.source),
         target_url=args.target,
@@ -72,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         seed=seed,
         run_dir=run_dir,
         station=args.station,
-        report_path=Path(report) if report else None,
+        report_path=None,
         argv=sys.argv,
     )
     if args.json:
@@ -86,4 +100,4 @@ def run(args: argparse.Namespace) -> int:
             "quarantined / failed": f"{rec['conservation']['quarantined']:,} / {rec['conservation']['failed']:,}",
         }
         print_summary(out.doc, run_dir, extra)
-    return 0
+    return finish_run_outputs(out.doc, args, gates)
