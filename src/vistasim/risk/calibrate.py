@@ -295,7 +295,9 @@ def to_config(cal: Dict[str, Any], base: Dict[str, Any]) -> MigrationConfig:
         for st, subs in cal["substage_success_rates"].items()}
     for key in ("network_failure_rate", "system_overload_rate", "data_corruption_rate"):
         settings[key] = float(est(cal[key], base.get(key, 0.0)))
-    w = {st: {e: v["estimate"] for e, v in ws.items()} for st, ws in cal["error_type_weights"].items() if ws}
+    # a stage whose residual failures round to nothing keeps the run's (or default) weights
+    w = {st: {e: v["estimate"] for e, v in ws.items() if v["estimate"] > 0} for st, ws in cal["error_type_weights"].items()}
+    w = {st: ws for st, ws in w.items() if ws}
     if w:
         settings["error_type_weights"] = w
     d = {st: v["estimate"] for st, v in cal["stage_base_duration"].items()}
