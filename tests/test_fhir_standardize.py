@@ -80,3 +80,17 @@ def test_gap_rows_hold_codes_not_people():
     text = repr(r.gaps)
     for secret in ("DOE", "000001234", "1947"):
         assert secret not in text
+
+
+def test_in_place_standardize_equals_the_copying_one():
+    """copy=False changes the bundle itself and gives the same bundle and gaps as the copying call."""
+    import orjson
+
+    mapped = map_person(person_records())
+    before = orjson.dumps(mapped)
+    copied = standardize(mapped)
+    assert orjson.dumps(mapped) == before  # the default leaves the input alone
+    in_place = standardize(mapped, copy=False)
+    assert in_place.bundle is mapped
+    assert orjson.dumps(in_place.bundle) == orjson.dumps(copied.bundle)
+    assert in_place.gaps == copied.gaps and in_place.changes == copied.changes

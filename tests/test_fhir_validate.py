@@ -320,3 +320,26 @@ def test_missing_dob_unknown_sex_and_duplicate_registration_are_warned():
     assert {("birthdate-missing", "warning"), ("gender-unknown", "warning")} <= codes
     integ = data_integrity(bundle, as_of=AS_OF)
     assert [(i.code, i.level) for i in integ] == [("duplicate-registration", "warning")]
+
+
+def test_typed_reference_walk_finds_what_the_full_walk_finds():
+    """data_integrity's pruned walk: same (path, reference) pairs, in the same order, as the full walk,
+    including references inside extensions at any depth and Identifier.assigner."""
+    b = copy.deepcopy(_bundle())
+    resources = [e["resource"] for e in b["entry"]]
+    deep = {"url": "urn:x", "valueReference": {"reference": "urn:uuid:deep"}}
+    for i, r in enumerate(resources):
+        if i % 4 == 0:
+            r.setdefault("extension", []).append(copy.deepcopy(deep))
+        if i % 4 == 1 and isinstance(r.get("code"), dict) and r["code"].get("coding"):
+            r["code"]["coding"][0]["_code"] = {"extension": [copy.deepcopy(deep)]}
+        if i % 4 == 2 and r.get("identifier"):
+            r["identifier"][0]["assigner"] = {"reference": "Organization/1"}
+        if i % 4 == 3 and isinstance(r.get("category"), list) and isinstance(r["category"][0], dict):
+            r["category"][0].setdefault("coding", [{}])[0]["extension"] = [copy.deepcopy(deep)]
+    found = 0
+    for r in resources:
+        full = list(V._references(r, r["resourceType"]))
+        assert V._resource_references(r, r["resourceType"]) == full
+        found += sum(ref in ("urn:uuid:deep", "Organization/1") for _, ref in full)
+    assert found >= len(resources) // 2

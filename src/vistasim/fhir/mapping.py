@@ -21,6 +21,7 @@ Decisions (the VA FHIR map set and DESIGN.md where they speak; ours where they d
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -47,9 +48,19 @@ def resource_id(station: str, file: str, ien: int | str) -> str:
     return f"{station}-{file}-{ien}"
 
 
-@lru_cache(maxsize=65536)
+_NS_BYTES = _NS.bytes
+_VARIANT = "89ab89ab89ab89ab"  # RFC 4122 variant: the top two bits of hex digit 16 become 10
+
+
 def full_url(rtype: str, rid: str) -> str:
-    return "urn:uuid:" + str(uuid.uuid5(_NS, f"{rtype}/{rid}"))
+    """``urn:uuid:`` + uuid5(_NS, "Type/id"), the same text as ``uuid.uuid5`` gives.
+
+    Built from the SHA-1 hex digest directly (version nibble 5, variant bits 10): three times faster
+    than going through ``uuid.UUID`` objects, and it runs once per resource. Not cached: every
+    resource id is distinct, so a cache only ever missed.
+    """
+    x = hashlib.sha1(_NS_BYTES + f"{rtype}/{rid}".encode()).hexdigest()
+    return f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[int(x[16], 16)]}{x[17:20]}-{x[20:32]}"
 
 
 # --------------------------------------------------------------------------- dates

@@ -107,9 +107,15 @@ def _observation(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) 
 _BY_TYPE = {"Condition": _condition, "MedicationRequest": _medication, "Observation": _observation}
 
 
-def standardize(bundle: dict[str, Any]) -> StandardizeResult:
-    """A standardized copy of ``bundle`` and the gaps it could not close."""
-    out = orjson.loads(orjson.dumps(bundle))  # a deep copy at C speed; the caller's bundle stays as mapped
+def standardize(bundle: dict[str, Any], *, copy: bool = True) -> StandardizeResult:
+    """A standardized copy of ``bundle`` and the gaps it could not close.
+
+    ``copy=False`` standardizes ``bundle`` itself, in place (the result's bundle is the same object):
+    for a caller that holds the only reference to a freshly mapped bundle, such as the data-mode
+    pipeline, where the deep copy was ~40 % of the stage.
+    """
+    # the copy is a deep copy at C speed; the caller's bundle stays as mapped
+    out = orjson.loads(orjson.dumps(bundle)) if copy else bundle
     gaps: list[Gap] = []
     changes: dict[str, int] = {}
     for entry in out.get("entry") or ():

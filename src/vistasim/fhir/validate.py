@@ -666,6 +666,121 @@ def _references(obj: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _references(v, f"{path}[{i}]")
 
 
+def _compute_ref_types() -> frozenset[str]:
+    """Complex types that can hold a Reference below them, not counting their extensions.
+
+    Extensions can carry a ``valueReference`` anywhere, so the typed walk below enters an
+    ``extension`` that is present; everything else is pruned by type (a fixpoint over the R4 tables).
+    """
+    refs = {"Reference"}
+    changed = True
+    while changed:
+        changed = False
+        for name, spec in TYPES.items():
+            if name in refs:
+                continue
+            for key, es in spec.elements.items():
+                if key in _EXT_KEYS:
+                    continue
+                if es.kind != PRIM and (es.kind != COMPLEX or es.type in refs or es.type not in TYPES):
+                    refs.add(name)
+                    changed = True
+                    break
+    return frozenset(refs)
+
+
+_EXT_KEYS = frozenset({"extension", "modifierExtension"})
+_REF_TYPES = _compute_ref_types()
+
+
+def _typed_references(obj: dict[str, Any], spec: TypeSpec, path: str, out: list[tuple[str, str]]) -> None:
+    """Append what :func:`_references` yields for an R4-valid ``obj`` of type ``spec``, visiting less.
+
+    Elements whose type cannot hold a Reference (CodeableConcept, Quantity, Period, primitives ...) are
+    skipped unless an extension occurs below them; unknown keys, extensions, resources and opaque types
+    are walked as :func:`_references` does. Same paths, same order. (Content that schema_check rejects,
+    such as a ``reference`` key inside a CodeableConcept, is not looked for; the pipeline runs this
+    only after schema_check passed.) The full walk was most of data_integrity's time; this one builds
+    no generators and no paths for what it skips.
+    """
+    elements = spec.elements
+    for k, v in obj.items():
+        tv = type(v)
+        if tv is str:
+            if k == "reference":
+                out.append((path, v))
+            continue
+        if (tv is not dict and tv is not list) or k == "contained":
+            if k == "reference" and isinstance(v, str):
+                out.append((path, v))
+            elif isinstance(v, (dict, list)) and k != "contained":
+                out.extend(_references(v, f"{path}.{k}"))
+            continue
+        es = elements.get(k)
+        if es is None or es.kind != COMPLEX or k in _EXT_KEYS or es.type not in TYPES:
+            out.extend(_references(v, f"{path}.{k}"))
+        elif es.type in _REF_TYPES:
+            sub = TYPES[es.type]
+            if tv is dict:
+                _typed_references(v, sub, f"{path}.{k}", out)
+            else:
+                for i, x in enumerate(v):
+                    if type(x) is dict:
+                        _typed_references(x, sub, f"{path}.{k}[{i}]", out)
+                    elif isinstance(x, (dict, list)):
+                        out.extend(_references(x, f"{path}.{k}[{i}]"))
+        elif _has_extension(v, es.type):
+            # an extension somewhere below may hold a valueReference: walk this element the long way
+            out.extend(_references(v, f"{path}.{k}"))
+
+
+def _ext_tables() -> tuple[dict[str, frozenset[str]], dict[str, tuple[tuple[str, str], ...]]]:
+    """Per type: the keys that carry extensions (``extension``, ``_x`` siblings), and its complex children."""
+    probe, kids = {}, {}
+    for name, spec in TYPES.items():
+        probe[name] = frozenset(_EXT_KEYS | {k for k in spec.allowed if k.startswith("_")})
+        kids[name] = tuple((k, es.type) for k, es in spec.elements.items()
+                           if es.kind == COMPLEX and k not in _EXT_KEYS and es.type in TYPES)
+    return probe, kids
+
+
+_EXT_PROBE, _EXT_KIDS = _ext_tables()
+
+
+def _has_extension(obj: Any, tname: str) -> bool:
+    """Whether an extension occurs anywhere in ``obj`` (of a type that holds no Reference itself).
+
+    Typed: only the keys that can carry an extension are probed, and only complex children entered.
+    """
+    if type(obj) is list:
+        for x in obj:
+            if type(x) is dict:
+                if _has_extension(x, tname):
+                    return True
+            elif isinstance(x, (dict, list)):
+                return True
+        return False
+    if type(obj) is not dict:
+        return isinstance(obj, (dict, list))  # a non-JSON container: let the long walk look at it
+    if not obj.keys().isdisjoint(_EXT_PROBE[tname]):
+        return True
+    for key, sub in _EXT_KIDS[tname]:
+        v = obj.get(key)
+        if v is not None and (type(v) is dict or type(v) is list) and _has_extension(v, sub):
+            return True
+    return False
+
+
+def _resource_references(res: dict[str, Any], rt: str) -> list[tuple[str, str]]:
+    """(path, reference) of every Reference.reference in a resource, as :func:`_references` finds them."""
+    spec = TYPES.get(rt)
+    if spec is None or not spec.is_resource:
+        return list(_references(res, rt))
+    out: list[tuple[str, str]] = []
+    _typed_references(res, spec, rt, out)
+    return out
+
+
 def data_integrity(bundle: dict[str, Any], *, as_of: str | None = None) -> list[Issue]:
     """References resolve inside the bundle; dates plausible; exactly one Patient per ICN.
 
@@ -730,7 +845,7 @@ def data_integrity(bundle: dict[str, Any], *, as_of: str | None = None) -> list[
 
     for _, res in resources:
         rt = res.get("resourceType", "?")
-        for path, ref in _references(res, rt):
+        for path, ref in _resource_references(res, rt):
             if ref.startswith("#"):
                 continue
             if ref not in targets:

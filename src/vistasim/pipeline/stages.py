@@ -110,28 +110,9 @@ def map_stage(records: list[PatientRecord], tz: str) -> tuple[dict[str, Any] | N
 
 
 def standardize_stage(bundle: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
-    """Standardize a freshly mapped bundle that nobody else holds.
-
-    ``fhir.standardize`` copies its input first (its callers keep the mapped bundle); here the bundle is
-    ours alone, so the per-type standardizers run on it in place (a thin adapter over the module's
-    table; falls back to the public function if that table changes). The copy was ~40 % of the stage.
-    """
-    import importlib
-
-    # the module, not the package's re-exported function of the same name
-    table = getattr(importlib.import_module("vistasim.fhir.standardize"), "_BY_TYPE", None)
-    if not isinstance(table, dict):
-        r = standardize(bundle)
-        return r.bundle, r.gaps
-    gaps: list[Any] = []
-    changes: dict[str, int] = {}
-    for entry in bundle.get("entry") or ():
-        res = entry.get("resource")
-        if isinstance(res, dict):
-            fn = table.get(res.get("resourceType", ""))
-            if fn is not None:
-                fn(res, gaps, changes)
-    return bundle, gaps
+    """Standardize a freshly mapped bundle that nobody else holds: in place, no copy."""
+    r = standardize(bundle, copy=False)
+    return r.bundle, r.gaps
 
 
 # --------------------------------------------------------------------------- validate
