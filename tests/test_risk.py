@@ -232,3 +232,15 @@ def test_risk_and_compare_sections_are_strict_in_the_schema(tmp_path):
         mutate(bad)
         with pytest.raises(jsonschema.ValidationError):
             validate_results(bad)
+
+
+def test_progress_reports_every_task_and_changes_nothing():
+    from vistasim.risk.montecarlo import risk_section, simulate_risk
+    from vistasim.risk.plan import single_site_plan
+
+    plan = single_site_plan(500)
+    seen = []
+    with_bar = simulate_risk(plan, 12, 3, progress=lambda done, total: seen.append((done, total)))
+    without = simulate_risk(plan, 12, 3)
+    assert [d for d, _ in seen] == list(range(1, len(seen) + 1)) and seen[-1][0] == seen[-1][1] == 12
+    assert dumps(risk_section(with_bar, [], "patients")) == dumps(risk_section(without, [], "patients"))

@@ -77,11 +77,21 @@ def run_tasks(
     executor: Optional[str] = None,
     workers: Optional[int] = None,
     scheduler: Optional[str] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> Tuple[List[Any], Execution]:
-    """Run ``fn(*args)`` for every args tuple; results in the order given, and how they were run."""
+    """Run ``fn(*args)`` for every args tuple; results in the order given, and how they were run.
+
+    ``progress(done, total)`` is called as tasks finish (in whatever order they finish); it never
+    changes the results, which are always returned in the order of ``task_args``.
+    """
     executor = resolve_executor(executor, workers, scheduler)
+    total = len(task_args)
+    tick = progress or (lambda done, total: None)
     if executor == "inprocess" or not task_args:
-        traced = [_traced(fn, a) for a in task_args]
+        traced = []
+        for i, a in enumerate(task_args):
+            traced.append(_traced(fn, a))
+            tick(i + 1, total)
     elif executor == "processes":
         import concurrent.futures as cf
         import multiprocessing as mp
@@ -89,25 +99,31 @@ def run_tasks(
         n = workers or os.cpu_count() or 1
         # spawn, not fork: a fork of a process holding threads (rich, Dask) can deadlock
         with cf.ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
-            traced = list(pool.map(_traced, [fn] * len(task_args), task_args))
+            futures = [pool.submit(_traced, fn, a) for a in task_args]
+            for done, _ in enumerate(cf.as_completed(futures), 1):
+                tick(done, total)
+            traced = [f.result() for f in futures]
     else:
-        traced = _run_dask(fn, task_args, workers, scheduler)
+        traced = _run_dask(fn, task_args, workers, scheduler, tick)
     return [r for _, r in traced], Execution(executor, [w for w, _ in traced])
 
 
 def _run_dask(fn: Callable[..., Any], task_args: Sequence[Tuple[Any, ...]], workers: Optional[int],
-              scheduler: Optional[str]) -> List[Tuple[str, Any]]:
+              scheduler: Optional[str], tick: Callable[[int, int], None]) -> List[Tuple[str, Any]]:
     dd = require("distributed", "dask", "running replications on Dask (--scheduler / --workers)")
     if scheduler is not None:
         with dd.Client(scheduler, timeout="30s") as client:
-            return _gather(client, fn, task_args)
+            return _gather(dd, client, fn, task_args, tick)
     with dd.LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, host="127.0.0.1",
                          dashboard_address=None) as cluster, dd.Client(cluster) as client:
-        return _gather(client, fn, task_args)
+        return _gather(dd, client, fn, task_args, tick)
 
 
-def _gather(client: Any, fn: Callable[..., Any], task_args: Sequence[Tuple[Any, ...]]) -> List[Tuple[str, Any]]:
+def _gather(dd: Any, client: Any, fn: Callable[..., Any], task_args: Sequence[Tuple[Any, ...]],
+            tick: Callable[[int, int], None]) -> List[Tuple[str, Any]]:
     futures = client.map(_traced, [fn] * len(task_args), list(task_args), pure=False)
+    for done, _ in enumerate(dd.as_completed(futures), 1):
+        tick(done, len(futures))
     return list(client.gather(futures))
 
 

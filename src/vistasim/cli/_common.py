@@ -169,3 +169,22 @@ def finish_run_outputs(doc: Dict[str, Any], args: argparse.Namespace, targets: A
         atomic_write_text(path, render(doc, infer_format(path, args.report_format)))
     apply_metrics(doc, args)
     return apply_gating(doc, targets, quiet=getattr(args, "quiet", False))
+
+
+@contextmanager
+def task_progress(label: str, enabled: bool) -> Iterator[Optional[Callable[[int, int], None]]]:
+    """A progress bar (rate, ETA) over tasks whose count is learned from the first update; None if disabled."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

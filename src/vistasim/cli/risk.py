@@ -10,7 +10,16 @@ from typing import Any, Dict, Optional
 
 from ..distributed import EXECUTORS, resolve_executor
 from ..errors import ConfigError
-from ._common import add_run_outputs, check_run_outputs, finish_run_outputs, nonneg_int, pick, positive_int, resolve_settings
+from ._common import (
+    add_run_outputs,
+    check_run_outputs,
+    finish_run_outputs,
+    nonneg_int,
+    pick,
+    positive_int,
+    resolve_settings,
+    task_progress,
+)
 
 EXAMPLES = """examples:
   vistasim risk --patients 10000 --replications 1000 --seed 7 --out runs/r7 --target success>=0.5
@@ -99,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--strategy applies to --patients; a plan names each wave's strategy")
     seed = args.seed if args.seed is not None else 0
     t0 = time.perf_counter()
-    run_ = simulate_risk(plan, args.replications, seed, **execution_kwargs(args))
+    with task_progress("replications", not (args.json or args.quiet) and sys.stderr.isatty()) as progress:
+        run_ = simulate_risk(plan, args.replications, seed, progress=progress, **execution_kwargs(args))
     section = risk_section(run_, targets, source)
     sections = model_sections(plan, run_.rep0, run_.wave_start[0].tolist())
     doc = results_document("risk", plan, seed, sections, {"risk": section}, provenance(None, time.perf_counter() - t0))

@@ -11,7 +11,7 @@ from the per-replication values only, in replication order, so the output does n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -76,6 +76,7 @@ def simulate_risk(
     scheduler: Optional[str] = None,
     tasks: Optional[int] = None,
     replication_offset: int = 0,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> RiskRun:
     """Run R replications of the plan and collect per-replication values (no statistics yet)."""
     if not isinstance(replications, int) or isinstance(replications, bool) or not 1 <= replications <= MAX_REPLICATIONS:
@@ -84,10 +85,13 @@ def simulate_risk(
         raise ConfigError(f"--seed must be a whole number >= 0, got {seed!r}")
     plan.config.validate()
     executor = resolve_executor(executor, workers, scheduler)
-    n_tasks = tasks or (1 if executor == "inprocess" else 4 * (workers or 2))
+    # in-process, one task unless a progress bar wants steps to show (results never depend on the split)
+    n_tasks = tasks or ((min(replications * len(plan.waves), 100) if progress else 1) if executor == "inprocess"
+                        else 4 * (workers or 2))
     units = plan_units(plan, replications, n_tasks)
     args = [(plan, seed, tuple(r + replication_offset for r in reps), waves) for reps, waves in units]
-    results, execution = run_tasks(_task, args, executor=executor, workers=workers, scheduler=scheduler)
+    results, execution = run_tasks(_task, args, executor=executor, workers=workers, scheduler=scheduler,
+                                   progress=progress)
     table: Dict[Tuple[int, int], WaveResult] = {}
     for rows in results:
         for r, k, res in rows:
