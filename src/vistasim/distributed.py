@@ -16,8 +16,9 @@ of the seed), so tests and benchmarks can check the work was really split.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any
 
 from .errors import ConfigError, require
 
@@ -29,7 +30,7 @@ class Execution:
     """How a list of tasks was run: the executor and the worker that ran each task (in task order)."""
 
     executor: str
-    workers: List[str] = field(default_factory=list)
+    workers: list[str] = field(default_factory=list)
 
     @property
     def tasks(self) -> int:
@@ -49,11 +50,11 @@ def _worker_id() -> str:
         return f"pid:{os.getpid()}"
 
 
-def _traced(fn: Callable[..., Any], args: Tuple[Any, ...]) -> Tuple[str, Any]:
+def _traced(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
     return _worker_id(), fn(*args)
 
 
-def resolve_executor(executor: Optional[str], workers: Optional[int], scheduler: Optional[str]) -> str:
+def resolve_executor(executor: str | None, workers: int | None, scheduler: str | None) -> str:
     """The executor a command line asks for: an explicit choice, else Dask when --workers/--scheduler is given."""
     if executor is not None and executor not in EXECUTORS:
         raise ConfigError(f"--executor {executor!r} is unknown (use one of {', '.join(EXECUTORS)})")
@@ -72,13 +73,13 @@ def resolve_executor(executor: Optional[str], workers: Optional[int], scheduler:
 
 def run_tasks(
     fn: Callable[..., Any],
-    task_args: Sequence[Tuple[Any, ...]],
+    task_args: Sequence[tuple[Any, ...]],
     *,
-    executor: Optional[str] = None,
-    workers: Optional[int] = None,
-    scheduler: Optional[str] = None,
-    progress: Optional[Callable[[int, int], None]] = None,
-) -> Tuple[List[Any], Execution]:
+    executor: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Any], Execution]:
     """Run ``fn(*args)`` for every args tuple; results in the order given, and how they were run.
 
     ``progress(done, total)`` is called as tasks finish (in whatever order they finish); it never
@@ -108,8 +109,8 @@ def run_tasks(
     return [r for _, r in traced], Execution(executor, [w for w, _ in traced])
 
 
-def _run_dask(fn: Callable[..., Any], task_args: Sequence[Tuple[Any, ...]], workers: Optional[int],
-              scheduler: Optional[str], tick: Callable[[int, int], None]) -> List[Tuple[str, Any]]:
+def _run_dask(fn: Callable[..., Any], task_args: Sequence[tuple[Any, ...]], workers: int | None,
+              scheduler: str | None, tick: Callable[[int, int], None]) -> list[tuple[str, Any]]:
     dd = require("distributed", "dask", "running replications on Dask (--scheduler / --workers)")
     if scheduler is not None:
         with dd.Client(scheduler, timeout="30s") as client:
@@ -119,15 +120,15 @@ def _run_dask(fn: Callable[..., Any], task_args: Sequence[Tuple[Any, ...]], work
         return _gather(dd, client, fn, task_args, tick)
 
 
-def _gather(dd: Any, client: Any, fn: Callable[..., Any], task_args: Sequence[Tuple[Any, ...]],
-            tick: Callable[[int, int], None]) -> List[Tuple[str, Any]]:
+def _gather(dd: Any, client: Any, fn: Callable[..., Any], task_args: Sequence[tuple[Any, ...]],
+            tick: Callable[[int, int], None]) -> list[tuple[str, Any]]:
     futures = client.map(_traced, [fn] * len(task_args), list(task_args), pure=False)
     for done, _ in enumerate(dd.as_completed(futures), 1):
         tick(done, len(futures))
     return list(client.gather(futures))
 
 
-def split(items: Sequence[Any], parts: int) -> List[Tuple[Any, ...]]:
+def split(items: Sequence[Any], parts: int) -> list[tuple[Any, ...]]:
     """Contiguous, near-equal blocks of ``items`` (at most ``parts``, none empty)."""
     parts = max(1, min(int(parts), len(items)))
     q, r = divmod(len(items), parts)

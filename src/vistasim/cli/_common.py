@@ -156,7 +156,7 @@ def check_run_outputs(args: argparse.Namespace) -> Any:
     return targets
 
 
-def finish_run_outputs(doc: Dict[str, Any], args: argparse.Namespace, targets: Any) -> int:
+def finish_run_outputs(doc: dict[str, Any], args: argparse.Namespace, targets: Any) -> int:
     """Write the report and the metrics file, then gate: the command's exit code."""
     from ..gating import apply_gating
     from ..metrics import apply_metrics
@@ -172,13 +172,20 @@ def finish_run_outputs(doc: Dict[str, Any], args: argparse.Namespace, targets: A
 
 
 @contextmanager
-def task_progress(label: str, enabled: bool) -> Iterator[Optional[Callable[[int, int], None]]]:
+def task_progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar (rate, ETA) over tasks whose count is learned from the first update; None if disabled."""
     if not enabled:
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 from ..distributed import EXECUTORS, resolve_executor
 from ..errors import ConfigError
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def build_plan(args: argparse.Namespace, strategy: Optional[str] = None):  # type: ignore[no-untyped-def]
+def build_plan(args: argparse.Namespace, strategy: str | None = None):  # type: ignore[no-untyped-def]
     from ..risk.plan import load_plan, single_site_plan
 
     if args.plan is not None:
@@ -78,12 +78,12 @@ def build_plan(args: argparse.Namespace, strategy: Optional[str] = None):  # typ
     return single_site_plan(n, config=settings.config, strategy=strat, batch_size=batch), "patients"
 
 
-def execution_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
+def execution_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     executor = resolve_executor(args.executor, args.workers, args.scheduler)
     return {"executor": executor, "workers": args.workers, "scheduler": args.scheduler}
 
 
-def write_run(out: Optional[str], default: str, doc: Dict[str, Any], text: str, text_name: str) -> Path:
+def write_run(out: str | None, default: str, doc: dict[str, Any], text: str, text_name: str) -> Path:
     from ..results import write_results
     from ..runio import atomic_write_text, ensure_dir
 

@@ -10,8 +10,9 @@ from the per-replication values only, in replication order, so the output does n
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -35,12 +36,12 @@ class RiskRun:
     plan: Plan
     seed: int
     replications: int
-    overall: Dict[str, np.ndarray]
+    overall: dict[str, np.ndarray]
     overall_errors: np.ndarray  # (R, 8)
-    waves: List[Dict[str, np.ndarray]]
-    wave_errors: List[np.ndarray]  # per wave (R, 8)
+    waves: list[dict[str, np.ndarray]]
+    wave_errors: list[np.ndarray]  # per wave (R, 8)
     wave_start: np.ndarray  # (R, waves) seconds after start_time
-    rep0: List[WaveResult]
+    rep0: list[WaveResult]
     execution: Execution = field(default_factory=lambda: Execution("inprocess"))
 
 
@@ -52,7 +53,7 @@ def is_deterministic(plan: Plan) -> bool:
             and c.data_corruption_rate == 0 and c.duration_variance == 0)
 
 
-def plan_units(plan: Plan, replications: int, tasks: int) -> List[Tuple[Tuple[int, ...], Tuple[int, ...]]]:
+def plan_units(plan: Plan, replications: int, tasks: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """Split (replication, wave) work into about ``tasks`` tasks: blocks of replications, or of waves when R is small."""
     n_w = len(plan.waves)
     reps = list(range(replications))
@@ -62,7 +63,7 @@ def plan_units(plan: Plan, replications: int, tasks: int) -> List[Tuple[Tuple[in
     return [((r,), wb) for r in reps for wb in split(list(range(n_w)), per_rep)]
 
 
-def _task(plan: Plan, seed: int, reps: Tuple[int, ...], waves: Tuple[int, ...]) -> List[Tuple[int, int, WaveResult]]:
+def _task(plan: Plan, seed: int, reps: tuple[int, ...], waves: tuple[int, ...]) -> list[tuple[int, int, WaveResult]]:
     return run_block(plan, seed, reps, waves)
 
 
@@ -71,12 +72,12 @@ def simulate_risk(
     replications: int,
     seed: int,
     *,
-    executor: Optional[str] = None,
-    workers: Optional[int] = None,
-    scheduler: Optional[str] = None,
-    tasks: Optional[int] = None,
+    executor: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    tasks: int | None = None,
     replication_offset: int = 0,
-    progress: Optional[Callable[[int, int], None]] = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RiskRun:
     """Run R replications of the plan and collect per-replication values (no statistics yet)."""
     if not isinstance(replications, int) or isinstance(replications, bool) or not 1 <= replications <= MAX_REPLICATIONS:
@@ -92,14 +93,14 @@ def simulate_risk(
     args = [(plan, seed, tuple(r + replication_offset for r in reps), waves) for reps, waves in units]
     results, execution = run_tasks(_task, args, executor=executor, workers=workers, scheduler=scheduler,
                                    progress=progress)
-    table: Dict[Tuple[int, int], WaveResult] = {}
+    table: dict[tuple[int, int], WaveResult] = {}
     for rows in results:
         for r, k, res in rows:
             table[(r - replication_offset, k)] = res
     return _combine(plan, seed, replications, table, execution)
 
 
-def _combine(plan: Plan, seed: int, R: int, table: Dict[Tuple[int, int], WaveResult], execution: Execution) -> RiskRun:
+def _combine(plan: Plan, seed: int, R: int, table: dict[tuple[int, int], WaveResult], execution: Execution) -> RiskRun:
     n_w = len(plan.waves)
     wv = [{m: np.zeros(R) for m in METRICS} for _ in range(n_w)]
     werr = [np.zeros((R, N_TYPES), dtype=np.int64) for _ in range(n_w)]
@@ -166,13 +167,13 @@ def _combine(plan: Plan, seed: int, R: int, table: Dict[Tuple[int, int], WaveRes
 # --------------------------------------------------------------------------- statistics section
 
 
-def _metric_block(values: Dict[str, np.ndarray], errors: np.ndarray) -> Dict[str, Any]:
-    out: Dict[str, Any] = {m: interval(values[m]) for m in METRICS}
+def _metric_block(values: dict[str, np.ndarray], errors: np.ndarray) -> dict[str, Any]:
+    out: dict[str, Any] = {m: interval(values[m]) for m in METRICS}
     out["errors_by_type"] = {e: interval(errors[:, i].astype(np.float64)) for i, e in enumerate(ERROR_TYPES)}
     return out
 
 
-def target_section(run: RiskRun, targets: Sequence[Target]) -> Dict[str, Any]:
+def target_section(run: RiskRun, targets: Sequence[Target]) -> dict[str, Any]:
     point = is_deterministic(run.plan)
     rows = []
     all_met = np.ones(run.replications, dtype=bool)
@@ -189,7 +190,7 @@ def target_section(run: RiskRun, targets: Sequence[Target]) -> Dict[str, Any]:
     return {"targets": rows, "all_targets": joint, "interval_method": "point (deterministic model)" if point else "wilson"}
 
 
-def plan_summary(plan: Plan) -> Dict[str, Any]:
+def plan_summary(plan: Plan) -> dict[str, Any]:
     return {
         "name": plan.name,
         "sites": len(plan.sites),
@@ -199,7 +200,7 @@ def plan_summary(plan: Plan) -> Dict[str, Any]:
     }
 
 
-def risk_section(run: RiskRun, targets: Sequence[Target], source: str) -> Dict[str, Any]:
+def risk_section(run: RiskRun, targets: Sequence[Target], source: str) -> dict[str, Any]:
     """The results.json ``risk`` section."""
     plan = run.plan
     waves = []
