@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from ._common import add_run_outputs, check_run_outputs, finish_run_outputs
+from ._common import add_run_outputs, check_run_outputs, finish_run_outputs, task_progress
 from .risk import add_population_args, build_plan, execution_kwargs, write_run
 
 EXAMPLES = """examples:
@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
     plan, _ = build_plan(args, strategies[0])
     seed = args.seed if args.seed is not None else 0
     t0 = time.perf_counter()
-    runs, section = compare_strategies(plan, strategies, args.replications, seed,
-                                       common_random_numbers=not args.independent, **execution_kwargs(args))
+    with task_progress("strategies x replications", not (args.json or args.quiet) and sys.stderr.isatty()) as bar:
+        runs, section = compare_strategies(plan, strategies, args.replications, seed, progress=bar,
+                                           common_random_numbers=not args.independent, **execution_kwargs(args))
     base = runs[strategies[0]]
     base_plan = with_strategy(plan, strategies[0])
     sections = model_sections(base_plan, base.rep0, base.wave_start[0].tolist())

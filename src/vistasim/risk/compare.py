@@ -8,8 +8,9 @@ difference much narrower than with independent streams (``common_random_numbers=
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def with_strategy(plan: Plan, strategy: str) -> Plan:
                 plan.shared_person_fraction, plan.description)
 
 
-def parse_strategies(text: str) -> List[str]:
+def parse_strategies(text: str) -> list[str]:
     items = [s.strip() for s in (text or "").split(",") if s.strip()]
     if len(items) < 2:
         raise ConfigError(f"--strategies {text!r} must name at least two of {', '.join(STRATEGIES)}, comma-separated")
@@ -47,16 +48,22 @@ def compare_strategies(
     seed: int,
     *,
     common_random_numbers: bool = True,
-    executor: Optional[str] = None,
-    workers: Optional[int] = None,
-    scheduler: Optional[str] = None,
-) -> Tuple[Dict[str, RiskRun], Dict[str, Any]]:
-    """Run each strategy R times on the same draws; return the runs and the ``comparison`` section."""
-    runs: Dict[str, RiskRun] = {}
+    executor: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, RiskRun], dict[str, Any]]:
+    """Run each strategy R times on the same draws; return the runs and the ``comparison`` section.
+
+    ``progress(done, total)`` counts tasks over all strategies (each strategy runs the same number of tasks).
+    """
+    runs: dict[str, RiskRun] = {}
+    k = len(strategies)
     for i, s in enumerate(strategies):
         offset = 0 if common_random_numbers else i * INDEPENDENT_OFFSET
+        step = None if progress is None else (lambda done, total, i=i: progress(i * total + done, k * total))
         runs[s] = simulate_risk(with_strategy(plan, s), replications, seed, executor=executor, workers=workers,
-                                scheduler=scheduler, replication_offset=offset)
+                                scheduler=scheduler, replication_offset=offset, progress=step)
     return runs, comparison_section(runs, list(strategies), replications, seed, common_random_numbers, plan)
 
 
@@ -65,8 +72,8 @@ def difference(a: RiskRun, b: RiskRun, metric: str) -> np.ndarray:
     return b.overall[metric] - a.overall[metric]
 
 
-def comparison_section(runs: Dict[str, RiskRun], strategies: List[str], R: int, seed: int, crn: bool,
-                       plan: Plan) -> Dict[str, Any]:
+def comparison_section(runs: dict[str, RiskRun], strategies: list[str], R: int, seed: int, crn: bool,
+                       plan: Plan) -> dict[str, Any]:
     base = strategies[0]
     diffs = []
     for s in strategies[1:]:
