@@ -160,3 +160,17 @@ def test_postgres_tests_never_skip_under_ci(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("CI", "")
     with pytest.raises(pytest.skip.Exception, match="no initdb"):
         _pg._unavailable("no initdb")
+
+
+def test_person_check_from_differences_equals_compare_person() -> None:
+    """Verification builds checks from counts and differences found in SQL: same as the full comparison."""
+    from vistasim.targets.base import compare_person, person_check
+
+    staged = {("Condition", "c1"): "h1", ("Condition", "c2"): "h2", ("Observation", "o1"): "h3", ("Patient", "p"): "h4"}
+    prod = {("Condition", "c2"): "hX", ("Observation", "o1"): "h3", ("Patient", "p"): "h4", ("Flag", "f"): "h5"}
+    counts = lambda keys: {t: sum(1 for k in keys if k[0] == t) for t in {k[0] for k in keys}}  # noqa: E731
+    diffs = [(("Condition", "c2"), "changed"), (("Condition", "c1"), "missing")]
+    for current in (None, "W1", "W0"):
+        want = compare_person("P", staged, prod, current, "W1")
+        got = person_check("P", counts(staged), counts(prod), diffs, [("Flag", "f")], current, "W1")
+        assert got == want

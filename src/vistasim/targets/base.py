@@ -346,6 +346,34 @@ def compare_person(
     )
 
 
+def person_check(
+    person_id: str,
+    staged: Mapping[str, int],
+    production: Mapping[str, int],
+    differing: Iterable[tuple[tuple[str, str], str]],
+    extra: Iterable[tuple[str, str]],
+    current_wave: str | None,
+    wave_id: str,
+) -> PersonCheck:
+    """A person's check from counts per type and the differences alone (the database found them).
+
+    ``differing``: ((type, id), "missing" | "changed") of staged resources; ``extra``: (type, id) in
+    production but not staged. Same result, mismatch order included, as :func:`compare_person`.
+    """
+    mismatches: list[Mismatch] = []
+    if current_wave is None:
+        mismatches.append(Mismatch(person_id, "not_in_production"))
+    elif current_wave != wave_id:
+        mismatches.append(Mismatch(person_id, "superseded"))
+    for key, kind in sorted(differing):
+        mismatches.append(Mismatch(person_id, kind, *key))
+    for key in sorted(extra):
+        mismatches.append(Mismatch(person_id, "extra", *key))
+    return PersonCheck(
+        person_id, not mismatches, dict(sorted(staged.items())), dict(sorted(production.items())), tuple(mismatches)
+    )
+
+
 def _type_counts(keys: Iterable[tuple[str, str]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for rtype, _ in keys:
