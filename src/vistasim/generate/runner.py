@@ -41,8 +41,8 @@ _DOMAINS = ("problems", "allergies", "prescriptions", "vitals", "visits", "order
 
 def _write(outs: StationOutputs, recs: list[PatientRecord], keys: list[list[DefectEntry]],
            key: list[DefectEntry], counts: dict[str, int]) -> None:
-    for r, k in zip(recs, keys):
-        outs.add(r)
+    outs.add_block(recs)
+    for k in keys:
         if k:
             key.extend(k)
     for d in _DOMAINS:
