@@ -55,12 +55,8 @@ def _flat(recs: Sequence[PatientRecord], attr: str, dfns: list[int]) -> tuple[li
     return items, list(chain.from_iterable(map(repeat, dfns, map(len, lists))))
 
 
-def _cols(items: list[Any], *names: str) -> list[tuple[Any, ...]]:
-    if not items:
-        return [() for _ in names]
-    if len(names) == 1:
-        return [tuple(map(attrgetter(names[0]), items))]
-    return list(zip(*map(attrgetter(*names), items)))
+def _cols(items: list[Any], *names: str) -> list[list[Any]]:
+    return [list(map(attrgetter(n), items)) for n in names]  # one C-level pass per field
 
 
 def _check_text(*cols: Sequence[Any]) -> None:
