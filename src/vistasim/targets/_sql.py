@@ -19,8 +19,8 @@ Atomicity: staging writes a whole wave in one transaction. Production's unit is 
 transaction always holds whole persons (their rows, their backout snapshot and their journal row),
 so a person is in production completely or not at all, and the journal never claims more than
 production holds. How many persons share a commit is ``persons_per_commit``: 1 gives a commit per
-person; the default (200) is chosen because each commit rewrites ~10 pages (table, indexes,
-persons, journal): per-person commits ran at a third of the speed, 50 per commit took 40 % more CPU, while a whole-wave transaction
+person; the default (50) is chosen because each commit rewrites ~10 pages (table, indexes,
+persons, journal) and per-person commits ran at a third of the speed, while a whole-wave transaction
 would hold the write lock for the wave and make a crash redo all of it. Backout is one transaction
 per wave.
 """

@@ -37,10 +37,9 @@ STEP_BACKED_OUT = "backed_out"
 JOURNAL_STEPS: tuple[str, ...] = (STEP_STAGED, STEP_PROMOTED, STEP_VERIFIED, STEP_BACKED_OUT)
 
 #: Whole persons per production transaction. 1 = a commit per person; a wave's size = one commit.
-#: 200 keeps each person atomic while cutting commit cost (a per-person commit rewrites ~10 pages:
-#: measured 2,300 vs 7,000 persons/s on SQLite, bench/targets.py; 200 took 40 % less CPU than 50,
-#: 1,000 no less than 200); a crash redoes at most 200 persons.
-DEFAULT_PERSONS_PER_COMMIT = 200
+#: 50 keeps each person atomic while cutting commit cost (a per-person commit rewrites ~10 pages:
+#: measured 2,300 vs 7,000 persons/s on SQLite, bench/targets.py); a crash redoes at most 50 persons.
+DEFAULT_PERSONS_PER_COMMIT = 50
 
 # --------------------------------------------------------------------------- results
 
