@@ -331,6 +331,8 @@ def test_typed_reference_walk_finds_what_the_full_walk_finds():
     for i, r in enumerate(resources):
         if i % 4 == 0:
             r.setdefault("extension", []).append(copy.deepcopy(deep))
+        if i % 3 == 0:  # a list of References, and a string that only looks like one
+            r["basedOn"] = [{"reference": "urn:uuid:deep", "display": '"reference": "x"'}]
         if i % 4 == 1 and isinstance(r.get("code"), dict) and r["code"].get("coding"):
             r["code"]["coding"][0]["_code"] = {"extension": [copy.deepcopy(deep)]}
         if i % 4 == 2 and r.get("identifier"):
