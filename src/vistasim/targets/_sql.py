@@ -50,8 +50,8 @@ from .base import (
     StagingResult,
     VerificationResult,
     canonical_json,
-    person_check,
     content_hash,
+    person_check,
     stage_rows,
 )
 
@@ -341,9 +341,7 @@ class SQLTarget:
             )
         )
         checks: list[PersonCheck] = [
-            person_check(
-                p, staged_n[p], prod_n[p], diffs.get(p, ()), extras.get(p, ()), current.get(p), wave_id
-            )
+            person_check(p, staged_n[p], prod_n[p], diffs.get(p, ()), extras.get(p, ()), current.get(p), wave_id)
             for p in persons
         ]
         result = VerificationResult(wave_id, tuple(checks), n)
