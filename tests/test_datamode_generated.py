@@ -20,3 +20,14 @@ def test_clean_generated_population_migrates_completely(tmp_path):
     assert rec["fidelity"] == 1.0 and rec["safety"] == 1.0
     assert all(d["found"] == d["expected"] for d in rec["by_domain"].values())
     assert doc["data_mode"]["resources_validated"] == doc["data_mode"]["resources_mapped"] > 600 * 10
+
+
+def test_data_mode_reports_progress_per_wave(tmp_path):
+    from vistasim import MigrationSimulator, generate_patients
+
+    patients = generate_patients(250, seed=4)
+    seen = []
+    sim = MigrationSimulator(seed=4, mode="data", target=f"sqlite:///{tmp_path / 'p.db'}")
+    sim.simulate_migration(patients, batch_size=100, progress=lambda done, total: seen.append((done, total)))
+    assert [t for _, t in seen] == [250] * len(seen) and seen[-1][0] == 250
+    assert len(seen) >= 3 and all(a < b for (a, _), (b, _) in zip(seen, seen[1:]))

@@ -203,7 +203,8 @@ class MigrationSimulator:
         if batch_ids is None:
             batch_ids = [self._next_batch_id() for _ in range(n_batches)]
         if self.mode == "data":
-            data_run = self._data_run(patients, batch_ids, batch_of, params.overload_rate)
+            data_run = self._data_run(patients, batch_ids, batch_of, params.overload_rate, progress)
+            progress = None  # data mode reported its waves as they loaded
         keys = string_keys(ids)
         audit_base = len(self.audit.patient_ids)
         batch_base = len(self.audit.batch_ids)
@@ -302,7 +303,7 @@ class MigrationSimulator:
         return [patients[i] for i in order], batch_of  # type: ignore[misc]
 
     def _data_run(self, records: Sequence[PatientLike], batch_ids: list[str], batch_of: np.ndarray,
-                  overload_rate: float) -> Any:
+                  overload_rate: float, progress: Progress | None = None) -> Any:
         from .pipeline.datamode import run_data_mode
         from .pipeline.stages import person_key
 
@@ -310,7 +311,7 @@ class MigrationSimulator:
         earlier = {k: known[k] for k in {person_key(r) for r in records} if k in known}  # type: ignore[arg-type]
         run = run_data_mode(records, config=self.config, seed=self.seed, batch_ids=batch_ids,  # type: ignore[arg-type]
                             batch_of=batch_of, target=self.target, settings=self.data_settings,
-                            overload_rate=overload_rate, earlier=earlier)
+                            overload_rate=overload_rate, earlier=earlier, progress=progress)
         for r in records:
             known.setdefault(person_key(r), []).append(r)  # type: ignore[arg-type]
         self.data_runs.append(run)

@@ -56,9 +56,9 @@ def pick_strategy(cli_value: str | None, settings: RunSettings, default: str = "
 
 
 @contextmanager
-def progress_bar(total: int, label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+def progress_bar(total: int, label: str, enabled: bool, min_total: int = PROGRESS_MIN) -> Iterator[Callable[[int, int], None] | None]:
     """A rich progress bar with rate and ETA on stderr, or None when disabled or the run is small."""
-    if not enabled or total < PROGRESS_MIN:
+    if not enabled or total < min_total:
         yield None
         return
     from rich.console import Console

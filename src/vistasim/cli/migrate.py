@@ -16,6 +16,7 @@ from ._common import (
     pick_strategy,
     positive_int,
     print_summary,
+    progress_bar,
     resolve_settings,
 )
 
@@ -76,19 +77,23 @@ def run(args: argparse.Namespace) -> int:
     if args.report is None and settings.migration_report:
         args.report = settings.migration_report
         gates = check_run_outputs(args)
-    out = run_data(
-        Path(args.source),
-        target_url=args.target,
-        config=settings.config,
-        settings=dm,
-        strategy=strategy,
-        batch_size=batch_size,
-        seed=seed,
-        run_dir=run_dir,
-        station=args.station,
-        report_path=None,
-        argv=sys.argv,
-    )
+    show = not (args.json or args.quiet) and sys.stderr.isatty()
+    with progress_bar(_count_hint(Path(args.source)) if show else 0, "migrating", show,
+                      min_total=1) as progress:
+        out = run_data(
+            Path(args.source),
+            target_url=args.target,
+            config=settings.config,
+            settings=dm,
+            strategy=strategy,
+            batch_size=batch_size,
+            seed=seed,
+            run_dir=run_dir,
+            station=args.station,
+            report_path=None,
+            argv=sys.argv,
+            progress=progress,
+        )
     if args.json:
         sys.stdout.write(dumps(out.doc).decode("utf-8"))
     elif not args.quiet:
@@ -101,3 +106,18 @@ def run(args: argparse.Namespace) -> int:
         }
         print_summary(out.doc, run_dir, extra)
     return finish_run_outputs(out.doc, args, gates)
+
+
+def _count_hint(source: Path) -> int:
+    """Records to expect, for the progress bar: the PATIENT file headers' counts (0 if unknown)."""
+    total = 0
+    files = [source] if source.is_file() else sorted(source.glob("**/2+*.zwr"))
+    for f in files:
+        try:
+            with open(f, encoding="utf-8", errors="replace") as fh:
+                for _, line in zip(range(4), fh):
+                    if line.startswith("^DPT(0)="):
+                        total += int(line.rstrip().strip('"').split("^")[-1] or 0)
+        except (OSError, ValueError):
+            return 0
+    return total

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,9 +166,11 @@ def run_data_mode(
     settings: DataModeSettings,
     overload_rate: float | None = None,
     earlier: Mapping[str, list[PatientRecord]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DataRun:
     """Migrate ``records`` (already in run order, persons contiguous) wave by wave into ``target``.
 
+    ``progress(records done, records)`` is called after each wave.
     ``earlier``: records an earlier call migrated, by person. A person whose records arrive over several
     calls is re-mapped whole (earlier records + new ones), so production holds the merged person,
     never only the latest site record (the version it replaces is kept for backout).
@@ -183,14 +185,14 @@ def run_data_mode(
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier)
+        return _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier, progress)
     finally:
         if enabled:
             gc.enable()
         gc.unfreeze()
 
 
-def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier):  # type: ignore[no-untyped-def]
+def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier, progress=None):  # type: ignore[no-untyped-def]
     clock = _Clock()
     t0 = time.perf_counter()
     n = len(records)
@@ -222,6 +224,7 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
     for pid, rows in groups_all:
         by_wave.setdefault(int(batch_of[rows[0]]), []).append((pid, rows))
 
+    done_records = 0
     for w in range(len(batch_ids)):
         wave_id = batch_ids[w]
         groups = by_wave.get(w, [])
@@ -297,6 +300,9 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
         for p in persons:
             person_rows.append(_person_fate(p, pt, exhausted, ttypes, k))
             p.bundle, p.extra_bundles, p.records = None, {}, []  # the wave is loaded: memory stays bounded
+        done_records += report.records
+        if progress is not None:
+            progress(done_records, n)
 
     out, status, reasons, person_of = _assemble(n, ids, person_rows, k, ttypes, exhausted, max_att, config)
     clock.add("assemble", t0)

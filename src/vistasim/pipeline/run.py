@@ -86,6 +86,7 @@ def run_data(
     report_path: Path | None = None,
     argv: Sequence[str] | None = None,
     on_commit: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DataRunOutput:
     from ..report import render
     from ..targets import open_target
@@ -108,7 +109,7 @@ def run_data(
     target = open_target(target_url, on_commit=on_commit)
     try:
         sim = MigrationSimulator(config, seed=seed, mode="data", target=target, data_settings=settings)
-        sim.simulate_migration(src.patients, batch_size=batch_size, migration_strategy=strategy)
+        sim.simulate_migration(src.patients, batch_size=batch_size, migration_strategy=strategy, progress=progress)
         dr = sim.data_runs[-1]
         status = dict(zip(dr.ids, dr.status))
         rec = reconcile(src.patients, target, status=status, tz=settings.timezone)
