@@ -53,7 +53,7 @@ def main() -> int:
     sizes = [10_000, 100_000, 1_000_000] + ([] if args.quick else [9_000_000])
     for n in sizes:
         p = single_site_plan(n, config=plan.config, batch_size=5000)
-        _, dt = timed(f"3. {n:,} patients, 1 replication", lambda: simulate_risk(p, 1, 3))
+        _, dt = timed(f"3. {n:,} patients, 1 replication", lambda p=p: simulate_risk(p, 1, 3))
         print(f"   {n / dt:,.0f} patients/s; peak RSS so far {rss_gb():.2f} GB")
 
     if not args.quick:
@@ -64,7 +64,7 @@ def main() -> int:
             return 0
         for w in (1, 2):
             _, dt = timed(f"4. Dask LocalCluster, {w} worker(s): {R} x 10,000",
-                          lambda: simulate_risk(small, R, 2, workers=w))
+                          lambda w=w: simulate_risk(small, R, 2, workers=w))
             print(f"   {R * 10_000 / dt:,.0f} patient-replications/s (cluster start-up included)")
     return 0
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 from vistasim.config import MigrationConfig
 from vistasim.model import STAGES, SUBSTAGES
 
 
-def perfect_settings(**extra: Any) -> Dict[str, Any]:
-    s: Dict[str, Any] = {
+def perfect_settings(**extra: Any) -> dict[str, Any]:
+    s: dict[str, Any] = {
         "success_rates": {st: 1.0 for st in STAGES},
         "substage_success_rates": {st: {u: 1.0 for u in SUBSTAGES[st]} for st in STAGES},
         "network_failure_rate": 0.0,
@@ -27,7 +27,7 @@ def perfect_config(**extra: Any) -> MigrationConfig:
     return config_from_mapping(perfect_settings(**extra))[0]
 
 
-def two_wave_doc(settings: Dict[str, Any] | None = None, **plan_extra: Any) -> Dict[str, Any]:
+def two_wave_doc(settings: dict[str, Any] | None = None, **plan_extra: Any) -> dict[str, Any]:
     plan = {
         "name": "tiny",
         "shared_person_fraction": 0.3,
@@ -43,7 +43,7 @@ def two_wave_doc(settings: Dict[str, Any] | None = None, **plan_extra: Any) -> D
         ],
     }
     plan.update(plan_extra)
-    doc: Dict[str, Any] = {"plan": plan}
+    doc: dict[str, Any] = {"plan": plan}
     if settings is not None:
         doc["migration_settings"] = settings
     return doc

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Union
 
 import numpy as np
 
@@ -21,7 +20,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _TWO53 = 1.0 / float(1 << 53)
 
-KeyPart = Union[int, np.ndarray]
+KeyPart = int | np.ndarray
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

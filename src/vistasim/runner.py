@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from .config import MigrationConfig
 from .errors import ConfigError
@@ -21,7 +21,7 @@ from .results import model_results, provenance, write_results
 from .runio import atomic_write_text, check_dir_creatable, check_writable_file, ensure_dir
 from .simulator import MigrationSimulator
 
-PatientLike = Union[PatientRecord, str]
+PatientLike = PatientRecord | str
 
 
 @dataclass

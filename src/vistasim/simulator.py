@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +50,7 @@ from .model import (
 )
 from .rng import string_keys
 
-PatientLike = Union[PatientRecord, str]
+PatientLike = PatientRecord | str
 Progress = Callable[[int, int], None]
 
 CHUNK_PATIENTS = 65536  # staged runs are processed in chunks of whole waves: bounded memory, exact results

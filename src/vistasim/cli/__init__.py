@@ -11,7 +11,6 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Optional
 
 from ..errors import VistasimError
 

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -64,9 +65,9 @@ class Counts:
     first_fails: np.ndarray = field(default_factory=lambda: np.zeros((16, 8), dtype=np.int64))
     max_attempt: int = 0
     exhausted_attempt: int = 0  # largest attempt of a final failure of a transient type
-    delay_samples: List[float] = field(default_factory=list)
+    delay_samples: list[float] = field(default_factory=list)
     # per stage: normalised round durations b x U
-    round_x: Dict[int, List[float]] = field(default_factory=lambda: defaultdict(list))
+    round_x: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     max_round: int = 0
     overload_factor: float = 1.0
     runs: int = 0
@@ -74,7 +75,7 @@ class Counts:
 
 
 def _seconds_parser():  # type: ignore[no-untyped-def]
-    cache: Dict[str, float] = {}
+    cache: dict[str, float] = {}
 
     def parse(s: str) -> float:
         v = cache.get(s)
@@ -85,7 +86,7 @@ def _seconds_parser():  # type: ignore[no-untyped-def]
     return parse
 
 
-def _read_audit(path: Path) -> List[Tuple[float, str, str, int, int, int, int]]:
+def _read_audit(path: Path) -> list[tuple[float, str, str, int, int, int, int]]:
     import orjson
 
     if not path.is_file():
@@ -112,7 +113,7 @@ def _scale(m: float) -> float:
     return 1.0 + math.log10(max(1.0, m / 10.0))
 
 
-def add_run(counts: Counts, run: Path) -> Dict[str, Any]:
+def add_run(counts: Counts, run: Path) -> dict[str, Any]:
     """Pool one run folder's audit rows into ``counts``; returns the run's results.json (for its config)."""
     doc = read_results(run)
     strategy = doc.get("strategy", "staged")
@@ -122,8 +123,8 @@ def add_run(counts: Counts, run: Path) -> Dict[str, Any]:
     counts.runs += 1
     if strategy == "big_bang":
         counts.overload_factor = 4.0
-    first_time: Dict[Tuple[str, str, int], float] = {}
-    rounds: Dict[Tuple[str, int, float], List[int]] = defaultdict(lambda: [0, 1])  # size, max attempts
+    first_time: dict[tuple[str, str, int], float] = {}
+    rounds: dict[tuple[str, int, float], list[int]] = defaultdict(lambda: [0, 1])  # size, max attempts
     for t, b, p, s, a, o, e in rows:
         counts.attempts[s] += 1
         counts.max_attempt = max(counts.max_attempt, a)
@@ -148,7 +149,7 @@ def add_run(counts: Counts, run: Path) -> Dict[str, Any]:
     if strategy in ("staged", "big_bang"):
         counts.duration_runs += 1
         factor = 4 if strategy == "big_bang" else 1
-        by_batch: Dict[str, List[Tuple[int, float, int, int]]] = defaultdict(list)
+        by_batch: dict[str, list[tuple[int, float, int, int]]] = defaultdict(list)
         for (b, s, t), (m, amax) in rounds.items():
             by_batch[b].append((s, t, m, amax))
         for items in by_batch.values():
@@ -164,11 +165,11 @@ def add_run(counts: Counts, run: Path) -> Dict[str, Any]:
     return doc
 
 
-def _w(stage_weights: Dict[str, Dict[str, float]], g: int, t: int) -> float:
+def _w(stage_weights: dict[str, dict[str, float]], g: int, t: int) -> float:
     return float(stage_weights.get(STAGES[g], {}).get(ERROR_TYPES[t], 0.0))
 
 
-def fit(counts: Counts, weights_used: Dict[str, Dict[str, float]]) -> Dict[str, Any]:
+def fit(counts: Counts, weights_used: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Point estimates and 95 % intervals of every identifiable parameter."""
     n_g = np.array([counts.attempts[4 * g:4 * g + 4].sum() for g in range(4)], dtype=np.float64)
     f_g = np.array([counts.fails[4 * g:4 * g + 4].sum(axis=0) for g in range(4)], dtype=np.float64)  # (4, 8)
@@ -203,7 +204,7 @@ def fit(counts: Counts, weights_used: Dict[str, Dict[str, float]]) -> Dict[str, 
     corr_ci = None if corr_ci_half is None else [min(1.0, 2 * v) for v in corr_ci_half]
 
     keep = (1.0 - net) * (1.0 - over * counts.overload_factor)
-    rates: Dict[Tuple[str, Optional[str]], Dict[str, Any]] = {}
+    rates: dict[tuple[str, str | None], dict[str, Any]] = {}
     for s, (stage, sub) in enumerate(STEPS):
         n = float(counts.attempts[s]) - excess.get(s, 0.0)
         k = float(counts.fails[s].sum()) - excess.get(s, 0.0)
@@ -215,7 +216,7 @@ def fit(counts: Counts, weights_used: Dict[str, Dict[str, float]]) -> Dict[str, 
         rates[(stage, sub)] = {"estimate": est, "ci95": [min(1.0, max(0.0, (1.0 - ci[1]) / keep)),
                                                          min(1.0, max(0.0, (1.0 - ci[0]) / keep))] if ci else None,
                                "attempts": int(round(n))}
-    weights: Dict[str, Dict[str, Any]] = {}
+    weights: dict[str, dict[str, Any]] = {}
     for g, stage in enumerate(STAGES):
         c = f_g[g].copy()
         c[_NT] -= net * n_g[g]
@@ -235,7 +236,7 @@ def fit(counts: Counts, weights_used: Dict[str, Dict[str, float]]) -> Dict[str, 
                 continue
             p, ci = wilson(int(round(c[t])), int(round(total)))
             weights[stage][e] = {"estimate": p, "ci95": ci}
-    durations: Dict[str, Any] = {}
+    durations: dict[str, Any] = {}
     variances = []
     for g, stage in enumerate(STAGES):
         xs = counts.round_x.get(g, [])
@@ -262,7 +263,7 @@ def fit(counts: Counts, weights_used: Dict[str, Dict[str, float]]) -> Dict[str, 
     }
 
 
-def calibrate_runs(runs: Sequence[str | Path]) -> Tuple[MigrationConfig, Dict[str, Any]]:
+def calibrate_runs(runs: Sequence[str | Path]) -> tuple[MigrationConfig, dict[str, Any]]:
     """Fit a MigrationConfig from run folders; returns it and the ``calibration`` dict (estimates, intervals)."""
     if not runs:
         raise InputError("calibrate needs at least one run folder (written by vistasim simulate/migrate --out)")
@@ -276,15 +277,15 @@ def calibrate_runs(runs: Sequence[str | Path]) -> Tuple[MigrationConfig, Dict[st
     return cfg, cal
 
 
-def to_config(cal: Dict[str, Any], base: Dict[str, Any]) -> MigrationConfig:
+def to_config(cal: dict[str, Any], base: dict[str, Any]) -> MigrationConfig:
     """The fitted values as a MigrationConfig; what is not identified comes from the run's config."""
     from ..config import config_from_mapping
 
-    def est(d: Dict[str, Any], default: Any) -> Any:
+    def est(d: dict[str, Any], default: Any) -> Any:
         v = d.get("estimate")
         return default if v is None else v
 
-    settings: Dict[str, Any] = {}
+    settings: dict[str, Any] = {}
     for key in ("quality_degradation_per_failure", "quality_degradation_per_success", "start_time"):
         if key in base:
             settings[key] = base[key]
@@ -314,11 +315,11 @@ def to_config(cal: Dict[str, Any], base: Dict[str, Any]) -> MigrationConfig:
     return cfg
 
 
-def config_yaml(cfg: MigrationConfig, cal: Dict[str, Any]) -> str:
+def config_yaml(cfg: MigrationConfig, cal: dict[str, Any]) -> str:
     """YAML loadable by ``vistasim simulate --config``, the 95 % intervals as comments."""
     import yaml
 
-    def ci(d: Dict[str, Any]) -> str:
+    def ci(d: dict[str, Any]) -> str:
         c = d.get("ci95")
         return "" if not c else f"  # 95% CI [{c[0]:.6g}, {c[1]:.6g}]"
 

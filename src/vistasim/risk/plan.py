@@ -33,11 +33,12 @@ Every mistake raises :class:`vistasim.errors.ConfigError` with one line naming t
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any
 
 from ..config import MigrationConfig, settings_from_document
 from ..errors import ConfigError, InputError
@@ -64,7 +65,7 @@ class Site:
 class GoNoGo:
     """A wave is rolled back when its success rate is below ``min_success`` (None: never rolled back)."""
 
-    min_success: Optional[float] = None
+    min_success: float | None = None
     rollback_hours: float = 24.0
     max_reruns: int = 1
 
@@ -73,10 +74,10 @@ class GoNoGo:
 class Wave:
     name: str
     date: datetime
-    sites: Tuple[str, ...]
+    sites: tuple[str, ...]
     strategy: str = "staged"
     batch_size: int = 100
-    concurrency: Optional[int] = None  # max_concurrent_patients for this wave (None: the config's)
+    concurrency: int | None = None  # max_concurrent_patients for this wave (None: the config's)
     go_no_go: GoNoGo = field(default_factory=GoNoGo)
 
 
@@ -85,8 +86,8 @@ class Plan:
     """A validated cutover plan. ``config`` is the migration model every wave uses (its concurrency aside)."""
 
     name: str
-    sites: Dict[str, Site]
-    waves: List[Wave]
+    sites: dict[str, Site]
+    waves: list[Wave]
     config: MigrationConfig
     shared_person_fraction: float = 0.0
     description: str = ""
@@ -112,7 +113,7 @@ class Plan:
 
     def main_strategy(self) -> str:
         """The strategy covering the most patients (results.json names one)."""
-        by: Dict[str, int] = {}
+        by: dict[str, int] = {}
         for k, w in enumerate(self.waves):
             by[w.strategy] = by.get(w.strategy, 0) + self.wave_patients(k)
         return max(STRATEGIES, key=lambda s: (by.get(s, 0), -STRATEGIES.index(s)))
@@ -122,7 +123,7 @@ class Plan:
 
 
 def single_site_plan(
-    patients: int, *, config: Optional[MigrationConfig] = None, strategy: str = "staged", batch_size: int = 100,
+    patients: int, *, config: MigrationConfig | None = None, strategy: str = "staged", batch_size: int = 100,
     station: str = "500",
 ) -> Plan:
     """A one-site, one-wave plan: what ``--patients N`` means (no go/no-go rule)."""
@@ -191,10 +192,10 @@ def _plan_from_section(sec: Any, config: MigrationConfig, where: str) -> Plan:
     return Plan(name, sites, waves, config, float(frac), str(sec.get("description", "")))
 
 
-def _sites(raw: Any, where: str) -> Dict[str, Site]:
+def _sites(raw: Any, where: str) -> dict[str, Site]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{where}: plan.sites must be a non-empty list of {{station, name, visn, patients}}")
-    out: Dict[str, Site] = {}
+    out: dict[str, Site] = {}
     for i, s in enumerate(raw):
         at = f"{where}: plan.sites[{i}]"
         if not isinstance(s, Mapping):
@@ -233,13 +234,13 @@ def _gng(raw: Any, base: GoNoGo, at: str) -> GoNoGo:
     return g
 
 
-def _waves(raw: Any, defaults: Mapping, sites: Dict[str, Site], config: MigrationConfig, where: str) -> List[Wave]:
+def _waves(raw: Any, defaults: Mapping, sites: dict[str, Site], config: MigrationConfig, where: str) -> list[Wave]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{where}: plan.waves must be a non-empty list of {{name, date, sites}}")
     base_gng = _gng(defaults.get("go_no_go"), GoNoGo(), f"{where}: plan.defaults")
-    seen_site: Dict[str, str] = {}
+    seen_site: dict[str, str] = {}
     names: set[str] = set()
-    waves: List[Wave] = []
+    waves: list[Wave] = []
     for i, w in enumerate(raw):
         at = f"{where}: plan.waves[{i}]"
         if not isinstance(w, Mapping):
@@ -297,12 +298,12 @@ def _pos_int(name: str, v: Any) -> None:
         raise ConfigError(f"{name} must be a whole number > 0, got {v!r}")
 
 
-def _check_choice(name: str, v: Any, choices: Tuple[str, ...]) -> None:
+def _check_choice(name: str, v: Any, choices: tuple[str, ...]) -> None:
     if v not in choices:
         raise ConfigError(f"{name}: unknown value {v!r} (use one of {', '.join(choices)})")
 
 
-def _unknown(m: Mapping, known: Tuple[str, ...], at: str) -> None:
+def _unknown(m: Mapping, known: tuple[str, ...], at: str) -> None:
     for k in m:
         if k not in known:
             raise ConfigError(f"{at}: unknown key {k!r} (known: {', '.join(known)})")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any
 
 _ROWS = (
     ("success_rate", "success", lambda v: f"{v:.4%}"),
@@ -17,18 +17,18 @@ _ROWS = (
 )
 
 
-def _table(header: List[str], rows: List[List[str]]) -> str:
+def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
 
 
-def _ci(stat: Dict[str, Any], fmt) -> str:  # type: ignore[no-untyped-def]
+def _ci(stat: dict[str, Any], fmt) -> str:  # type: ignore[no-untyped-def]
     ci = stat.get("ci95")
     return "-" if ci is None else f"[{fmt(ci[0])}, {fmt(ci[1])}]"
 
 
-def render_risk(risk: Dict[str, Any], max_waves: int = 30) -> str:
+def render_risk(risk: dict[str, Any], max_waves: int = 30) -> str:
     p = risk["plan"]
     out = [f"vistasim risk: plan {p['name']} ({p['sites']} sites, {p['waves']} waves, {p['patients']:,} records), "
            f"{risk['replications']} replications, seed {risk['seed']}", ""]
@@ -56,7 +56,7 @@ def render_risk(risk: Dict[str, Any], max_waves: int = 30) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_comparison(cmp: Dict[str, Any]) -> str:
+def render_comparison(cmp: dict[str, Any]) -> str:
     out = [f"vistasim compare: {', '.join(cmp['strategies'])} on {cmp['plan']['patients']:,} records, "
            f"{cmp['replications']} replications, seed {cmp['seed']}, "
            f"{'common random numbers' if cmp['common_random_numbers'] else 'independent streams'}", ""]

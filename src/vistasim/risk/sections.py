@@ -7,8 +7,9 @@ waves are its units of cutover), while ``summary.total_batches`` counts the batc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Dict, List, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ def _iso(dt) -> str:  # type: ignore[no-untyped-def]
     return dt.isoformat().replace("+00:00", "Z")
 
 
-def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequence[float]) -> Dict[str, Any]:
+def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequence[float]) -> dict[str, Any]:
     """summary, stage_performance, substage_performance, failure_analysis, quality_trends, timeline,
     recommendations, batches and metrics of one replication."""
     finals = [x.final for x in results]
@@ -43,8 +44,8 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
     total_errors = int(errors.sum())
     failed_at = stopped.sum(axis=1)
 
-    stage_perf: Dict[str, Any] = {}
-    sub_perf: Dict[str, Dict[str, Any]] = {s: {} for s in STAGES}
+    stage_perf: dict[str, Any] = {}
+    sub_perf: dict[str, dict[str, Any]] = {s: {} for s in STAGES}
     for g, stage in enumerate(STAGES):
         s0 = 4 * g
         proc = int(processed[s0])
@@ -80,8 +81,8 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
 
     types = {e: int(errors[:, i].sum()) for i, e in enumerate(ERROR_TYPES)}
     by_stage = {st: int(errors[4 * g:4 * g + 4].sum()) for g, st in enumerate(STAGES)}
-    by_sub: Dict[str, int] = {}
-    remediation: Dict[str, int] = {}
+    by_sub: dict[str, int] = {}
+    remediation: dict[str, int] = {}
     for s, (stage, sub) in enumerate(STEPS):
         by_sub[f"{stage}/{sub or 'handoff'}"] = int(errors[s].sum())
         for i, e in enumerate(ERROR_TYPES):
@@ -139,7 +140,7 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
         "quality_measured": patients > 0,
         "total_errors": total_errors,
     }
-    batches: List[Dict[str, Any]] = []
+    batches: list[dict[str, Any]] = []
     for k, (x, st) in enumerate(zip(results, wave_start)):
         f = x.final
         m = f.migrated if x.accepted else 0
@@ -155,7 +156,7 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
             "total_errors": int(x.errors_all.sum()),
             "downtime_seconds": x.down_sum / f.patients if f.patients else 0.0,
         })
-    out: Dict[str, Any] = {
+    out: dict[str, Any] = {
         "summary": summary,
         "stage_performance": stage_perf,
         "substage_performance": sub_perf,
@@ -170,12 +171,12 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
     return out
 
 
-def results_document(command: str, plan: Plan, seed: int, sections: Dict[str, Any], extra: Dict[str, Any],
-                     prov: Dict[str, Any], strategy: str | None = None) -> Dict[str, Any]:
+def results_document(command: str, plan: Plan, seed: int, sections: dict[str, Any], extra: dict[str, Any],
+                     prov: dict[str, Any], strategy: str | None = None) -> dict[str, Any]:
     """A complete results.json document for ``risk`` / ``compare``."""
     from ..results import SCHEMA_VERSION
 
-    doc: Dict[str, Any] = {
+    doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "command": command,
         "mode": "model",

@@ -5,7 +5,8 @@ band of single outcomes, and Wilson intervals for probabilities. Pure functions 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,12 +26,12 @@ def t975(df: int) -> float:
     return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
 
-def interval(values: Sequence[float] | np.ndarray) -> Dict[str, Any]:
+def interval(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
     """Mean, its 95 % t-interval (None with one replication), and the 5th-95th percentile band."""
     v = np.asarray(values, dtype=np.float64)
     n = int(v.size)
     mean = float(v.mean()) if n else 0.0
-    ci: Optional[list] = None
+    ci: list | None = None
     sd = 0.0
     if n >= 2:
         sd = float(v.std(ddof=1))
@@ -42,7 +43,7 @@ def interval(values: Sequence[float] | np.ndarray) -> Dict[str, Any]:
     return {"mean": mean, "ci95": ci, "p05": p05, "p95": p95, "sd": sd}
 
 
-def wilson(successes: int, n: int, point: bool = False) -> Tuple[float, Optional[list]]:
+def wilson(successes: int, n: int, point: bool = False) -> tuple[float, list | None]:
     """The proportion and its 95 % Wilson interval; ``point`` gives [p, p] (a deterministic model)."""
     if n <= 0:
         return 0.0, None

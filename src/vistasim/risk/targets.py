@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Dict
 
 from ..errors import ConfigError
 
 # target name -> the overall metric it reads
-TARGET_METRICS: Dict[str, str] = {
+TARGET_METRICS: dict[str, str] = {
     "success": "success_rate",
     "quality": "quality",
     "errors": "errors",

@@ -14,7 +14,6 @@ step, round). So a (replication, wave) pair is a pure function of its inputs: ta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -81,7 +80,7 @@ class WaveRun:
     batches: int = 0
     linked_migrated: int = 0  # migrated records whose person was seen at an earlier wave
     # primary wave j -> counts, per run q of wave j, of migrated linked records whose first record migrated in q
-    primary_hits: Dict[int, np.ndarray] = field(default_factory=dict)
+    primary_hits: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,13 +101,13 @@ class WaveResult:
 # --------------------------------------------------------------------------- population of a wave
 
 
-def _wave_layout(plan: Plan, k: int) -> Tuple[List[str], np.ndarray]:
+def _wave_layout(plan: Plan, k: int) -> tuple[list[str], np.ndarray]:
     stations = list(plan.waves[k].sites)
     counts = np.array([plan.sites[s].patients for s in stations], dtype=np.int64)
     return stations, np.concatenate(([0], np.cumsum(counts)))
 
 
-def _chunk_records(stations: List[str], bounds: np.ndarray, lo: int, hi: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _chunk_records(stations: list[str], bounds: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keys, site positions and DFNs of wave positions lo..hi-1 (sites in wave order, DFN 1..n at each)."""
     keys, site_pos, dfns = [], [], []
     first = int(np.searchsorted(bounds, lo, side="right")) - 1
@@ -146,7 +145,7 @@ class _Links:
         self.cdf = np.cumsum(self.e_n).astype(np.float64) / float(self.e_n.sum())
         self.first_wave_sites = set(plan.waves[0].sites)
 
-    def primaries(self, skeys: np.ndarray, dfns: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def primaries(self, skeys: np.ndarray, dfns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For linked records: index into the earlier sites, and the DFN of the person's first record there."""
         u = uniform(self.seed, _S_LINK_SITE, skeys, dfns)
         e = np.minimum(np.searchsorted(self.cdf, u, side="right"), len(self.cdf) - 1)
@@ -167,7 +166,7 @@ class _Links:
 
 
 def _sequential(out, cfg: MigrationConfig, conc: int, batch_local: np.ndarray, batch_keys: np.ndarray, seed: int,
-                repk: int) -> Tuple[np.ndarray, int, int]:
+                repk: int) -> tuple[np.ndarray, int, int]:
     """Per-batch step durations of barrier strategies (batches, steps and rounds in sequence)."""
     n_b = int(batch_keys.shape[0])
     delay, var = float(cfg.retry_delay_seconds), float(cfg.duration_variance)
@@ -199,8 +198,8 @@ def _pipeline(out, cfg: MigrationConfig, conc: int, wave_key: int, seed: int, re
     n = out.n
     delay, var = float(cfg.retry_delay_seconds), float(cfg.duration_variance)
     ready = np.zeros(n)
-    ev_t: List[np.ndarray] = []
-    ev_d: List[np.ndarray] = []
+    ev_t: list[np.ndarray] = []
+    ev_d: list[np.ndarray] = []
     st_lo = np.full(len(STAGES), np.inf)
     st_hi = np.full(len(STAGES), -np.inf)
     for s in range(N_STEPS + 1):
@@ -370,8 +369,8 @@ def run_wave(plan: Plan, k: int, seed: int, replication: int) -> WaveResult:
         run_no += 1
 
 
-def run_block(plan: Plan, seed: int, replications: Tuple[int, ...], waves: Optional[Tuple[int, ...]] = None
-              ) -> List[Tuple[int, int, WaveResult]]:
+def run_block(plan: Plan, seed: int, replications: tuple[int, ...], waves: tuple[int, ...] | None = None
+              ) -> list[tuple[int, int, WaveResult]]:
     """A task: the given waves in the given replications, as (replication, wave, result) rows."""
     ks = range(len(plan.waves)) if waves is None else waves
     return [(r, k, run_wave(plan, k, seed, r)) for r in replications for k in ks]
