@@ -124,13 +124,13 @@ def _combine(plan: Plan, seed: int, R: int, table: dict[tuple[int, int], WaveRes
             first = start if first is None else first
             last = end
             migrated = f.migrated if x.accepted else 0
-            merged = 0
+            merged = 0.0
             if x.accepted:
                 for j, hits in f.primary_hits.items():
                     q = accepted_run[j]
                     if q is not None and q < hits.size:
                         merged += int(hits[q])
-            n = max(1, f.patients)
+            n = max(1.0, float(f.patients))
             vals = {
                 "success_rate": migrated / n,
                 "quality": f.quality_sum / n,

@@ -161,7 +161,7 @@ def builtin_plan(name: str = "va_ehrm") -> Plan:
 
     if name not in BUILTIN_PLANS:
         raise ConfigError(f"unknown built-in plan {name!r} (use one of {', '.join(BUILTIN_PLANS)})")
-    text = resources.files("vistasim").joinpath("data", "plans", f"{name}.yaml").read_text(encoding="utf-8")
+    text = resources.files("vistasim").joinpath("data").joinpath("plans").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
     return plan_from_document(yaml.safe_load(text), f"built-in plan {name}")
 
 
@@ -209,12 +209,12 @@ def _sites(raw: Any, where: str) -> dict[str, Site]:
         if station in out:
             raise ConfigError(f"{at}: station {station!r} is listed twice (list each VistA instance once)")
         visn = s.get("visn", 0)
-        if not _is_int(visn) or visn < 0:
+        if not isinstance(visn, int) or isinstance(visn, bool) or visn < 0:
             raise ConfigError(f"{at}.visn must be a whole number >= 0, got {visn!r}")
         patients = s.get("patients")
-        if not _is_int(patients) or patients <= 0:
+        if not isinstance(patients, int) or isinstance(patients, bool) or patients <= 0:
             raise ConfigError(f"{at}.patients must be a whole number > 0, got {patients!r}")
-        out[station] = Site(station, str(s.get("name", station)), int(visn), int(patients))
+        out[station] = Site(station, str(s.get("name", station)), int(visn), patients)
     return out
 
 

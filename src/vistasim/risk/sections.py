@@ -7,7 +7,7 @@ waves are its units of cutover), while ``summary.total_batches`` counts the batc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -24,23 +24,28 @@ def _iso(dt) -> str:  # type: ignore[no-untyped-def]
     return dt.isoformat().replace("+00:00", "Z")
 
 
+def _total(arrays: Iterable[np.ndarray]) -> np.ndarray:
+    """Element-wise sum of per-wave count arrays."""
+    return np.sum(np.stack(list(arrays)), axis=0)
+
+
 def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequence[float]) -> dict[str, Any]:
     """summary, stage_performance, substage_performance, failure_analysis, quality_trends, timeline,
     recommendations, batches and metrics of one replication."""
     finals = [x.final for x in results]
-    processed = sum(f.processed for f in finals)
-    attempts = sum(f.attempts for f in finals)
-    errors = sum(f.errors for f in finals)
-    stopped = sum(f.stopped for f in finals)
-    step_time = sum(f.step_time for f in finals)
-    step_execs = sum(f.step_execs for f in finals)
-    stage_time = sum(f.stage_time for f in finals)
-    stage_execs = sum(f.stage_execs for f in finals)
+    processed = _total(f.processed for f in finals)
+    attempts = _total(f.attempts for f in finals)
+    errors = _total(f.errors for f in finals)
+    stopped = _total(f.stopped for f in finals)
+    step_time = _total(f.step_time for f in finals)
+    step_execs = _total(f.step_execs for f in finals)
+    stage_time = _total(f.stage_time for f in finals)
+    stage_execs = _total(f.stage_execs for f in finals)
     patients = sum(f.patients for f in finals)
     migrated = sum(f.migrated if x.accepted else 0 for f, x in zip(finals, results))
     qsum = sum(f.quality_sum for f in finals)
     qsq = sum(f.quality_sq for f in finals)
-    qhist = sum(f.qhist for f in finals)
+    qhist = _total(f.qhist for f in finals)
     total_errors = int(errors.sum())
     failed_at = stopped.sum(axis=1)
 
