@@ -40,3 +40,13 @@ def test_migrate_gates_on_fidelity_and_safety(tmp_path, capsys):
     flaky.write_text("migration_settings:\n  network_failure_rate: 0.5\n  retry_attempts: 0\n")
     assert main([*base, "--config", str(flaky), "--fail-under", "success=0.9"]) == 1
     assert "success" in capsys.readouterr().err
+
+
+def test_generate_quiet_and_json(tmp_path, capsys):
+    import json
+
+    assert main(["generate", "--patients", "40", "--out", str(tmp_path / "q"), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["generate", "--patients", "40", "--out", str(tmp_path / "j"), "--json"]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    assert manifest == json.loads((tmp_path / "j" / "manifest.json").read_text())

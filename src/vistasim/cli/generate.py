@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="W", help="worker processes (default 1)")
     p.add_argument("--chunk", type=int, default=2048, metavar="C", help="patients per generated block (default 2048)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors (implies --no-progress)")
+    p.add_argument("--json", action="store_true", help="print the written manifest.json on stdout instead of the summary")
     p.set_defaults(func=run)
 
 
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder; choose a folder path")
-    if args.no_progress or args.patients == 0:
+    if args.no_progress or args.quiet or args.json or args.patients == 0:
         summary = generate_to_disk(out, args.patients, args.seed, args.sites, cfg, formats, args.workers, args.chunk)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -78,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
             task = bar.add_task("generate", total=args.patients)
             summary = generate_to_disk(out, args.patients, args.seed, args.sites, cfg, formats, args.workers,
                                        args.chunk, progress=lambda k: bar.advance(task, k))
+    if args.json:
+        sys.stdout.write((out / "manifest.json").read_text(encoding="utf-8"))
+        return 0
+    if args.quiet:
+        return 0
     per = sum(summary.records_by_domain.values())
     print(f"wrote {summary.patients} patients at {len(summary.stations)} site(s) to {out} "
           f"({per} clinical entries, {summary.defects} defects in answer_key.csv)")
