@@ -50,3 +50,20 @@ def test_generate_quiet_and_json(tmp_path, capsys):
     assert main(["generate", "--patients", "40", "--out", str(tmp_path / "j"), "--json"]) == 0
     manifest = json.loads(capsys.readouterr().out)
     assert manifest == json.loads((tmp_path / "j" / "manifest.json").read_text())
+
+
+def test_progress_bars_accept_updates_and_learn_their_total():
+    from vistasim.cli._common import progress_bar, task_progress
+
+    with progress_bar(50000, "simulating", True) as update:
+        assert update is not None
+        for done in range(0, 50001, 10000):
+            update(done, 50000)
+    with progress_bar(10, "small", True) as update:
+        assert update is None  # below the threshold: no bar
+    with task_progress("tasks", True) as update:
+        assert update is not None
+        update(1, 4)
+        update(4, 4)
+    with task_progress("tasks", False) as update:
+        assert update is None

@@ -56,8 +56,14 @@ def pick_strategy(cli_value: str | None, settings: RunSettings, default: str = "
 
 
 @contextmanager
-def progress_bar(total: int, label: str, enabled: bool, min_total: int = PROGRESS_MIN) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar with rate and ETA on stderr, or None when disabled or the run is small."""
+def progress_bar(
+    total: int, label: str, enabled: bool, min_total: int = PROGRESS_MIN, unit: str = "patients"
+) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar with rate and ETA on stderr, or None when disabled or the run is small.
+
+    The callback takes ``(done, total)``; a total given there replaces the one given here, so a bar can
+    start before the amount of work is known (``total=0, min_total=0``).
+    """
     if not enabled or total < min_total:
         yield None
         return
@@ -71,21 +77,12 @@ def progress_bar(total: int, label: str, enabled: bool, min_total: int = PROGRES
         TimeRemainingColumn,
     )
 
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("patients"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=total)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total or None)
 
-        def update(done: int, _total: int) -> None:
-            bar.update(task, completed=done)
+        def update(done: int, new_total: int) -> None:
+            bar.update(task, completed=done, total=new_total or total or None)
 
         yield update
 
@@ -173,25 +170,6 @@ def finish_run_outputs(doc: dict[str, Any], args: argparse.Namespace, targets: A
 
 @contextmanager
 def task_progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar (rate, ETA) over tasks whose count is learned from the first update; None if disabled."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    """A progress bar over tasks whose count is learned from the first update; None if disabled."""
+    with progress_bar(0, label, enabled, min_total=0, unit="tasks") as update:
         yield update
