@@ -82,7 +82,11 @@ class SQLiteTarget(SQLTarget):
             if path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA wal_autocheckpoint = 16384")
+            # Checkpoint every 1,000 pages (SQLite's default): a smaller WAL keeps its index and the
+            # pages production re-reads hot. Staging + production + verification of 20,000 mapped
+            # persons in 1,000-person waves, 3 runs each: 12.4 vs 13.3 CPU-s with 16,384 pages
+            # (production 4.3 vs 5.0 s).
+            self._conn.execute("PRAGMA wal_autocheckpoint = 1000")
             self._conn.execute("PRAGMA temp_store = MEMORY")
             self._conn.execute("PRAGMA cache_size = -65536")
             for stmt in _DDL:
