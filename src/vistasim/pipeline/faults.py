@@ -205,16 +205,13 @@ class Corruption:
 # --------------------------------------------------------------------------- transform
 
 
-class CodeSystemLost:
-    """A coding keeps its code but loses its code-system URI."""
+class _PersonFault:
+    """A fault drawn once per person: ``hit`` alters the person's bundle and returns its answer-key entry.
 
-    name = "code_system_lost"
-    _TARGETS = (
-        ("Condition", "code"),
-        ("AllergyIntolerance", "code"),
-        ("MedicationRequest", "medicationCodeableConcept"),
-        ("Observation", "code"),
-    )
+    Persons without a bundle, or not drawn, are skipped; the draw itself stays keyed by person.
+    """
+
+    name = ""
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
@@ -225,77 +222,79 @@ class CodeSystemLost:
             rng = draws.hit(self.name, p.person_id, self.rate)
             if rng is None or p.bundle is None:
                 continue
-            cands = [
-                (res, el)
-                for rt, el in self._TARGETS
-                for res in _resources(p.bundle, rt)
-                if (res.get(el) or {}).get("coding") and "system" in res[el]["coding"][0]
-            ]
-            if not cands:
-                continue
-            res, el = _pick(rng, cands)
-            res[el]["coding"][0].pop("system")
-            out.append(_entry(self, p, "transform", "map", resource=_key(res), field=f"{el}.coding.system"))
+            entry = self.hit(p, p.bundle, rng)
+            if entry is not None:
+                out.append(entry)
         return out
 
+    def hit(self, p: PersonWork, bundle: dict[str, Any], rng: np.random.Generator) -> AnswerEntry | None:
+        raise NotImplementedError
 
-class CodedToFreeText:
+
+class CodeSystemLost(_PersonFault):
+    """A coding keeps its code but loses its code-system URI."""
+
+    name = "code_system_lost"
+    _TARGETS = (
+        ("Condition", "code"),
+        ("AllergyIntolerance", "code"),
+        ("MedicationRequest", "medicationCodeableConcept"),
+        ("Observation", "code"),
+    )
+
+    def hit(self, p: PersonWork, bundle: dict[str, Any], rng: np.random.Generator) -> AnswerEntry | None:
+        cands = [
+            (res, el)
+            for rt, el in self._TARGETS
+            for res in _resources(p.bundle, rt)
+            if (res.get(el) or {}).get("coding") and "system" in res[el]["coding"][0]
+        ]
+        if not cands:
+            return None
+        res, el = _pick(rng, cands)
+        res[el]["coding"][0].pop("system")
+        return _entry(self, p, "transform", "map", resource=_key(res), field=f"{el}.coding.system")
+
+
+class CodedToFreeText(_PersonFault):
     """An allergy's coding is dropped; only the reactant's text arrives."""
 
     name = "coded_to_free_text"
 
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
-        out = []
-        for p in persons:
-            rng = draws.hit(self.name, p.person_id, self.rate)
-            if rng is None:
-                continue
-            cands = [r for r in _resources(p.bundle, "AllergyIntolerance") if (r.get("code") or {}).get("coding")]
-            if not cands:
-                continue
-            res = _pick(rng, cands)
-            del res["code"]["coding"]
-            out.append(_entry(self, p, "transform", "map", resource=_key(res), field="code.coding"))
-        return out
+    def hit(self, p: PersonWork, bundle: dict[str, Any], rng: np.random.Generator) -> AnswerEntry | None:
+        cands = [r for r in _resources(p.bundle, "AllergyIntolerance") if (r.get("code") or {}).get("coding")]
+        if not cands:
+            return None
+        res = _pick(rng, cands)
+        del res["code"]["coding"]
+        return _entry(self, p, "transform", "map", resource=_key(res), field="code.coding")
 
 
-class AllergyStatusFlip:
+class AllergyStatusFlip(_PersonFault):
     """An active allergy arrives inactive."""
 
     name = "allergy_status_flip"
 
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
-        out = []
-        for p in persons:
-            rng = draws.hit(self.name, p.person_id, self.rate)
-            if rng is None:
-                continue
-            cands = [
-                r
-                for r in _resources(p.bundle, "AllergyIntolerance")
-                if ((r.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code") == "active"
-            ]
-            if not cands:
-                continue
-            res = _pick(rng, cands)
-            res["clinicalStatus"]["coding"][0]["code"] = "inactive"
-            out.append(_entry(self, p, "transform", "map", resource=_key(res), field="clinicalStatus"))
-        return out
+    def hit(self, p: PersonWork, bundle: dict[str, Any], rng: np.random.Generator) -> AnswerEntry | None:
+        cands = [
+            r
+            for r in _resources(p.bundle, "AllergyIntolerance")
+            if ((r.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code") == "active"
+        ]
+        if not cands:
+            return None
+        res = _pick(rng, cands)
+        res["clinicalStatus"]["coding"][0]["code"] = "inactive"
+        return _entry(self, p, "transform", "map", resource=_key(res), field="clinicalStatus")
 
 
-class WrongDrugCode:
+class WrongDrugCode(_PersonFault):
     """A mail-order (CMOP) prescription arrives with another drug's RxNorm code."""
 
     name = "wrong_drug_code"
 
     def __init__(self, rate: float) -> None:
-        self.rate = rate
+        super().__init__(rate)
         self._codes: list[str] | None = None
 
     def _all_codes(self) -> list[str]:
@@ -309,57 +308,38 @@ class WrongDrugCode:
     def _mail(res: dict[str, Any]) -> bool:
         return any(c.get("code") == "mail" for cat in res.get("category") or () for c in cat.get("coding") or ())
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
-        out = []
-        for p in persons:
-            rng = draws.hit(self.name, p.person_id, self.rate)
-            if rng is None:
-                continue
-            cands = [
-                r
-                for r in _resources(p.bundle, "MedicationRequest")
-                if self._mail(r)
-                and any(
-                    c.get("system") == RXNORM for c in (r.get("medicationCodeableConcept") or {}).get("coding") or ()
-                )
-            ]
-            if not cands:
-                continue
-            res = _pick(rng, cands)
-            coding = next(c for c in res["medicationCodeableConcept"]["coding"] if c.get("system") == RXNORM)
-            others = [c for c in self._all_codes() if c != coding.get("code")]
-            if not others:
-                continue
-            coding["code"] = _pick(rng, others)
-            coding.pop("display", None)
-            out.append(
-                _entry(self, p, "transform", "map", resource=_key(res), field="medicationCodeableConcept.coding.code")
-            )
-        return out
+    def hit(self, p: PersonWork, bundle: dict[str, Any], rng: np.random.Generator) -> AnswerEntry | None:
+        cands = [
+            r
+            for r in _resources(p.bundle, "MedicationRequest")
+            if self._mail(r)
+            and any(c.get("system") == RXNORM for c in (r.get("medicationCodeableConcept") or {}).get("coding") or ())
+        ]
+        if not cands:
+            return None
+        res = _pick(rng, cands)
+        coding = next(c for c in res["medicationCodeableConcept"]["coding"] if c.get("system") == RXNORM)
+        others = [c for c in self._all_codes() if c != coding.get("code")]
+        if not others:
+            return None
+        coding["code"] = _pick(rng, others)
+        coding.pop("display", None)
+        return _entry(self, p, "transform", "map", resource=_key(res), field="medicationCodeableConcept.coding.code")
 
 
-class FlagNotTransferred:
+class FlagNotTransferred(_PersonFault):
     """A patient record flag (e.g. HIGH RISK FOR SUICIDE) is left behind."""
 
     name = "flag_not_transferred"
 
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
-        out = []
-        for p in persons:
-            rng = draws.hit(self.name, p.person_id, self.rate)
-            if rng is None or p.bundle is None:
-                continue
-            flags = list(_resources(p.bundle, "Flag"))
-            active = [f for f in flags if f.get("status") == "active"]
-            if not flags:
-                continue
-            res = _pick(rng, active or flags)
-            p.bundle["entry"] = [e for e in p.bundle["entry"] if e.get("resource") is not res]
-            out.append(_entry(self, p, "transform", "map", resource=_key(res), detail="flag dropped"))
-        return out
+    def hit(self, p: PersonWork, bundle: dict[str, Any], rng: np.random.Generator) -> AnswerEntry | None:
+        flags = list(_resources(p.bundle, "Flag"))
+        active = [f for f in flags if f.get("status") == "active"]
+        if not flags:
+            return None
+        res = _pick(rng, active or flags)
+        bundle["entry"] = [e for e in bundle["entry"] if e.get("resource") is not res]
+        return _entry(self, p, "transform", "map", resource=_key(res), detail="flag dropped")
 
 
 def _repoint(entries: list[dict[str, Any]], old: str, new: str) -> None:
@@ -477,31 +457,25 @@ class IdentitySplit:
 # --------------------------------------------------------------------------- load
 
 
-class OrdersUnknownQueue:
+class OrdersUnknownQueue(_PersonFault):
     """An order is routed to an "unknown" queue at load instead of the patient's chart."""
 
     name = "orders_unknown_queue"
     _PENDING = ("draft", "active", "on-hold")
 
     def __init__(self, rate: float) -> None:
-        self.rate = rate
+        super().__init__(rate)
         self.queue: list[tuple[str, str]] = []  # (person, "Type/id") of every order sent there
 
-    def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
-        out = []
-        for p in persons:
-            rng = draws.hit(self.name, p.person_id, self.rate)
-            if rng is None or p.bundle is None:
-                continue
-            orders = [r for r in _resources(p.bundle) if "-100-" in str(r.get("id", ""))]
-            pending = [r for r in orders if r.get("status") in self._PENDING]
-            if not orders:
-                continue
-            res = _pick(rng, pending or orders)
-            p.bundle["entry"] = [e for e in p.bundle["entry"] if e.get("resource") is not res]
-            self.queue.append((p.person_id, _key(res)))
-            out.append(_entry(self, p, "load", "staging", resource=_key(res), detail="order routed to unknown queue"))
-        return out
+    def hit(self, p: PersonWork, bundle: dict[str, Any], rng: np.random.Generator) -> AnswerEntry | None:
+        orders = [r for r in _resources(p.bundle) if "-100-" in str(r.get("id", ""))]
+        pending = [r for r in orders if r.get("status") in self._PENDING]
+        if not orders:
+            return None
+        res = _pick(rng, pending or orders)
+        bundle["entry"] = [e for e in bundle["entry"] if e.get("resource") is not res]
+        self.queue.append((p.person_id, _key(res)))
+        return _entry(self, p, "load", "staging", resource=_key(res), detail="order routed to unknown queue")
 
 
 EXPORT_FAULTS = ("corruption",)
