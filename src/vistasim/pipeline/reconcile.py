@@ -546,7 +546,8 @@ def reconcile(
                     pdiff = True
                 else:
                     c["intact"] += 1
-        for key in got.keys() - seen:
+        # sorted: a set's order follows str hashing, which varies between processes
+        for key in sorted(got.keys() - seen, key=lambda k: (str(k[0]), str(k[1]))):
             d = _domain_of(key)  # type: ignore[arg-type]
             by_domain.setdefault(d, Counter())["extra"] += 1
             diffs.append(Diff(pid, d, f"{key[0]}/{key[1]}", "extra"))
