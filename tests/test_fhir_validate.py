@@ -172,8 +172,9 @@ def test_tables_match_fhirclient_r4_element_names():
 
 
 # --------------------------------------------------------------------------- business rules
-def test_fixture_bundle_has_no_business_errors(bundle):
-    assert [i for i in business_rules(bundle) if i.level == "error"] == []
+def test_fixture_bundle_has_one_business_error_its_active_free_text_allergy(bundle):
+    errors = [(i.resource_type, i.code, i.safety_critical) for i in business_rules(bundle) if i.level == "error"]
+    assert errors == [("AllergyIntolerance", "allergy-free-text", True)]
 
 
 def test_condition_category_oracle_does_not_accept(bundle):
@@ -213,12 +214,18 @@ def test_pending_uncoded_order_is_an_unknown_queue_risk(bundle):
     assert [(i.code, i.level, i.safety_critical) for i in issues] == [("order-uncoded", "error", True)]
 
 
-def test_free_text_allergy_is_a_safety_warning_not_an_error(bundle):
+def test_active_free_text_allergy_is_a_safety_critical_error_inactive_a_warning(bundle):
     free = [e["resource"] for e in bundle["entry"]
             if e["resource"]["resourceType"] == "AllergyIntolerance" and "coding" not in e["resource"]["code"]]
     assert len(free) == 1
-    issues = business_rules(free[0])
-    assert [(i.code, i.level, i.safety_critical) for i in issues] == [("allergy-free-text", "warning", True)]
+    active = copy.deepcopy(free[0])
+    active["clinicalStatus"]["coding"][0]["code"] = "active"
+    issues = business_rules(active)
+    assert [(i.code, i.level, i.safety_critical) for i in issues] == [("allergy-free-text", "error", True)]
+    inactive = copy.deepcopy(free[0])
+    inactive["clinicalStatus"]["coding"][0]["code"] = "inactive"
+    issues = business_rules(inactive)
+    assert [(i.code, i.level, i.safety_critical) for i in issues] == [("allergy-free-text", "warning", False)]
 
 
 def test_vital_signs_need_loinc_and_ucum(bundle):

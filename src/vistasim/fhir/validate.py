@@ -538,13 +538,16 @@ def _rules_allergy(r: _Rules, o: dict[str, Any]) -> None:
     code = o.get("code")
     coded = bool(_systems(code) & _ALLERGY_SYSTEMS)
     free_text = isinstance(code, dict) and bool(code.get("text")) and not code.get("coding")
-    # Millennium keeps free-text allergies (code.text only) but they never drive drug-allergy checking:
-    # a warning on the safety worklist; a code in another system, or no code at all, is an error.
+    # Millennium keeps free-text allergies (code.text only) but they never drive drug-allergy checking.
+    # An active one is a safety-critical error (every active allergy must arrive coded: the person is
+    # held back for terminology work); an inactive one is a warning on the worklist. A code in another
+    # system, or no code at all, is an error.
     r.need(coded or free_text, "code", "oracle-code-system",
            "AllergyIntolerance code needs an RxNorm or SNOMED CT coding (Oracle Health)",
            level="warning" if eie else "error")
     r.need(not free_text, "code", "allergy-free-text",
-           "AllergyIntolerance is free text only: it will not drive drug-allergy checking", level="warning")
+           "AllergyIntolerance is free text only: it will not drive drug-allergy checking",
+           level="error" if r.critical else "warning")
     r.need("patient" in o, "patient", "oracle-required", "AllergyIntolerance needs a patient (Oracle Health)")
 
 
