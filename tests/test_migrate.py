@@ -255,3 +255,24 @@ def test_killed_around_a_backout_and_resumed_matches(source, tmp_path):
         assert t.dump() == want, kill_at
         t.close()
         assert [s for s in got.simulator.data_runs[-1].status] == ref.simulator.data_runs[-1].status
+
+
+def test_run_folder_is_the_same_whatever_the_str_hash_seed(source, tmp_path):
+    """Two processes with different PYTHONHASHSEED: set iteration order must never leak into the outputs."""
+    cfg = tmp_path / "merge.yaml"
+    cfg.write_text(CONFIG.replace("faults:\n", "faults:\n  identity_merge: 0.2\n  coded_to_free_text: 0.2\n"))
+    outs = []
+    for hash_seed in ("1", "2"):
+        run = tmp_path / f"h{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        argv = [sys.executable, "-m", "vistasim", "migrate", "--source", str(source), "--target",
+                f"sqlite:///{tmp_path / ('h' + hash_seed + '.db')}", "--seed", "4", "--out", str(run),
+                "--config", str(cfg), "--quiet"]
+        assert subprocess.run(argv, env=env, capture_output=True, text=True).returncode == 0
+        doc = json.loads((run / "results.json").read_text())
+        doc.pop("provenance")
+        doc["data_mode"].pop("target")
+        outs.append((doc, *((run / f).read_bytes() for f in ("reconciliation.json", "answer_key.jsonl", "audit.jsonl"))))
+    assert outs[0][0]["data_mode"]["faults_injected"].get("identity_merge", 0) > 0
+    assert json.loads(outs[0][1])["differences"] > 0
+    assert outs[0] == outs[1]
