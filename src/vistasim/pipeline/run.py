@@ -24,6 +24,7 @@ from ..errors import InputError
 from ..results import model_results, provenance, write_results
 from ..runio import atomic_write_bytes, atomic_write_text, check_dir_creatable, check_writable_file, ensure_dir
 from ..simulator import MigrationSimulator
+from .privacy import Pseudonymiser, pseudonym_key, should_pseudonymise
 from .reconcile import Reconciliation, attribute_losses, reconcile, score_faults
 from .settings import DataModeSettings
 
@@ -157,11 +158,18 @@ def run_data(
         "reconciliation": {k: v for k, v in rec.summary().items() if k not in ("fault_detection",)},
         "fault_detection": detection,
     }
+    # ids of a real export (ICNs, station:DFN) leave the target only as keyed pseudonyms
+    key: bytes | None = None
+    key_source = None
+    if should_pseudonymise(settings.pseudonymise, source):
+        key, key_source = pseudonym_key(src.patients, seed)
+    doc["data_mode"]["privacy"] = {"pseudonymised": key is not None, "key": key_source}
     if run_dir is not None:
         ensure_dir(run_dir, "run folder (--out)")
-        sim.audit.save(run_dir / "audit.jsonl")
+        scrub = Pseudonymiser(key, [*dr.ids, *dr.person_of]).scrub if key is not None else (lambda o: o)
+        sim.audit.save(run_dir / "audit.jsonl", pseudonym_key=key)
         atomic_write_bytes(
-            run_dir / "answer_key.jsonl", b"".join(orjson.dumps(e.to_dict()) + b"\n" for e in dr.answer_key)
+            run_dir / "answer_key.jsonl", b"".join(orjson.dumps(scrub(e.to_dict())) + b"\n" for e in dr.answer_key)
         )
         full = rec.to_dict()
         full["fault_detection"] = rec.detection
@@ -169,7 +177,9 @@ def run_data(
             {"patient_id": p, "person_id": per, "status": s, "reason": dr.reasons.get(p, "")}
             for p, per, s in zip(dr.ids, dr.person_of, dr.status)
         ]
-        atomic_write_bytes(run_dir / "reconciliation.json", orjson.dumps(full, option=orjson.OPT_INDENT_2) + b"\n")
+        atomic_write_bytes(
+            run_dir / "reconciliation.json", orjson.dumps(scrub(full), option=orjson.OPT_INDENT_2) + b"\n"
+        )
         atomic_write_text(run_dir / "report.txt", render(doc, "txt") + render_data_section(doc))
         write_results(run_dir, doc)
     if report_path is not None:

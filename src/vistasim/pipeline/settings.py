@@ -13,6 +13,7 @@ YAML (both sections optional)::
       timezone: America/New_York   # zone given to FileMan times (which carry none)
       go_no_go: 0.99               # share of a wave's staged persons that must verify, or the wave is backed out
       as_of: "2026-01-01"          # "today" for date plausibility (default: the simulated start date)
+      pseudonymise: auto           # ids in the run folder: auto (unless the source is generated), always, never
     faults:                        # per-person rates of each data fault (0 = off)
       corruption: 0.01             # default: data_corruption_rate
       code_system_lost: 0.02
@@ -43,7 +44,8 @@ FAULT_KINDS: dict[str, str] = {
     "orders_unknown_queue": "mapping_error",
 }
 DATA_FAULTS = tuple(k for k in FAULT_KINDS if k != "transient_outage")
-DATA_MODE_KEYS = ("timezone", "go_no_go", "as_of", "backout_seconds_per_person")
+DATA_MODE_KEYS = ("timezone", "go_no_go", "as_of", "backout_seconds_per_person", "pseudonymise")
+PSEUDONYMISE_MODES = ("auto", "always", "never")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class DataModeSettings:
     as_of: str | None = None  # YYYY-MM-DD; None = the simulated start date
     backout_seconds_per_person: float = 0.05  # simulated cost of removing one person from production
     fault_rates: dict[str, float] = field(default_factory=dict)  # kind -> rate; missing = default
+    pseudonymise: str = "auto"  # ids in the run folder (pipeline/privacy.py)
 
     def rate(self, kind: str, config: MigrationConfig) -> float:
         if kind in self.fault_rates:
@@ -82,6 +85,10 @@ class DataModeSettings:
         b = self.backout_seconds_per_person
         if not isinstance(b, (int, float)) or isinstance(b, bool) or b < 0:
             raise ConfigError(f"data_mode.backout_seconds_per_person must be a number >= 0, got {b!r}")
+        if self.pseudonymise not in PSEUDONYMISE_MODES:
+            raise ConfigError(
+                f"data_mode.pseudonymise {self.pseudonymise!r} is not known; use one of {', '.join(PSEUDONYMISE_MODES)}"
+            )
         for kind, rate in self.fault_rates.items():
             if kind not in DATA_FAULTS:
                 raise ConfigError(f"faults: unknown fault {kind!r} (known: {', '.join(DATA_FAULTS)})")
@@ -96,6 +103,7 @@ class DataModeSettings:
             "as_of": self.as_of,
             "backout_seconds_per_person": self.backout_seconds_per_person,
             "fault_rates": {k: self.rate(k, config) for k in DATA_FAULTS},
+            "pseudonymise": self.pseudonymise,
         }
 
 
