@@ -118,7 +118,9 @@ def test_perfect_timing_matches_the_simulator():
         sim = MigrationSimulator(cfg.copy(), seed=0, keep_audit=False)
         res = sim.simulate_migration([f"500:{i}" for i in range(1, 231)], batch_size=40, migration_strategy=strategy)
         elapsed = (res.completed_at - res.started_at).total_seconds()
-        assert run.overall["elapsed_hours"][0] * 3600 == pytest.approx(elapsed, abs=2e-6), strategy  # datetimes hold microseconds
+        assert run.overall["elapsed_hours"][0] * 3600 == pytest.approx(elapsed, abs=2e-6), (
+            strategy
+        )  # datetimes hold microseconds
         assert run.overall["downtime_max_hours"][0] * 3600 == pytest.approx(res.downtime_max_seconds, rel=1e-9)
         assert run.overall["downtime_mean_hours"][0] * 3600 == pytest.approx(res.downtime_mean_seconds, rel=1e-9)
 
@@ -179,8 +181,26 @@ def test_common_random_numbers_reduce_difference_variance():
 
 def test_risk_cli_writes_run_folder_and_json(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["risk", "--patients", "200", "--batch-size", "50", "--replications", "5", "--seed", "3",
-               "--out", str(out), "--json", "--target", "success>=0.4", "--target", "downtime_hours<=1"])
+    rc = main(
+        [
+            "risk",
+            "--patients",
+            "200",
+            "--batch-size",
+            "50",
+            "--replications",
+            "5",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--json",
+            "--target",
+            "success>=0.4",
+            "--target",
+            "downtime_hours<=1",
+        ]
+    )
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((out / "results.json").read_text())
@@ -189,18 +209,37 @@ def test_risk_cli_writes_run_folder_and_json(tmp_path, capsys):
     assert saved["command"] == "risk" and saved["risk"]["replications"] == 5
     assert [t["target"] for t in saved["risk"]["targets"]] == ["success>=0.4", "downtime_hours<=1"]
     assert (out / "risk.txt").read_text().startswith("vistasim risk")
+    # the gate's metrics are the mean over replications, not replication 0's (which the summary shows)
+    overall = saved["risk"]["overall"]
+    assert saved["metrics"]["success"] == pytest.approx(overall["success_rate"]["mean"], abs=1e-12)
+    assert saved["metrics"]["quality"] == pytest.approx(overall["quality"]["mean"], abs=1e-12)
+    assert saved["metrics"]["success"] != saved["summary"]["overall_success_rate"]
     assert main(["risk", "--patients", "10", "--target", "speed>=1", "--out", str(out)]) == 2
 
 
 def test_compare_cli(tmp_path, capsys):
-    rc = main(["compare", "--strategies", "staged,parallel", "--patients", "150", "--replications", "4",
-               "--out", str(tmp_path / "c")])
+    rc = main(
+        [
+            "compare",
+            "--strategies",
+            "staged,parallel",
+            "--patients",
+            "150",
+            "--replications",
+            "4",
+            "--out",
+            str(tmp_path / "c"),
+        ]
+    )
     assert rc == 0
     doc = json.loads((tmp_path / "c" / "results.json").read_text())
     assert doc["comparison"]["strategies"] == ["staged", "parallel"]
     d = doc["comparison"]["differences"][0]["metrics"]
     assert set(d) == set(METRICS)
     assert d["downtime_max_hours"]["mean"] < 0  # parallel has no downtime
+    assert doc["metrics"]["success"] == pytest.approx(
+        doc["comparison"]["per_strategy"]["staged"]["success_rate"]["mean"], abs=1e-12
+    )
     assert main(["compare", "--strategies", "staged", "--patients", "10"]) == 2
 
 
@@ -214,10 +253,40 @@ def test_risk_and_compare_sections_are_strict_in_the_schema(tmp_path):
 
     from vistasim.cli import main
 
-    assert main(["risk", "--patients", "200", "--replications", "3", "--out", str(tmp_path / "r"), "--quiet",
-                 "--target", "success>=0.1"]) == 0
-    assert main(["compare", "--strategies", "staged,parallel", "--patients", "200", "--replications", "3",
-                 "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "risk",
+                "--patients",
+                "200",
+                "--replications",
+                "3",
+                "--out",
+                str(tmp_path / "r"),
+                "--quiet",
+                "--target",
+                "success>=0.1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "compare",
+                "--strategies",
+                "staged,parallel",
+                "--patients",
+                "200",
+                "--replications",
+                "3",
+                "--out",
+                str(tmp_path / "c"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     risk = json.loads((tmp_path / "r" / "results.json").read_text())
     comp = json.loads((tmp_path / "c" / "results.json").read_text())
     validate_results(risk)
@@ -226,7 +295,10 @@ def test_risk_and_compare_sections_are_strict_in_the_schema(tmp_path):
         (risk, lambda d: d["risk"]["overall"]["success_rate"].__setitem__("median", 0.5)),
         (risk, lambda d: d["risk"]["targets"][0].__setitem__("probability", 1.5)),
         (comp, lambda d: d["comparison"].__setitem__("winner", "staged")),
-        (comp, lambda d: d["comparison"]["per_strategy"].__setitem__("yolo", d["comparison"]["per_strategy"]["staged"])),
+        (
+            comp,
+            lambda d: d["comparison"]["per_strategy"].__setitem__("yolo", d["comparison"]["per_strategy"]["staged"]),
+        ),
     ):
         bad = copy.deepcopy(doc)
         mutate(bad)

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..results import dumps, provenance
     from ..risk.compare import compare_strategies, parse_strategies, with_strategy
     from ..risk.render import render_comparison
-    from ..risk.sections import model_sections, results_document
+    from ..risk.sections import model_sections, replication_metrics, results_document
 
     gates = check_run_outputs(args)
     strategies = parse_strategies(args.strategies)
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     base = runs[strategies[0]]
     base_plan = with_strategy(plan, strategies[0])
     sections = model_sections(base_plan, base.rep0, base.wave_start[0].tolist())
+    sections = replication_metrics(sections, base.overall)
     doc = results_document("compare", base_plan, seed, sections, {"comparison": section},
                            provenance(None, time.perf_counter() - t0), strategy=strategies[0])
     text = render_comparison(section)

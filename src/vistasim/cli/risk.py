@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from ..results import dumps, provenance
     from ..risk.montecarlo import risk_section, simulate_risk
     from ..risk.render import render_risk
-    from ..risk.sections import model_sections, results_document
+    from ..risk.sections import model_sections, replication_metrics, results_document
     from ..risk.targets import parse_target
 
     targets = [parse_target(t) for t in args.target]
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         run_ = simulate_risk(plan, args.replications, seed, progress=progress, **execution_kwargs(args))
     section = risk_section(run_, targets, source)
     sections = model_sections(plan, run_.rep0, run_.wave_start[0].tolist())
+    sections = replication_metrics(sections, run_.overall)
     doc = results_document("risk", plan, seed, sections, {"risk": section}, provenance(None, time.perf_counter() - t0))
     text = render_risk(section)
     run_dir = write_run(args.out, "runs/risk", doc, text, "risk.txt")

@@ -54,7 +54,7 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
     for g, stage in enumerate(STAGES):
         s0 = 4 * g
         proc = int(processed[s0])
-        ok = proc - int(failed_at[s0:s0 + 4].sum())
+        ok = proc - int(failed_at[s0 : s0 + 4].sum())
         t = float(stage_time[g])
         stage_perf[stage] = {
             "success_rate": ok / proc if proc else 0.0,
@@ -63,8 +63,8 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
             "records_processed": proc,
             "records_successful": ok,
             "records_failed": proc - ok,
-            "attempts": int(attempts[s0:s0 + 4].sum()),
-            "errors": int(errors[s0:s0 + 4].sum()),
+            "attempts": int(attempts[s0 : s0 + 4].sum()),
+            "errors": int(errors[s0 : s0 + 4].sum()),
             "throughput_per_hour": ok / t * 3600.0 if t > 0 else 0.0,
         }
     for s, (stage, sub) in enumerate(STEPS):
@@ -85,7 +85,7 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
         sub_perf[stage] = {u: sub_perf[stage][u] for u in SUBSTAGES[stage]}
 
     types = {e: int(errors[:, i].sum()) for i, e in enumerate(ERROR_TYPES)}
-    by_stage = {st: int(errors[4 * g:4 * g + 4].sum()) for g, st in enumerate(STAGES)}
+    by_stage = {st: int(errors[4 * g : 4 * g + 4].sum()) for g, st in enumerate(STAGES)}
     by_sub: dict[str, int] = {}
     remediation: dict[str, int] = {}
     for s, (stage, sub) in enumerate(STEPS):
@@ -101,7 +101,7 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
         "most_common_failure_stage": max(by_stage, key=lambda k: (by_stage[k], k)) if total_errors else None,
         "total_failed_attempts": total_errors,
         "transient_failed_attempts": sum(types[e] for e in TRANSIENT_ERRORS),
-        "patients_stopped_by_stage": {st: int(stopped[4 * g:4 * g + 4].sum()) for g, st in enumerate(STAGES)},
+        "patients_stopped_by_stage": {st: int(stopped[4 * g : 4 * g + 4].sum()) for g, st in enumerate(STAGES)},
         "remediation_queue": dict(sorted(remediation.items(), key=lambda kv: (-kv[1], kv[0]))),
     }
 
@@ -116,7 +116,7 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
         "initial_quality": series[0] if series else None,
         "final_quality": series[-1] if series else None,
         "quality_trend": series[-1] - series[0] if series else 0.0,
-        "quality_variance": max(0.0, qsq / patients - mean_q ** 2) if patients else 0.0,
+        "quality_variance": max(0.0, qsq / patients - mean_q**2) if patients else 0.0,
         "quality_slope_per_batch": slope,
         "batch_quality": series,
         "distribution": {"edges": [i / QBINS for i in range(QBINS + 1)], "counts": [int(c) for c in qhist]},
@@ -149,18 +149,20 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
     for k, (x, st) in enumerate(zip(results, wave_start)):
         f = x.final
         m = f.migrated if x.accepted else 0
-        batches.append({
-            "batch_id": plan.waves[k].name,
-            "patients": int(f.patients),
-            "migrated": int(m),
-            "started_at": _iso(origin + timedelta(seconds=st)),
-            "completed_at": _iso(origin + timedelta(seconds=st + x.span)),
-            "duration_seconds": x.span,
-            "success_rate": m / f.patients if f.patients else 0.0,
-            "average_quality_score": f.quality_sum / f.patients if f.patients else None,
-            "total_errors": int(x.errors_all.sum()),
-            "downtime_seconds": x.down_sum / f.patients if f.patients else 0.0,
-        })
+        batches.append(
+            {
+                "batch_id": plan.waves[k].name,
+                "patients": int(f.patients),
+                "migrated": int(m),
+                "started_at": _iso(origin + timedelta(seconds=st)),
+                "completed_at": _iso(origin + timedelta(seconds=st + x.span)),
+                "duration_seconds": x.span,
+                "success_rate": m / f.patients if f.patients else 0.0,
+                "average_quality_score": f.quality_sum / f.patients if f.patients else None,
+                "total_errors": int(x.errors_all.sum()),
+                "downtime_seconds": x.down_sum / f.patients if f.patients else 0.0,
+            }
+        )
     out: dict[str, Any] = {
         "summary": summary,
         "stage_performance": stage_perf,
@@ -171,13 +173,42 @@ def model_sections(plan: Plan, results: Sequence[WaveResult], wave_start: Sequen
     }
     out["recommendations"] = _analytics.recommendations(out, plan.config)
     out["batches"] = batches
-    out["metrics"] = {"success": summary["overall_success_rate"], "quality": mean_q if patients else None,
-                      "fidelity": None, "safety": None}
+    out["metrics"] = {
+        "success": summary["overall_success_rate"],
+        "quality": mean_q if patients else None,
+        "fidelity": None,
+        "safety": None,
+    }
     return out
 
 
-def results_document(command: str, plan: Plan, seed: int, sections: dict[str, Any], extra: dict[str, Any],
-                     prov: dict[str, Any], strategy: str | None = None) -> dict[str, Any]:
+def replication_metrics(sections: dict[str, Any], overall: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``sections`` with ``metrics`` (what --fail-under and --metrics read) as the mean over replications.
+
+    The other sections show replication 0 in detail; gating on one replication of a Monte Carlo run
+    would pass or fail by luck, so the gate sees the mean (the risk section holds its interval).
+    """
+    out = dict(sections)
+    success = np.asarray(overall["success_rate"], dtype=np.float64)
+    quality = np.asarray(overall["quality"], dtype=np.float64)
+    out["metrics"] = {
+        "success": float(success.mean()) if success.size else 0.0,
+        "quality": float(quality.mean()) if quality.size and sections["metrics"]["quality"] is not None else None,
+        "fidelity": None,
+        "safety": None,
+    }
+    return out
+
+
+def results_document(
+    command: str,
+    plan: Plan,
+    seed: int,
+    sections: dict[str, Any],
+    extra: dict[str, Any],
+    prov: dict[str, Any],
+    strategy: str | None = None,
+) -> dict[str, Any]:
     """A complete results.json document for ``risk`` / ``compare``."""
     from ..results import SCHEMA_VERSION
 
@@ -190,8 +221,17 @@ def results_document(command: str, plan: Plan, seed: int, sections: dict[str, An
         "batch_size": plan.waves[0].batch_size,
         "config": plan.config.to_dict(),
     }
-    for key in ("summary", "stage_performance", "substage_performance", "failure_analysis", "quality_trends",
-                "timeline", "recommendations", "batches", "metrics"):
+    for key in (
+        "summary",
+        "stage_performance",
+        "substage_performance",
+        "failure_analysis",
+        "quality_trends",
+        "timeline",
+        "recommendations",
+        "batches",
+        "metrics",
+    ):
         doc[key] = sections[key]
     doc["audit_rows"] = None
     doc["provenance"] = prov
