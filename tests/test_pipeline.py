@@ -210,3 +210,54 @@ def test_a_person_split_over_two_calls_is_migrated_whole():
     rec = reconcile(recs, sim.target, status=status)
     assert rec.fidelity == 1.0 and rec.diffs == []
     assert len(sim.target.persons()) == len(by_icn)
+
+
+def _run_with_source(records, source):
+    from vistasim.pipeline.settings import DataModeSettings
+    from vistasim.simulator import MigrationSimulator
+
+    sim = MigrationSimulator(quiet_config(), seed=3, mode="data", data_settings=DataModeSettings(), source=source)
+    sim.simulate_migration(records, batch_size=40)
+    dr = sim.data_runs[-1]
+    return dict(zip(dr.ids, dr.status)), dr.reasons
+
+
+def test_query_selects_through_the_b_index_as_read(clean):
+    """Without an ICN a record is found only by name; a B node missing from the source loses it at query."""
+    from types import SimpleNamespace
+
+    from vistasim.pipeline.stages import SourceIndex
+
+    records = [r for r in clean[:30]]
+    no_icn = records[4]
+    index = {}
+    for r in records:
+        index.setdefault(r.station, {}).setdefault(r.name[:30], []).append(r.dfn)
+    full = SourceIndex(records, index)
+    assert full.from_source and all(full.select(r.full_icn or r.patient_id, [i], records) is None for i, r in enumerate(records))
+    index[no_icn.station][no_icn.name[:30]].remove(no_icn.dfn)
+    import dataclasses
+
+    records[4] = dataclasses.replace(no_icn, icn="", icn_checksum="")
+    stop = SourceIndex(records, index).select(records[4].patient_id, [4], records)
+    assert stop == ("data_corruption", "query: record not found through the MPI or B cross-reference")
+    # a record with an ICN and no B node is still found through the MPI
+    with_icn = records[5]
+    index[with_icn.station][with_icn.name[:30]].remove(with_icn.dfn)
+    assert SourceIndex(records, index).select(with_icn.full_icn, [5], records) is None
+    status, reasons = _run_with_source(records, SimpleNamespace(name_index=index, parse_failures={}))
+    assert status[records[4].patient_id] != "migrated" and "extract/query" in reasons[records[4].patient_id]
+    assert status[with_icn.patient_id] == "migrated"
+    assert sum(s == "migrated" for s in status.values()) == len(records) - 1
+
+
+def test_records_whose_nodes_did_not_parse_stop_at_parse(clean):
+    from types import SimpleNamespace
+
+    records = clean[:30]
+    bad = records[7].patient_id
+    failures = {bad: ["file #120.5 entry 12: .01 DATE/TIME VITALS TAKEN is not a FileMan date"]}
+    status, reasons = _run_with_source(records, SimpleNamespace(name_index=None, parse_failures=failures))
+    assert status[bad] != "migrated"
+    assert reasons[bad].startswith("transform/parse: data_corruption (parse: file #120.5 entry 12")
+    assert sum(s == "migrated" for s in status.values()) == len(records) - 1

@@ -11,7 +11,9 @@ back) with faults on the data (:mod:`vistasim.pipeline`); the per-record outcome
 same clock, batch assembly, analytics, report and audit trail as in model mode. Records of one person
 (ICN) are kept in one wave, so the records may be reordered and a wave may exceed ``batch_size`` by the
 rest of a person. ``data_runs`` holds what each call measured (answer key, waves, dispositions);
-:func:`vistasim.pipeline.reconcile.reconcile` compares the target with the source.
+:func:`vistasim.pipeline.reconcile.reconcile` compares the target with the source. Pass
+``source=read_source(...)`` as well to query through the ^DPT("B") cross-reference as read and to fail
+records whose nodes did not parse (``bad_entries="quarantine"``) at transform/parse.
 """
 
 from __future__ import annotations
@@ -80,12 +82,16 @@ class MigrationSimulator:
         mode: str = "model",
         target: Any = None,
         data_settings: Any = None,
+        source: Any = None,
     ) -> None:
         if mode not in ("model", "data"):
             raise ConfigError(f"mode must be 'model' or 'data', got {mode!r}")
         self.mode = mode
         self.target = None
         self.data_settings = data_settings
+        # data mode: the read_source result the records came from, if any (its ^DPT("B") index as read
+        # and the records whose nodes did not parse)
+        self.source = source
         self.data_runs: list[Any] = []
         self._data_known: dict[str, list[PatientRecord]] = {}  # person -> records migrated by earlier calls
         if mode == "data":
@@ -311,7 +317,9 @@ class MigrationSimulator:
         earlier = {k: known[k] for k in {person_key(r) for r in records} if k in known}  # type: ignore[arg-type]
         run = run_data_mode(records, config=self.config, seed=self.seed, batch_ids=batch_ids,  # type: ignore[arg-type]
                             batch_of=batch_of, target=self.target, settings=self.data_settings,
-                            overload_rate=overload_rate, earlier=earlier, progress=progress)
+                            overload_rate=overload_rate, earlier=earlier, progress=progress,
+                            name_index=getattr(self.source, "name_index", None) or None,
+                            parse_failures=getattr(self.source, "parse_failures", None) or None)
         for r in records:
             known.setdefault(person_key(r), []).append(r)  # type: ignore[arg-type]
         self.data_runs.append(run)

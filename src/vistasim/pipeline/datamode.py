@@ -167,10 +167,16 @@ def run_data_mode(
     overload_rate: float | None = None,
     earlier: Mapping[str, list[PatientRecord]] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    name_index: Mapping[str, Mapping[str, Sequence[int]]] | None = None,
+    parse_failures: Mapping[str, Sequence[str]] | None = None,
 ) -> DataRun:
     """Migrate ``records`` (already in run order, persons contiguous) wave by wave into ``target``.
 
     ``progress(records done, records)`` is called after each wave.
+    ``name_index`` (station -> NAME -> DFNs) is the ^DPT("B") cross-reference as read: query selects
+    through it (without it, through the index FileMan would build for these records).
+    ``parse_failures`` (patient_id -> reasons) are records whose FileMan nodes did not parse: their
+    person stops at transform/parse.
     ``earlier``: records an earlier call migrated, by person. A person whose records arrive over several
     calls is re-mapped whole (earlier records + new ones), so production holds the merged person,
     never only the latest site record (the version it replaces is kept for backout).
@@ -186,14 +192,18 @@ def run_data_mode(
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier, progress)
+        return _run(
+            records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier, progress,
+            name_index, parse_failures,
+        )
     finally:
         if enabled:
             gc.enable()
         gc.unfreeze()
 
 
-def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier, progress=None):  # type: ignore[no-untyped-def]
+def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier, progress=None,  # type: ignore[no-untyped-def]
+         name_index=None, parse_failures=None):
     clock = _Clock()
     t0 = time.perf_counter()
     n = len(records)
@@ -211,7 +221,8 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
         {name: settings.rate(name, config) for name in EXPORT_FAULTS + TRANSFORM_FAULTS + LOAD_FAULTS}
     )
     draws = FaultDraws(seed)
-    index = S.SourceIndex(records)
+    index = S.SourceIndex(records, name_index)
+    unparsed = parse_failures or {}
     answer: list[AnswerEntry] = []
     waves: list[WaveReport] = []
     gap_counts: dict[str, int] = {}
@@ -250,7 +261,13 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
             if name in faults:
                 answer.extend(faults[name].apply(live, draws))
         t0 = clock.add("extract", t0)
-        # ---- transform: map, standardize, then the transform faults on its output
+        # ---- transform: parse (nodes that did not decode stop the person), map, standardize, then the
+        # transform faults on its output
+        if unparsed:
+            for p in persons:
+                reasons = [x for i in p.rows for x in unparsed.get(records[i].patient_id, ())]
+                if reasons and can_run(p, 4):
+                    p.stop(4, *S.parse_stop(reasons))
         for p in persons:
             if can_run(p, 5):
                 p.bundle, stop = S.map_stage(p.records, tz)

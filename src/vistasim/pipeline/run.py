@@ -115,7 +115,7 @@ def run_data(
     defects = read_defect_key(source)
     target = open_target(target_url, on_commit=on_commit)
     try:
-        sim = MigrationSimulator(config, seed=seed, mode="data", target=target, data_settings=settings)
+        sim = MigrationSimulator(config, seed=seed, mode="data", target=target, data_settings=settings, source=src)
         sim.simulate_migration(src.patients, batch_size=batch_size, migration_strategy=strategy, progress=progress)
         dr = sim.data_runs[-1]
         status = dict(zip(dr.ids, dr.status))

@@ -14,7 +14,7 @@ hold a few more records than ``batch_size`` when a person's records straddle its
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import VistasimError
@@ -79,15 +79,33 @@ def plan_waves(groups: Sequence[tuple[str, list[int]]], batch_size: int) -> list
 
 
 class SourceIndex:
-    """The cross-references extract/query selects through: MPI (ICN -> records) and B (name -> records)."""
+    """The cross-references extract/query selects through: MPI (ICN -> records) and B (name -> records).
 
-    def __init__(self, records: Sequence[PatientRecord]) -> None:
+    ``name_index`` (station -> NAME -> DFNs) is the ^DPT("B") cross-reference as read from the source
+    (``read_source``'s ``name_index``): a record whose B node is missing or names another DFN is then
+    not found by name. Without it (records built in memory, as the spec's API takes them) B is the index
+    FileMan would hold for these records: NAME truncated to 30 characters.
+    """
+
+    def __init__(
+        self, records: Sequence[PatientRecord], name_index: Mapping[str, Mapping[str, Sequence[int]]] | None = None
+    ) -> None:
         self.mpi: dict[str, list[int]] = {}
         self.b: dict[tuple[str, str], list[int]] = {}
+        self.from_source = name_index is not None
         for i, r in enumerate(records):
             if r.icn:
                 self.mpi.setdefault(r.full_icn, []).append(i)
-            self.b.setdefault((r.station, r.name[:30]), []).append(i)
+        if name_index is None:
+            for i, r in enumerate(records):
+                self.b.setdefault((r.station, r.name[:30]), []).append(i)
+            return
+        where = {(r.station, r.dfn): i for i, r in enumerate(records)}
+        for station, names in name_index.items():
+            for name, dfns in names.items():
+                rows = [where[(station, d)] for d in dfns if (station, d) in where]
+                if rows:
+                    self.b.setdefault((station, name), []).extend(rows)
 
     def select(self, person_id: str, rows: Sequence[int], records: Sequence[PatientRecord]) -> Stop:
         """Every record of the person must be reachable through MPI (or, without an ICN, through B)."""
@@ -97,6 +115,11 @@ class SourceIndex:
             if i not in found and i not in self.b.get((r.station, r.name[:30]), ()):
                 return ("data_corruption", "query: record not found through the MPI or B cross-reference")
         return None
+
+
+def parse_stop(reasons: Sequence[str]) -> Stop:
+    """A record some of whose FileMan nodes did not parse (``read_source(..., bad_entries="quarantine")``)."""
+    return ("data_corruption", f"parse: {reasons[0]}" + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""))
 
 
 # --------------------------------------------------------------------------- transform
