@@ -12,9 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from vistasim.fhir.r4spec import COMPLEX, PRIM, RESOURCE, RESOURCE_TYPES, STRING_PRIMITIVES, TYPES
 
 _LOOP_THRESHOLD = 24  # types with more keys than this check the keys present instead of every element
+
+
+def _patient_ref(key: str, es: Any) -> bool:
+    """A single Reference named subject or patient: data_integrity requires it to point to a Patient."""
+    return key in ("subject", "patient") and es.kind == COMPLEX and es.type == "Reference" and not es.is_list
 
 
 def _fn(name: str) -> str:
@@ -43,22 +50,27 @@ def _generate() -> tuple:
                 e += f" and {x} in {binding(es.binding)}"
             return e
         if es.kind == COMPLEX:
-            e = f"{_fn(es.type)}({x})"
+            e = f"{'memo_' if es.type in MEMO_TYPES else ''}{_fn(es.type)}({x})"
             if es.binding is not None:
                 e += f" and cc_in({x}, {es.binding_system!r}, {binding(es.binding)})"
             return e
-        if es.kind == RESOURCE:
-            return f"ok_resource({x})"
-        return f"type({x}) is dict"
+        if es.kind == RESOURCE:  # its references are not the outer resource's: the collection is off
+            return f"(ODD.append(1) or ok_resource({x}))"
+        return f"(ODD.append(1) or type({x}) is dict)"  # OPAQUE: not walked, so not collected from
 
     for name, spec in TYPES.items():
         f = _fn(name)
         lines.append(f"A_{f} = ALLOWED[{name!r}]")
+        lines.append(f"W_{f} = frozenset(x for x in A_{f} if not x.startswith('_'))")
         single = sorted(keys[0] for _, keys in spec.required if len(keys) == 1)
         lines.append(f"def {f}(o):")
         lines.append("    if type(o) is not dict or not o: return False")
         lines.append("    k = o.keys()")
-        lines.append(f"    if not k <= A_{f}: return False")
+        # `_x` keys (primitive extensions) are allowed but not walked: flag them (their content is
+        # not searched for references), at no cost when absent
+        lines.append(f"    if not k <= W_{f}:")
+        lines.append(f"        if not k <= A_{f}: return False")
+        lines.append("        ODD.append(1)")
         if single:
             lines.append(f"    if not {set(single)!r} <= k: return False")
         for _, req_keys in spec.required:
@@ -86,6 +98,10 @@ def _generate() -> tuple:
                     lines.append(f"            if not ({expr(es, 'x')}): return False")
                 else:
                     lines.append(f"        if not ({expr(es, 'v')}): return False")
+                    if _patient_ref(key, es):
+                        lines.append(f"        if 'reference' in v: PREFS.append(v['reference'])")
+            if name == "Reference":
+                lines.append("    if 'reference' in o: REFS.append(o['reference'])")
         if name in INVARIANT_TYPES:
             lines.append(f"    if INV[{name!r}](o): return False")
         lines.append("    return True")
@@ -98,6 +114,10 @@ def _generate() -> tuple:
                     lines.append("    if type(v) is not list or not v: return False")
                     lines.append("    for x in v:")
                     lines.append(f"        if not ({expr(es, 'x')}): return False")
+                    lines.append("    return True")
+                elif _patient_ref(key, es):
+                    lines.append(f"    if not ({expr(es, 'v')}): return False")
+                    lines.append(f"    if 'reference' in v: PREFS.append(v['reference'])")
                     lines.append("    return True")
                 else:
                     lines.append(f"    return bool({expr(es, 'v')})")
@@ -113,20 +133,68 @@ def _generate() -> tuple:
 
 
 INVARIANT_TYPES: frozenset = frozenset()
+# Types whose values repeat across resources (the same code, category, status ...): their verdicts are
+# remembered by their exact JSON (see _memo).
+MEMO_TYPES = frozenset({"CodeableConcept"})
+MEMO_LIMIT = 100_000
+_DUMPS_OPT = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+MEMO_SETS: list[set] = []  # for benchmarks that want a cold start
+
+
+def _memo(fn: Callable[[Any], bool], refs: list, prefs: list, odd: list) -> Callable[[Any], bool]:
+    """``fn`` with its True verdicts remembered by the value's JSON (orjson bytes).
+
+    Equal JSON means equal verdict: JSON types stay apart in the bytes (1, 1.0, true, "1"), and what is
+    not plain JSON (subclasses, datetimes, dataclasses, non-string keys, huge ints) makes orjson raise,
+    so ``fn`` decides. Only values whose check collected nothing (no reference, nothing unwalked) are
+    remembered, so a remembered answer needs no side effects either.
+    """
+    seen: set = set()
+    MEMO_SETS.append(seen)
+    dumps, opt = orjson.dumps, _DUMPS_OPT
+
+    def memo(x: Any) -> bool:
+        if type(x) is not dict:
+            return False
+        try:
+            b = dumps(x, option=opt)
+        except TypeError:
+            return fn(x)
+        if b in seen:
+            return True
+        n = len(refs) + len(prefs) + len(odd)
+        if not fn(x):
+            return False
+        if len(refs) + len(prefs) + len(odd) == n:
+            if len(seen) >= MEMO_LIMIT:
+                seen.clear()
+            seen.add(b)
+        return True
+
+    return memo
 
 
 def build(primitive_checks: dict[str, Callable[[Any], bool]], seen: dict[str, set],
-          invariants: dict[str, Callable[[dict], list]], cc_in: Callable[..., bool]) -> Callable[[Any], bool]:
-    """Compile the predicates with the validator's primitive checks and invariants; returns ok_resource."""
+          invariants: dict[str, Callable[[dict], list]], cc_in: Callable[..., bool],
+          refs: list, prefs: list, odd: list) -> Callable[[Any], bool]:
+    """Compile the predicates with the validator's primitive checks and invariants; returns ok_resource.
+
+    As a side effect the predicates append to ``refs`` every ``Reference.reference`` they pass, to
+    ``prefs`` those of single ``subject``/``patient`` References, and to ``odd`` a marker when they meet
+    content they do not walk (contained resources, opaque types, ``_x`` primitive extensions). The
+    caller clears the lists; data_integrity's fast path reads them (see validate.scan_resource).
+    """
     global INVARIANT_TYPES
     INVARIANT_TYPES = frozenset(invariants)
     src, binding_list = _generate()
     ns: dict[str, Any] = {"M": object(), "ALLOWED": {n: s.allowed for n, s in TYPES.items()},
-                          "INV": invariants, "cc_in": cc_in}
+                          "INV": invariants, "cc_in": cc_in, "REFS": refs, "PREFS": prefs, "ODD": odd}
     ns["BINDINGS"] = binding_list
     for t, chk in primitive_checks.items():
         ns[f"C_{t}"] = chk
     for t in STRING_PRIMITIVES:
         ns[f"S_{t}"] = seen.setdefault(t, set())
     exec(compile(src, "<vistasim.fhir generated validators>", "exec"), ns)  # noqa: S102 - our own generated code
+    for t in MEMO_TYPES:  # the generated functions look these up at call time
+        ns["memo_" + _fn(t)] = _memo(ns[_fn(t)], refs, prefs, odd)
     return ns["ok_resource"]

@@ -329,14 +329,27 @@ def _ok_resource(obj: Any) -> bool:
     return t is not None and obj["resourceType"] in r4spec.RESOURCE_TYPES and _ok(obj, t)
 
 
+def _clear_collected() -> None:
+    if _REFS:
+        _REFS.clear()
+    if _PREFS:
+        _PREFS.clear()
+    if _ODD:
+        _ODD.clear()
+
+
 def is_schema_valid(resource: dict[str, Any]) -> bool:
     """True when :func:`schema_check` would find nothing (the generated fast path alone)."""
-    return bool(_generated_ok(resource))
+    ok = bool(_generated_ok(resource))
+    _clear_collected()
+    return ok
 
 
 def schema_check(resource: dict[str, Any]) -> list[Issue]:
     """FHIR R4 4.0.1 structural validation of one resource (a Bundle's entries are checked too)."""
-    if _generated_ok(resource):
+    ok = _generated_ok(resource)
+    _clear_collected()
+    if ok:
         return []
     out: list[Issue] = []
     rt = resource.get("resourceType") if type(resource) is dict else None
@@ -421,7 +434,27 @@ _INVARIANTS: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
     "Bundle": _inv_bundle,
 }
 _compile_fast()
-_generated_ok = _fastcheck.build(PRIMITIVE_CHECKS, _SEEN, _INVARIANTS, _cc_in)
+# what the generated predicates collect while they check (see _fastcheck.build); cleared by every caller
+_REFS: list = []
+_PREFS: list = []
+_ODD: list = []
+_ABATEMENT_KEYS = frozenset(k for k in TYPES["Condition"].allowed if k.startswith("abatement"))
+
+
+def _condition_fails(o: dict) -> bool:
+    """``bool(_inv_condition(o))`` for a Condition whose elements already passed (keys known, types right)."""
+    if "clinicalStatus" not in o:
+        return False
+    vs = o.get("verificationStatus")
+    if type(vs) is dict:
+        for c in vs.get("coding") or ():
+            if type(c) is dict and c.get("code") == "entered-in-error":
+                return True
+    return not o.keys().isdisjoint(_ABATEMENT_KEYS) and bool(_inv_condition(o))
+
+
+_generated_ok = _fastcheck.build(PRIMITIVE_CHECKS, _SEEN, {**_INVARIANTS, "Condition": _condition_fails}, _cc_in,
+                                 _REFS, _PREFS, _ODD)
 
 
 # --------------------------------------------------------------------------- business rules
@@ -909,3 +942,213 @@ def validate_bundle(bundle: dict[str, Any], *, as_of: str | None = None) -> dict
     """All three substages over one bundle: {substage: issues}."""
     return {SCHEMA: schema_check(bundle), BUSINESS: business_rules(bundle),
             INTEGRITY: data_integrity(bundle, as_of=as_of)}
+
+
+# --------------------------------------------------------------------------- fast "clean?" answers
+# The pipeline stops a person at the first substage with an error, and nearly every person has none. These
+# predicates answer only "would the full function report no error?" without building issues, paths or
+# sets; the stages run the full functions only when they say no. Each must never say yes when the full
+# function would report an error (saying no too often only costs time). They assume schema-valid input
+# (the stages use them only for bundles whose every resource passed the generated predicates).
+def _coded_in(cc: Any, systems: frozenset) -> bool:
+    """Some coding of ``cc`` has a code and a system in ``systems`` (``_systems(cc) & systems``)."""
+    if type(cc) is not dict:
+        return False
+    for c in cc.get("coding") or ():
+        if type(c) is dict and c.get("code") and c.get("system") in systems:
+            return True
+    return False
+
+
+_RXNORM_SET = frozenset({_RXNORM})
+_LOINC_SET = frozenset({_LOINC})
+_COND_CATEGORY_CODES = frozenset({"problem-list-item", "encounter-diagnosis"})
+
+
+def _ok_patient(o: dict[str, Any]) -> bool:
+    ids, names = o.get("identifier"), o.get("name")
+    if not ids or not names or "gender" not in o or type(ids) is not list or type(names) is not list:
+        return False
+    for i in ids:
+        if type(i) is dict and i.get("system") == _ICN:
+            break
+    else:
+        return False
+    for n in names:
+        if type(n) is dict and (n.get("family") or n.get("given")):
+            return True
+    return False
+
+
+def _ok_condition(o: dict[str, Any]) -> bool:
+    if "subject" not in o or not _coded_in(o.get("code"), _CONDITION_SYSTEMS):
+        return False
+    if "clinicalStatus" not in o and _status_code(o.get("verificationStatus")) != "entered-in-error":
+        return False
+    for c in o.get("category") or ():
+        if type(c) is dict:
+            for x in c.get("coding") or ():
+                if type(x) is dict and x.get("system") == _COND_CATEGORY and x.get("code") in _COND_CATEGORY_CODES:
+                    return True
+    return False
+
+
+def _ok_allergy(o: dict[str, Any]) -> bool:
+    if "patient" not in o:
+        return False
+    code = o.get("code")
+    if _coded_in(code, _ALLERGY_SYSTEMS):  # the common case; coded implies a coding, so not free text
+        return "clinicalStatus" in o or _status_code(o.get("verificationStatus")) == "entered-in-error"
+    eie = _status_code(o.get("verificationStatus")) == "entered-in-error"
+    if not eie and "clinicalStatus" not in o:
+        return False
+    free_text = isinstance(code, dict) and bool(code.get("text")) and not code.get("coding")
+    if not free_text:
+        return eie  # neither coded nor free text: an error unless entered-in-error
+    return _status_code(o.get("clinicalStatus")) != "active"  # active free text: safety-critical error
+
+
+def _ok_medication(o: dict[str, Any]) -> bool:
+    if "subject" not in o:
+        return False
+    return _coded_in(o.get("medicationCodeableConcept"), _RXNORM_SET) or o.get("status") not in _PENDING
+
+
+def _ok_observation(o: dict[str, Any]) -> bool:
+    cats = o.get("category")
+    if "status" not in o or not cats or "code" not in o or "subject" not in o:
+        return False
+    vital = False
+    for c in cats:
+        if type(c) is dict:
+            has_sys = has_vs = False
+            for x in c.get("coding") or ():
+                if type(x) is dict:
+                    code = x.get("code")
+                    if code and x.get("system") == _OBS_CATEGORY:
+                        has_sys = True
+                    if code == "vital-signs":
+                        has_vs = True
+            if has_sys and has_vs:
+                vital = True
+                break
+    if not vital:
+        return True
+    if not _coded_in(o.get("code"), _LOINC_SET) or not any(k.startswith("effective") for k in o):
+        return False
+    q = o.get("valueQuantity")
+    if type(q) is dict and not (q.get("system") == _UCUM and "code" in q):
+        return False
+    for c in o.get("component") or ():
+        if type(c) is dict:
+            q = c.get("valueQuantity")
+            if type(q) is dict and not (q.get("system") == _UCUM and "code" in q):
+                return False
+    return True
+
+
+def _ok_encounter(o: dict[str, Any]) -> bool:
+    return "subject" in o and "class" in o
+
+
+def _ok_service_request(o: dict[str, Any]) -> bool:
+    if "subject" not in o:
+        return False
+    code = o.get("code")
+    if type(code) is dict:
+        for c in code.get("coding") or ():
+            if type(c) is dict and c.get("code"):
+                return True
+    return o.get("status") not in _PENDING
+
+
+def _ok_flag(o: dict[str, Any]) -> bool:
+    code = o.get("code")
+    if "subject" not in o or type(code) is not dict:
+        return False
+    if code.get("text"):
+        return True
+    for c in code.get("coding") or ():
+        if type(c) is dict and c.get("code"):
+            return True
+    return False
+
+
+_CLEAN_RULES = {"Patient": _ok_patient, "Condition": _ok_condition, "AllergyIntolerance": _ok_allergy,
+                "MedicationRequest": _ok_medication, "Observation": _ok_observation,
+                "Encounter": _ok_encounter, "ServiceRequest": _ok_service_request, "Flag": _ok_flag}
+
+
+def business_clean(obj: dict[str, Any]) -> bool:
+    """True only when :func:`business_rules` would report no error for ``obj`` (a schema-valid bundle or resource)."""
+    get = _CLEAN_RULES.get
+    for res in _resources(obj):
+        fn = get(res.get("resourceType", ""))
+        if fn is not None and not fn(res):
+            return False
+    return True
+
+
+def integrity_clean(bundle: dict[str, Any], refs: Iterable[str], patient_refs: Iterable[str], *,
+                    as_of: str | None = None) -> bool:
+    """True only when :func:`data_integrity` would report no error for ``bundle``.
+
+    ``refs`` must hold every ``Reference.reference`` of its resources (as :func:`_resource_references`
+    finds them) and ``patient_refs`` those whose path ends in ``.subject`` or ``.patient``: the generated
+    schema predicates collect both while they check the bundle (schema_stage hands them on).
+    """
+    today = as_of or datetime.now(timezone.utc).date().isoformat()
+    targets: dict[str, str] = {}
+    resources = []
+    patient = None
+    n_patients = 0
+    for e in bundle.get("entry") or ():
+        if isinstance(e, dict):
+            res = e.get("resource")
+            if isinstance(res, dict):
+                resources.append(res)
+                rt, rid = res.get("resourceType", "?"), res.get("id")
+                fu = e.get("fullUrl")
+                if isinstance(fu, str):
+                    targets[fu] = rt
+                if rid:
+                    targets[f"{rt}/{rid}"] = rt
+                if rt == "Patient":
+                    patient = res
+                    n_patients += 1
+    if n_patients != 1 or patient is None:
+        return False
+    icn = None
+    for i in patient.get("identifier") or ():
+        if isinstance(i, dict) and i.get("system") == _ICN:
+            v = str(i.get("value"))
+            if icn is not None and v != icn:
+                return False  # identity-merge
+            icn = v
+    for ref in set(refs).difference(targets):
+        if not ref.startswith("#"):
+            return False  # dangling-reference
+    for ref in set(patient_refs):
+        if targets.get(ref, "Patient") != "Patient" and not ref.startswith("#"):
+            return False  # reference-type (a dangling one was caught above)
+    birth = patient.get("birthDate") if isinstance(patient.get("birthDate"), str) else None
+    death = patient.get("deceasedDateTime") if isinstance(patient.get("deceasedDateTime"), str) else None
+    if (birth and _bounds(birth)[0] > today) or (death and _bounds(death)[0] > today):
+        return False
+    if birth and death and _bounds(death)[1] < _bounds(birth)[0]:
+        return False
+    birth_lo = _bounds(birth)[0] if birth else None
+    for res in resources:
+        rt = res.get("resourceType", "?")
+        for dp, _label in _DATE_LABELS.get(rt, ()):
+            v = res.get(dp[0]) if len(dp) == 1 else _get(res, dp)
+            if not isinstance(v, str) or len(v) < 4:
+                continue
+            lo, hi = _bounds(v)
+            if lo > today or (birth_lo and hi < birth_lo):
+                return False
+        if rt == "Condition":
+            on, ab = res.get("onsetDateTime"), res.get("abatementDateTime")
+            if isinstance(on, str) and isinstance(ab, str) and _bounds(ab)[1] < _bounds(on)[0]:
+                return False
+    return True

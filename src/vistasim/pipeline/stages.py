@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import VistasimError
 from ..fhir import business_rules, data_integrity, map_person, schema_check, standardize
-from ..fhir.validate import is_schema_valid
+from ..fhir import validate as V
 from ..model import PatientRecord
 
 STEP = {
@@ -118,28 +118,61 @@ def standardize_stage(bundle: dict[str, Any]) -> tuple[dict[str, Any], list[Any]
 # --------------------------------------------------------------------------- validate
 
 
-def _resources(bundles: dict[str, dict[str, Any]]):  # type: ignore[no-untyped-def]
+def _resources(bundles):  # type: ignore[no-untyped-def]
     for b in bundles.values():
         for e in b.get("entry") or ():
             yield e.get("resource")
 
 
+# Bundles whose every resource passed schema_stage, with the references the generated predicates
+# collected from them: id(bundle) -> (bundle, its entry list, entry count, references, patient references).
+# business_stage and integrity_stage take their fast "clean?" paths only for a bundle found here (still the
+# same object with the same entry list), so those paths see schema-valid input; anything else takes the
+# full functions. The pipeline does not change a bundle between its validate substages. Bounded: when full
+# it is emptied, which only sends later bundles down the full path.
+_CLEAN: dict[int, tuple] = {}
+_CLEAN_LIMIT = 8192
+
+
+def _clean_entry(b: dict[str, Any]) -> tuple | None:
+    c = _CLEAN.get(id(b))
+    if c is not None and c[0] is b:
+        entries = b.get("entry")
+        if c[1] is entries and len(entries) == c[2]:  # type: ignore[arg-type]
+            return c
+    return None
+
+
 def schema_stage(bundles: dict[str, dict[str, Any]]) -> tuple[Stop, int]:
     """Every resource against FHIR R4 structure. Returns (stop, resources checked)."""
     n = 0
-    for res in _resources(bundles):
-        n += 1
-        if isinstance(res, dict) and is_schema_valid(res):
-            continue
-        errors = [i for i in schema_check(res) if i.is_error]  # type: ignore[arg-type]
-        if errors:
-            i = errors[0]
-            return ("data_corruption", f"schema_check: {i.code} ({i.resource_type} {i.path})"), n
+    ok_resource, refs, prefs, odd = V._generated_ok, V._REFS, V._PREFS, V._ODD
+    for b in bundles.values():
+        V._clear_collected()
+        entries = b.get("entry") or ()
+        clean = True
+        for e in entries:
+            res = e.get("resource")
+            n += 1
+            if isinstance(res, dict) and ok_resource(res):
+                continue
+            clean = False
+            errors = [i for i in schema_check(res) if i.is_error]  # type: ignore[arg-type]
+            if errors:
+                i = errors[0]
+                return ("data_corruption", f"schema_check: {i.code} ({i.resource_type} {i.path})"), n
+        if clean and not odd and type(entries) is list:
+            if len(_CLEAN) >= _CLEAN_LIMIT:
+                _CLEAN.clear()
+            _CLEAN[id(b)] = (b, entries, len(entries), set(refs), set(prefs))
+    V._clear_collected()
     return None, n
 
 
 def business_stage(bundles: dict[str, dict[str, Any]]) -> Stop:
     for b in bundles.values():
+        if _clean_entry(b) is not None and V.business_clean(b):
+            continue
         errors = [i for i in business_rules(b) if i.is_error]
         if errors:
             i = errors[0]
@@ -151,6 +184,11 @@ def business_stage(bundles: dict[str, dict[str, Any]]) -> Stop:
 
 def integrity_stage(bundles: dict[str, dict[str, Any]], as_of: str) -> Stop:
     for b in bundles.values():
+        c = _clean_entry(b)
+        if c is not None:
+            del _CLEAN[id(b)]  # the last substage to look
+            if V.integrity_clean(b, c[3], c[4], as_of=as_of):
+                continue
         errors = [i for i in data_integrity(b, as_of=as_of) if i.is_error]
         if errors:
             i = errors[0]
