@@ -432,3 +432,18 @@ def test_stage_fast_paths_agree_with_the_full_functions_on_mutated_bundles():
             S._CLEAN.clear()
             assert with_fast == (S.business_stage({"p": b}), S.integrity_stage({"p": b}, AS_OF))
     assert min(seen.values()) >= 10, seen
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["id", "string", "markdown", "uri", "url", "canonical", "code", "dateTime"]),
+       st.one_of(st.text(max_size=70),
+                 st.text(alphabet="0123456789-:TZ+. ", max_size=26),
+                 st.sampled_from(["2023-02-29", "2024-02-29", "2024-02-29T10:00:00Z", "2024-02-29T24:00:00Z",
+                                  "2024-13-01", "2024", "2024-06", "a b", " ", "a\nb", "\u00e9t\u00e9", "x" * 65])))
+def test_primitive_shortcuts_give_the_regex_verdict(t, v):
+    """The C string-method shortcuts and split caches answer exactly as the R4 regex (plus calendar)."""
+    from vistasim.fhir.r4spec import COMPILED_PATTERNS
+
+    want = COMPILED_PATTERNS[t].fullmatch(v) is not None and (t != "dateTime" or V._calendar_ok(t, v))
+    assert V.PRIMITIVE_CHECKS[t](v) == want
+    assert V.PRIMITIVE_CHECKS[t](v) == want  # again, now from the caches

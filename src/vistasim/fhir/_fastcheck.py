@@ -63,6 +63,7 @@ def _generate() -> tuple:
         lines.append(f"A_{f} = ALLOWED[{name!r}]")
         lines.append(f"W_{f} = frozenset(x for x in A_{f} if not x.startswith('_'))")
         single = sorted(keys[0] for _, keys in spec.required if len(keys) == 1)
+        def_at = len(lines)
         lines.append(f"def {f}(o):")
         lines.append("    if type(o) is not dict or not o: return False")
         lines.append("    k = o.keys()")
@@ -71,19 +72,45 @@ def _generate() -> tuple:
         lines.append(f"    if not k <= W_{f}:")
         lines.append(f"        if not k <= A_{f}: return False")
         lines.append("        ODD.append(1)")
+        # set constants live at module level: a literal in the body would be rebuilt on every call
         if single:
-            lines.append(f"    if not {set(single)!r} <= k: return False")
+            lines.insert(def_at, f"R_{f} = frozenset({sorted(single)!r})")
+            def_at += 1
+            lines.append(f"    if not R_{f} <= k: return False")
         for _, req_keys in spec.required:
             if len(req_keys) > 1:
                 lines.append(f"    if not ({' or '.join(f'{k!r} in o' for k in req_keys)}): return False")
         groups: dict[str, list[str]] = {}
         for key, group in spec.choices.items():
             groups.setdefault(group, []).append(key)
-        for group_keys in groups.values():
-            lines.append(f"    if len(k & {frozenset(group_keys)!r}) > 1: return False")
+        for gi, group_keys in enumerate(groups.values()):
+            lines.insert(def_at, f"G{gi}_{f} = frozenset({sorted(group_keys)!r})")
+            def_at += 1
+            lines.append(f"    if len(k & G{gi}_{f}) > 1: return False")
         if len(spec.elements) > _LOOP_THRESHOLD:
-            lines.append(f"    d = D_{f}")
+            # per present key: a string already seen valid (or a bound code) costs one set lookup; a complex
+            # value whose JSON passed before costs one orjson.dumps and a set lookup (see _memo for why
+            # equal JSON means equal verdict); anything else runs the element's generated check
+            lines.append(f"    d = D_{f}; sk = SK_{f}; mk = MK_{f}")
             lines.append("    for key, v in o.items():")
+            lines.append("        s = sk.get(key)")
+            lines.append("        if s is not None:")
+            lines.append("            if type(v) is str and v in s: continue")
+            lines.append("        else:")
+            lines.append("            m = mk.get(key)")
+            lines.append("            if m is not None:")
+            lines.append("                try:")
+            lines.append("                    b = dumps(v, option=OPT)")
+            lines.append("                except TypeError:")
+            lines.append("                    b = None")
+            lines.append("                if b is not None:")
+            lines.append("                    if b in m: continue")
+            lines.append("                    n = len(REFS) + len(PREFS) + len(ODD)")
+            lines.append("                    if not d[key](v): return False")
+            lines.append("                    if len(REFS) + len(PREFS) + len(ODD) == n:")
+            lines.append("                        if len(m) >= MEMO_LIMIT: m.clear()")
+            lines.append("                        m.add(b)")
+            lines.append("                    continue")
             lines.append("        c = d.get(key)")
             lines.append("        if c is not None and not c(v): return False")
         else:
@@ -119,10 +146,23 @@ def _generate() -> tuple:
                     lines.append(f"    if not ({expr(es, 'v')}): return False")
                     lines.append(f"    if 'reference' in v: PREFS.append(v['reference'])")
                     lines.append("    return True")
+                elif es.kind == PRIM and es.binding is None:
+                    lines.pop()  # the primitive's own check is the element's check: no wrapper call
+                    entries.append(f"{key!r}: C_{es.type}")
+                    continue
                 else:
                     lines.append(f"    return bool({expr(es, 'v')})")
                 entries.append(f"{key!r}: {g}")
             lines.append(f"D_{f} = {{{', '.join(entries)}}}")
+            sk, mk = ([f"'resourceType': frozenset({{{name!r}}})"] if spec.is_resource else []), []
+            for key, es in spec.elements.items():
+                if es.kind == PRIM and es.type in STRING_PRIMITIVES and not es.is_list:
+                    # a code in a required value set is a valid code: the binding set answers both
+                    sk.append(f"{key!r}: {binding(es.binding) if es.binding is not None else 'S_' + es.type}")
+                elif es.kind == COMPLEX and es.type not in _NO_MEMO:
+                    mk.append(f"{key!r}: set()")
+            lines.append(f"SK_{f} = {{{', '.join(sk)}}}")
+            lines.append(f"MK_{f} = {{{', '.join(mk)}}}")
     lines.append("RESOURCE_FNS = {" + ", ".join(f"{r!r}: {_fn(r)}" for r in RESOURCE_TYPES) + "}")
     lines.append("def ok_resource(o):")
     lines.append("    if type(o) is not dict: return False")
@@ -137,6 +177,8 @@ INVARIANT_TYPES: frozenset = frozenset()
 # remembered by their exact JSON (see _memo).
 MEMO_TYPES = frozenset({"CodeableConcept"})
 MEMO_LIMIT = 100_000
+# element types whose values rarely repeat (or always carry a reference): not remembered
+_NO_MEMO = frozenset({"Reference", "Identifier", "Period", "Extension", "Meta", "Narrative"})
 _DUMPS_OPT = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 MEMO_SETS: list[set] = []  # for benchmarks that want a cold start
 
@@ -188,7 +230,8 @@ def build(primitive_checks: dict[str, Callable[[Any], bool]], seen: dict[str, se
     INVARIANT_TYPES = frozenset(invariants)
     src, binding_list = _generate()
     ns: dict[str, Any] = {"M": object(), "ALLOWED": {n: s.allowed for n, s in TYPES.items()},
-                          "INV": invariants, "cc_in": cc_in, "REFS": refs, "PREFS": prefs, "ODD": odd}
+                          "INV": invariants, "cc_in": cc_in, "REFS": refs, "PREFS": prefs, "ODD": odd,
+                          "dumps": orjson.dumps, "OPT": _DUMPS_OPT, "MEMO_LIMIT": MEMO_LIMIT}
     ns["BINDINGS"] = binding_list
     for t, chk in primitive_checks.items():
         ns[f"C_{t}"] = chk
@@ -197,4 +240,7 @@ def build(primitive_checks: dict[str, Callable[[Any], bool]], seen: dict[str, se
     exec(compile(src, "<vistasim.fhir generated validators>", "exec"), ns)  # noqa: S102 - our own generated code
     for t in MEMO_TYPES:  # the generated functions look these up at call time
         ns["memo_" + _fn(t)] = _memo(ns[_fn(t)], refs, prefs, odd)
+    for name, value in ns.items():
+        if name.startswith("MK_"):
+            MEMO_SETS.extend(value.values())
     return ns["ok_resource"]

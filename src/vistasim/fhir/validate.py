@@ -104,7 +104,59 @@ def _make_string_check(t: str) -> Callable[[Any], bool]:
             seen.add(v)
         return ok
 
+    # Exact shortcuts with C string methods for the common shapes, before the regex (same verdicts):
+    if t == "id":  # [A-Za-z0-9\-\.]{1,64}: ids are unique, so no cache either
+        def check_id(v: Any) -> bool:
+            return (type(v) is str and 0 < len(v) <= 64 and v.isascii()
+                    and v.replace("-", "a").replace(".", "a").isalnum())
+        return check_id
+    if t in ("string", "markdown", "uri", "url", "canonical", "code"):
+        # printable ASCII (0x20-0x7e) holds no whitespace but the space: a string needs one non-space,
+        # uri/url/canonical and code with no space at all match (codes with inner spaces take the regex)
+        spaced = t in ("string", "markdown")
+
+        def check_text(v: Any) -> bool:
+            if type(v) is not str:
+                return False
+            if v in seen:
+                return True
+            if v and v.isascii() and v.isprintable() and (not v.isspace() if spaced else " " not in v):
+                if len(seen) >= _CACHE_LIMIT:
+                    seen.clear()
+                seen.add(v)
+                return True
+            return check(v)
+        return check_text
+    if t == "dateTime":
+        # a dateTime of day precision or finer is its date (YYYY-MM-DD, calendar checked) followed by an
+        # optional independent time part: remember the two halves of valid values separately
+        days: set = set()
+        times: set = set()
+
+        def check_datetime(v: Any) -> bool:
+            if type(v) is not str:
+                return False
+            if v in seen:
+                return True
+            n = len(v)
+            if n >= 10 and v[:10] in days and (n == 10 or v[10:] in times):
+                return True
+            if not check(v):
+                return False
+            if n >= 10:
+                if len(days) >= _CACHE_LIMIT or len(times) >= _CACHE_LIMIT:
+                    days.clear()
+                    times.clear()
+                days.add(v[:10])
+                if n > 10:
+                    times.add(v[10:])
+            return True
+        _SPLIT_CACHES.extend((days, times))
+        return check_datetime
     return check
+
+
+_SPLIT_CACHES: list[set] = []
 
 
 def _check_boolean(v: Any) -> bool:
@@ -961,6 +1013,7 @@ def _coded_in(cc: Any, systems: frozenset) -> bool:
 
 
 _RXNORM_SET = frozenset({_RXNORM})
+_EFFECTIVE_KEYS = frozenset(k for k in TYPES["Observation"].allowed if k.startswith("effective"))
 _LOINC_SET = frozenset({_LOINC})
 _COND_CATEGORY_CODES = frozenset({"problem-list-item", "encounter-diagnosis"})
 
@@ -1034,7 +1087,9 @@ def _ok_observation(o: dict[str, Any]) -> bool:
                 break
     if not vital:
         return True
-    if not _coded_in(o.get("code"), _LOINC_SET) or not any(k.startswith("effective") for k in o):
+    if not _coded_in(o.get("code"), _LOINC_SET):
+        return False
+    if o.keys().isdisjoint(_EFFECTIVE_KEYS) and not any(k.startswith("effective") for k in o):
         return False
     q = o.get("valueQuantity")
     if type(q) is dict and not (q.get("system") == _UCUM and "code" in q):
@@ -1082,11 +1137,21 @@ _CLEAN_RULES = {"Patient": _ok_patient, "Condition": _ok_condition, "AllergyInto
 def business_clean(obj: dict[str, Any]) -> bool:
     """True only when :func:`business_rules` would report no error for ``obj`` (a schema-valid bundle or resource)."""
     get = _CLEAN_RULES.get
-    for res in _resources(obj):
-        fn = get(res.get("resourceType", ""))
-        if fn is not None and not fn(res):
-            return False
+    if obj.get("resourceType") != "Bundle":
+        fn = get(obj.get("resourceType", ""))
+        return fn is None or bool(fn(obj))
+    for e in obj.get("entry") or ():  # as _resources walks a Bundle
+        if isinstance(e, dict):
+            res = e.get("resource")
+            if isinstance(res, dict):
+                fn = get(res.get("resourceType", ""))
+                if fn is not None and not fn(res):
+                    return False
     return True
+
+
+_DATE_TOP = {rt: tuple(dp[0] for dp in paths if len(dp) == 1) for rt, paths in _DATE_PATHS.items()}
+_DATE_NESTED = {rt: tuple(dp for dp in paths if len(dp) > 1) for rt, paths in _DATE_PATHS.items()}
 
 
 def integrity_clean(bundle: dict[str, Any], refs: Iterable[str], patient_refs: Iterable[str], *,
@@ -1137,16 +1202,24 @@ def integrity_clean(bundle: dict[str, Any], refs: Iterable[str], patient_refs: I
         return False
     if birth and death and _bounds(death)[1] < _bounds(birth)[0]:
         return False
+    # every plausibility bound at once: the latest earliest-day must not pass today, the earliest
+    # latest-day must not precede the birth
     birth_lo = _bounds(birth)[0] if birth else None
+    top, nested = _DATE_TOP, _DATE_NESTED
     for res in resources:
         rt = res.get("resourceType", "?")
-        for dp, _label in _DATE_LABELS.get(rt, ()):
-            v = res.get(dp[0]) if len(dp) == 1 else _get(res, dp)
-            if not isinstance(v, str) or len(v) < 4:
-                continue
-            lo, hi = _bounds(v)
-            if lo > today or (birth_lo and hi < birth_lo):
-                return False
+        for key in top.get(rt, ()):
+            v = res.get(key)
+            if isinstance(v, str) and len(v) >= 4:
+                lo, hi = _bounds(v) if len(v) < 10 else (v[:10], v[:10])
+                if lo > today or (birth_lo and hi < birth_lo):
+                    return False
+        for dp in nested.get(rt, ()):
+            v = _get(res, dp)
+            if isinstance(v, str) and len(v) >= 4:
+                lo, hi = _bounds(v)
+                if lo > today or (birth_lo and hi < birth_lo):
+                    return False
         if rt == "Condition":
             on, ab = res.get("onsetDateTime"), res.get("abatementDateTime")
             if isinstance(on, str) and isinstance(ab, str) and _bounds(ab)[1] < _bounds(on)[0]:
