@@ -403,8 +403,8 @@ def test_stage_fast_paths_agree_with_the_full_functions_on_mutated_bundles():
     stages return the same stops whether or not their fast paths are used."""
     import numpy as np
 
-    from vistasim.generate import generate_patients
     from vistasim.fhir.mapping import group_by_person
+    from vistasim.generate import generate_patients
     from vistasim.pipeline import stages as S
 
     groups = list(group_by_person(generate_patients(40, seed=3, sites=2)).values())

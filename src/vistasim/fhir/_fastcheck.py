@@ -64,7 +64,19 @@ def _generate() -> tuple:
         lines.append(f"W_{f} = frozenset(x for x in A_{f} if not x.startswith('_'))")
         single = sorted(keys[0] for _, keys in spec.required if len(keys) == 1)
         def_at = len(lines)
-        lines.append(f"def {f}(o):")
+        if spec.is_resource and len(spec.elements) > _LOOP_THRESHOLD:
+            # resources dispatch on their exact key sequence to a function specialised for it (see
+            # _Shapes); the generic body below (g_...) serves shapes that are not (or not yet) specialised
+            lines.append(f"SH_{f} = {{}}")
+            lines.append(f"def {f}(o):")
+            lines.append("    if type(o) is not dict or not o: return False")
+            lines.append(f"    sh = SH_{f}.get(tuple(o))")
+            lines.append("    if sh is not None: return sh(o)")
+            lines.append(f"    return SHAPE({name!r}, o)")
+            def_at = len(lines)
+            lines.append(f"def g_{f}(o):")
+        else:
+            lines.append(f"def {f}(o):")
         lines.append("    if type(o) is not dict or not o: return False")
         lines.append("    k = o.keys()")
         # `_x` keys (primitive extensions) are allowed but not walked: flag them (their content is
@@ -126,7 +138,7 @@ def _generate() -> tuple:
                 else:
                     lines.append(f"        if not ({expr(es, 'v')}): return False")
                     if _patient_ref(key, es):
-                        lines.append(f"        if 'reference' in v: PREFS.append(v['reference'])")
+                        lines.append("        if 'reference' in v: PREFS.append(v['reference'])")
             if name == "Reference":
                 lines.append("    if 'reference' in o: REFS.append(o['reference'])")
         if name in INVARIANT_TYPES:
@@ -137,14 +149,37 @@ def _generate() -> tuple:
             for key, es in spec.elements.items():
                 g = f"{f}__{key}"
                 lines.append(f"def {g}(v):")
-                if es.is_list:
+                if es.kind == COMPLEX and es.type == "Identifier" and es.is_list:
+                    # the common {use, system, value} shape inline; any other shape takes ok_Identifier
+                    lines.append("    if type(v) is not list or not v: return False")
+                    lines.append("    for x in v:")
+                    lines.append("        if type(x) is dict and x.keys() == IDENT_USV:")
+                    lines.append("            a = x['use']; b = x['system']; c = x['value']")
+                    lines.append("            if (type(a) is str and a in IDENT_USE and type(b) is str and (b in S_uri or C_uri(b))")
+                    lines.append("                    and type(c) is str and (c in S_string or C_string(c))): continue")
+                    lines.append("        if not ok_Identifier(x): return False")
+                    lines.append("    return True")
+                elif es.kind == COMPLEX and es.type == "Reference" and not es.is_list:
+                    # the common {reference} shape inline (what ok_Reference checks and collects)
+                    lines.append("    if type(v) is dict and len(v) == 1:")
+                    lines.append("        r = v.get('reference')")
+                    lines.append("        if type(r) is str and (r in S_string or C_string(r)):")
+                    lines.append("            REFS.append(r)")
+                    if _patient_ref(key, es):
+                        lines.append("            PREFS.append(r)")
+                    lines.append("            return True")
+                    lines.append("    if not ok_Reference(v): return False")
+                    if _patient_ref(key, es):
+                        lines.append("    if 'reference' in v: PREFS.append(v['reference'])")
+                    lines.append("    return True")
+                elif es.is_list:
                     lines.append("    if type(v) is not list or not v: return False")
                     lines.append("    for x in v:")
                     lines.append(f"        if not ({expr(es, 'x')}): return False")
                     lines.append("    return True")
                 elif _patient_ref(key, es):
                     lines.append(f"    if not ({expr(es, 'v')}): return False")
-                    lines.append(f"    if 'reference' in v: PREFS.append(v['reference'])")
+                    lines.append("    if 'reference' in v: PREFS.append(v['reference'])")
                     lines.append("    return True")
                 elif es.kind == PRIM and es.binding is None:
                     lines.pop()  # the primitive's own check is the element's check: no wrapper call
@@ -173,12 +208,81 @@ def _generate() -> tuple:
 
 
 INVARIANT_TYPES: frozenset = frozenset()
+SHAPE_LIMIT = 512  # specialised key sequences per resource type; beyond, the generic loop serves
+
+
+class _Shapes:
+    """Builds, per resource type and exact key sequence, a function with the loop of the generic check
+    unrolled: no set tests for allowed, required or choice keys (the key sequence answers them once) and
+    no per-key dispatch. Each element gets the same check as in the generic loop (string primitives
+    inline, remembered JSON for the MK_ elements, the D_ entry otherwise), so the verdict and the
+    collected references are the generic function's.
+    """
+
+    def __init__(self, ns: dict[str, Any]) -> None:
+        self.ns = ns
+        self.count = 0
+
+    def __call__(self, name: str, o: dict) -> bool:
+        ns, f = self.ns, _fn(name)
+        shapes, generic = ns["SH_" + f], ns["g_" + f]
+        keys = tuple(o)
+        if len(shapes) >= SHAPE_LIMIT:
+            return generic(o)
+        spec = TYPES[name]
+        ks = set(keys)
+        allowed = frozenset(x for x in spec.allowed if not x.startswith("_"))
+        required = {keys_[0] for _, keys_ in spec.required if len(keys_) == 1}
+        groups: dict[str, set] = {}
+        for key, group in spec.choices.items():
+            groups.setdefault(group, set()).add(key)
+        if (not ks <= allowed or not required <= ks
+                or any(len(keys_) > 1 and ks.isdisjoint(keys_) for _, keys_ in spec.required)
+                or any(len(ks & g) > 1 for g in groups.values())):
+            shapes[keys] = generic  # this shape is decided by the generic path (it says why not)
+            return generic(o)
+        self.count += 1
+        fn_name = f"s{self.count}_{f}"
+        body = [f"def {fn_name}(o):"]
+        for i, key in enumerate(keys):
+            es = spec.elements.get(key)
+            if es is None:
+                continue
+            var = f"v{i}"
+            body.append(f"    {var} = o[{key!r}]")
+            mk = ns["MK_" + f].get(key)
+            if es.kind == PRIM and es.type in STRING_PRIMITIVES and not es.is_list:
+                if es.binding is not None:  # every bound code is a valid code (tests check the tables)
+                    ns[f"BS_{f}__{key}"] = es.binding
+                    body.append(f"    if not (type({var}) is str and {var} in BS_{f}__{key}): return False")
+                else:
+                    body.append(f"    if not (type({var}) is str and ({var} in S_{es.type} or C_{es.type}({var}))): return False")
+            elif mk is not None:
+                ns[f"MS_{f}__{key}"] = mk
+                m = f"MS_{f}__{key}"
+                body += ["    try:", f"        b = dumps({var}, option=OPT)", "    except TypeError:", "        b = None",
+                         f"    if b is None or b not in {m}:",
+                         "        n = len(REFS) + len(PREFS) + len(ODD)",
+                         f"        if not D_{f}[{key!r}]({var}): return False",
+                         "        if b is not None and len(REFS) + len(PREFS) + len(ODD) == n:",
+                         f"            if len({m}) >= MEMO_LIMIT: {m}.clear()",
+                         f"            {m}.add(b)"]
+            else:
+                ns[f"E_{f}__{key}"] = ns["D_" + f][key]
+                body.append(f"    if not E_{f}__{key}({var}): return False")
+        if name in INVARIANT_TYPES:
+            body.append(f"    if INV[{name!r}](o): return False")
+        body.append("    return True")
+        exec(compile("\n".join(body) + "\n", f"<vistasim.fhir shape {name}>", "exec"), ns)  # noqa: S102
+        fn = ns[fn_name]
+        shapes[keys] = fn
+        return fn(o)
 # Types whose values repeat across resources (the same code, category, status ...): their verdicts are
 # remembered by their exact JSON (see _memo).
 MEMO_TYPES = frozenset({"CodeableConcept"})
 MEMO_LIMIT = 100_000
 # element types whose values rarely repeat (or always carry a reference): not remembered
-_NO_MEMO = frozenset({"Reference", "Identifier", "Period", "Extension", "Meta", "Narrative"})
+_NO_MEMO = frozenset({"Reference", "Identifier", "Period", "Meta", "Narrative", "HumanName", "Address", "ContactPoint"})
 _DUMPS_OPT = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 MEMO_SETS: list[set] = []  # for benchmarks that want a cold start
 
@@ -186,10 +290,13 @@ MEMO_SETS: list[set] = []  # for benchmarks that want a cold start
 def _memo(fn: Callable[[Any], bool], refs: list, prefs: list, odd: list) -> Callable[[Any], bool]:
     """``fn`` with its True verdicts remembered by the value's JSON (orjson bytes).
 
-    Equal JSON means equal verdict: JSON types stay apart in the bytes (1, 1.0, true, "1"), and what is
-    not plain JSON (subclasses, datetimes, dataclasses, non-string keys, huge ints) makes orjson raise,
-    so ``fn`` decides. Only values whose check collected nothing (no reference, nothing unwalked) are
-    remembered, so a remembered answer needs no side effects either.
+    Equal JSON means equal verdict: JSON types stay apart in the bytes (1, 1.0, true, "1"); no remembered
+    value holds a null, so NaN (which orjson writes as null) never matches; subclasses, datetimes,
+    dataclasses, non-string keys and huge ints make orjson raise, so ``fn`` decides. Input is assumed to
+    be JSON-typed (dict, list, str, int, float, bool, None: what json/orjson.loads and the mapper give):
+    a tuple, enum or UUID would be written like a list or string. Only values whose check collected
+    nothing (no reference, nothing unwalked) are remembered, so a remembered answer needs no side
+    effects either. The same rule is inlined in the generated resource loops (``MK_`` sets).
     """
     seen: set = set()
     MEMO_SETS.append(seen)
@@ -233,10 +340,13 @@ def build(primitive_checks: dict[str, Callable[[Any], bool]], seen: dict[str, se
                           "INV": invariants, "cc_in": cc_in, "REFS": refs, "PREFS": prefs, "ODD": odd,
                           "dumps": orjson.dumps, "OPT": _DUMPS_OPT, "MEMO_LIMIT": MEMO_LIMIT}
     ns["BINDINGS"] = binding_list
+    ns["IDENT_USV"] = frozenset({"use", "system", "value"})
+    ns["IDENT_USE"] = TYPES["Identifier"].elements["use"].binding
     for t, chk in primitive_checks.items():
         ns[f"C_{t}"] = chk
     for t in STRING_PRIMITIVES:
         ns[f"S_{t}"] = seen.setdefault(t, set())
+    ns["SHAPE"] = _Shapes(ns)
     exec(compile(src, "<vistasim.fhir generated validators>", "exec"), ns)  # noqa: S102 - our own generated code
     for t in MEMO_TYPES:  # the generated functions look these up at call time
         ns["memo_" + _fn(t)] = _memo(ns[_fn(t)], refs, prefs, odd)

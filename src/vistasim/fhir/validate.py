@@ -15,8 +15,12 @@ sets, no code/id/uri formats, no choice exclusivity) and is slower still. vistas
 resource of millions of patients, so the checks here are driven by plain tables
 (:mod:`vistasim.fhir.r4spec`) walked over the JSON dicts without building objects; primitive strings
 already seen valid are remembered in bounded sets, which is where most of the time would go.
-``bench/fhir.py`` measures the rate; the agreement with fhirclient is measured in
-``tests/test_fhir_agreement.py``.
+``bench/fhir.py`` measures the rate (``--stages``: the data-mode stages in CPU time); the agreement
+with fhirclient is measured in ``tests/test_fhir_agreement.py``.
+
+For the pipeline, :func:`business_clean` and :func:`integrity_clean` answer only "no error?" for a
+schema-valid bundle (the stages fall back to the full functions when they say no), and the generated
+schema predicates collect every reference they pass so data_integrity need not search for them.
 
 Messages never carry patient values (names, identifiers, dates); only codes and element paths.
 """
@@ -1150,6 +1154,19 @@ def business_clean(obj: dict[str, Any]) -> bool:
     return True
 
 
+def _targets(resources: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, str]:
+    """data_integrity's reference targets, built the same way (later entries win)."""
+    targets: dict[str, str] = {}
+    for e, res in resources:
+        rt, rid = res.get("resourceType", "?"), res.get("id")
+        fu = e.get("fullUrl")
+        if isinstance(fu, str):
+            targets[fu] = rt
+        if rid:
+            targets[f"{rt}/{rid}"] = rt
+    return targets
+
+
 _DATE_TOP = {rt: tuple(dp[0] for dp in paths if len(dp) == 1) for rt, paths in _DATE_PATHS.items()}
 _DATE_NESTED = {rt: tuple(dp for dp in paths if len(dp) > 1) for rt, paths in _DATE_PATHS.items()}
 
@@ -1163,21 +1180,21 @@ def integrity_clean(bundle: dict[str, Any], refs: Iterable[str], patient_refs: I
     schema predicates collect both while they check the bundle (schema_stage hands them on).
     """
     today = as_of or datetime.now(timezone.utc).date().isoformat()
-    targets: dict[str, str] = {}
-    resources = []
+    # data_integrity's targets are fullUrls and "type/id" keys; a reference without "/" can only be a
+    # fullUrl, so the "type/id" keys are built only when some reference has a "/"
+    full: dict[str, str] = {}
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
     patient = None
     n_patients = 0
     for e in bundle.get("entry") or ():
         if isinstance(e, dict):
             res = e.get("resource")
             if isinstance(res, dict):
-                resources.append(res)
-                rt, rid = res.get("resourceType", "?"), res.get("id")
+                pairs.append((e, res))
+                rt = res.get("resourceType", "?")
                 fu = e.get("fullUrl")
                 if isinstance(fu, str):
-                    targets[fu] = rt
-                if rid:
-                    targets[f"{rt}/{rid}"] = rt
+                    full[fu] = rt
                 if rt == "Patient":
                     patient = res
                     n_patients += 1
@@ -1190,12 +1207,27 @@ def integrity_clean(bundle: dict[str, Any], refs: Iterable[str], patient_refs: I
             if icn is not None and v != icn:
                 return False  # identity-merge
             icn = v
-    for ref in set(refs).difference(targets):
-        if not ref.startswith("#"):
+    targets: dict[str, str] | None = None
+    for ref in set(refs).difference(full):
+        if ref.startswith("#"):
+            continue
+        if "/" not in ref:
             return False  # dangling-reference
+        if targets is None:
+            targets = _targets(pairs)
+        if ref not in targets:
+            return False
     for ref in set(patient_refs):
-        if targets.get(ref, "Patient") != "Patient" and not ref.startswith("#"):
-            return False  # reference-type (a dangling one was caught above)
+        if ref.startswith("#"):
+            continue
+        if "/" in ref:
+            if targets is None:
+                targets = _targets(pairs)
+            kind = targets.get(ref)
+        else:
+            kind = full.get(ref)
+        if kind != "Patient":
+            return False  # reference-type (or dangling)
     birth = patient.get("birthDate") if isinstance(patient.get("birthDate"), str) else None
     death = patient.get("deceasedDateTime") if isinstance(patient.get("deceasedDateTime"), str) else None
     if (birth and _bounds(birth)[0] > today) or (death and _bounds(death)[0] > today):
@@ -1206,7 +1238,7 @@ def integrity_clean(bundle: dict[str, Any], refs: Iterable[str], patient_refs: I
     # latest-day must not precede the birth
     birth_lo = _bounds(birth)[0] if birth else None
     top, nested = _DATE_TOP, _DATE_NESTED
-    for res in resources:
+    for _, res in pairs:
         rt = res.get("resourceType", "?")
         for key in top.get(rt, ()):
             v = res.get(key)

@@ -118,12 +118,6 @@ def standardize_stage(bundle: dict[str, Any]) -> tuple[dict[str, Any], list[Any]
 # --------------------------------------------------------------------------- validate
 
 
-def _resources(bundles):  # type: ignore[no-untyped-def]
-    for b in bundles.values():
-        for e in b.get("entry") or ():
-            yield e.get("resource")
-
-
 # Bundles whose every resource passed schema_stage, with the references the generated predicates
 # collected from them: id(bundle) -> (bundle, its entry list, entry count, references, patient references).
 # business_stage and integrity_stage take their fast "clean?" paths only for a bundle found here (still the
@@ -131,7 +125,7 @@ def _resources(bundles):  # type: ignore[no-untyped-def]
 # full functions. The pipeline does not change a bundle between its validate substages. Bounded: when full
 # it is emptied, which only sends later bundles down the full path.
 _CLEAN: dict[int, tuple] = {}
-_CLEAN_LIMIT = 8192
+_CLEAN_LIMIT = 4096
 
 
 def _clean_entry(b: dict[str, Any]) -> tuple | None:
