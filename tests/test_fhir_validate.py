@@ -421,8 +421,9 @@ def test_stage_fast_paths_agree_with_the_full_functions_on_mutated_bundles():
             c = S._clean_entry(b)
             assert c is not None
             fast_b = V.business_clean(b)
-            assert fast_b == (not [i for i in business_rules(b) if i.is_error])
+            assert fast_b == c[5] == (not [i for i in business_rules(b) if i.is_error])
             fast_i = V.integrity_clean(b, c[3], c[4], as_of=AS_OF)
+            assert fast_i == V.integrity_clean(b, c[3], c[4], as_of=AS_OF, pairs=c[6])
             assert fast_i == (not [i for i in data_integrity(b, as_of=AS_OF) if i.is_error])
             seen["clean"] += fast_b and fast_i
             seen["business"] += not fast_b

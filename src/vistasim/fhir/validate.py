@@ -1172,32 +1172,31 @@ _DATE_NESTED = {rt: tuple(dp for dp in paths if len(dp) > 1) for rt, paths in _D
 
 
 def integrity_clean(bundle: dict[str, Any], refs: Iterable[str], patient_refs: Iterable[str], *,
-                    as_of: str | None = None) -> bool:
+                    as_of: str | None = None, pairs: list[tuple[dict[str, Any], dict[str, Any]]] | None = None) -> bool:
     """True only when :func:`data_integrity` would report no error for ``bundle``.
 
     ``refs`` must hold every ``Reference.reference`` of its resources (as :func:`_resource_references`
     finds them) and ``patient_refs`` those whose path ends in ``.subject`` or ``.patient``: the generated
-    schema predicates collect both while they check the bundle (schema_stage hands them on).
+    schema predicates collect both while they check the bundle (schema_stage hands them on). ``pairs``,
+    when given, must be the bundle's (entry, resource) pairs of dict entries with dict resources, in order.
     """
     today = as_of or datetime.now(timezone.utc).date().isoformat()
     # data_integrity's targets are fullUrls and "type/id" keys; a reference without "/" can only be a
     # fullUrl, so the "type/id" keys are built only when some reference has a "/"
     full: dict[str, str] = {}
-    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    if pairs is None:
+        pairs = [(e, e["resource"]) for e in bundle.get("entry") or ()
+                 if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
     patient = None
     n_patients = 0
-    for e in bundle.get("entry") or ():
-        if isinstance(e, dict):
-            res = e.get("resource")
-            if isinstance(res, dict):
-                pairs.append((e, res))
-                rt = res.get("resourceType", "?")
-                fu = e.get("fullUrl")
-                if isinstance(fu, str):
-                    full[fu] = rt
-                if rt == "Patient":
-                    patient = res
-                    n_patients += 1
+    for e, res in pairs:
+        rt = res.get("resourceType", "?")
+        fu = e.get("fullUrl")
+        if isinstance(fu, str):
+            full[fu] = rt
+        if rt == "Patient":
+            patient = res
+            n_patients += 1
     if n_patients != 1 or patient is None:
         return False
     icn = None

@@ -118,12 +118,14 @@ def standardize_stage(bundle: dict[str, Any]) -> tuple[dict[str, Any], list[Any]
 # --------------------------------------------------------------------------- validate
 
 
-# Bundles whose every resource passed schema_stage, with the references the generated predicates
-# collected from them: id(bundle) -> (bundle, its entry list, entry count, references, patient references).
-# business_stage and integrity_stage take their fast "clean?" paths only for a bundle found here (still the
-# same object with the same entry list), so those paths see schema-valid input; anything else takes the
-# full functions. The pipeline does not change a bundle between its validate substages. Bounded: when full
-# it is emptied, which only sends later bundles down the full path.
+# Bundles whose every resource passed schema_stage, with what the later substages' fast paths need:
+# id(bundle) -> (bundle, its entry list, entry count, references, patient references, business verdict,
+# (entry, resource) pairs). The references are those the generated predicates collected while checking;
+# the business verdict is business_clean's, taken in the same loop. business_stage and integrity_stage
+# use an entry only for the same bundle object with the same entry list, so their fast paths see
+# schema-valid input; anything else takes the full functions. The pipeline does not change a bundle
+# between its validate substages. Bounded: when full it is emptied, which only sends later bundles down
+# the full path.
 _CLEAN: dict[int, tuple] = {}
 _CLEAN_LIMIT = 4096
 
@@ -141,14 +143,24 @@ def schema_stage(bundles: dict[str, dict[str, Any]]) -> tuple[Stop, int]:
     """Every resource against FHIR R4 structure. Returns (stop, resources checked)."""
     n = 0
     ok_resource, refs, prefs, odd = V._generated_ok, V._REFS, V._PREFS, V._ODD
+    rules = V._CLEAN_RULES.get
     for b in bundles.values():
         V._clear_collected()
         entries = b.get("entry") or ()
-        clean = True
+        clean = b.get("resourceType") == "Bundle"  # business_rules reads any other object as one resource
+        business = True
+        pairs = []
         for e in entries:
             res = e.get("resource")
             n += 1
             if isinstance(res, dict) and ok_resource(res):
+                if business:
+                    fn = rules(res.get("resourceType", ""))
+                    if fn is not None and not fn(res):
+                        business = False
+                pairs.append((e, res))
+                if type(e) is not dict:  # business_rules and data_integrity skip what is not a dict
+                    clean = False
                 continue
             clean = False
             errors = [i for i in schema_check(res) if i.is_error]  # type: ignore[arg-type]
@@ -158,14 +170,15 @@ def schema_stage(bundles: dict[str, dict[str, Any]]) -> tuple[Stop, int]:
         if clean and not odd and type(entries) is list:
             if len(_CLEAN) >= _CLEAN_LIMIT:
                 _CLEAN.clear()
-            _CLEAN[id(b)] = (b, entries, len(entries), set(refs), set(prefs))
+            _CLEAN[id(b)] = (b, entries, len(entries), set(refs), set(prefs), business, pairs)
     V._clear_collected()
     return None, n
 
 
 def business_stage(bundles: dict[str, dict[str, Any]]) -> Stop:
     for b in bundles.values():
-        if _clean_entry(b) is not None and V.business_clean(b):
+        c = _clean_entry(b)
+        if c is not None and c[5]:
             continue
         errors = [i for i in business_rules(b) if i.is_error]
         if errors:
@@ -181,7 +194,7 @@ def integrity_stage(bundles: dict[str, dict[str, Any]], as_of: str) -> Stop:
         c = _clean_entry(b)
         if c is not None:
             del _CLEAN[id(b)]  # the last substage to look
-            if V.integrity_clean(b, c[3], c[4], as_of=as_of):
+            if V.integrity_clean(b, c[3], c[4], as_of=as_of, pairs=c[6]):
                 continue
         errors = [i for i in data_integrity(b, as_of=as_of) if i.is_error]
         if errors:
