@@ -251,7 +251,26 @@ class _Shapes:
             var = f"v{i}"
             body.append(f"    {var} = o[{key!r}]")
             mk = ns["MK_" + f].get(key)
-            if es.kind == PRIM and es.type in STRING_PRIMITIVES and not es.is_list:
+            if es.kind == PRIM and es.type == "id" and not es.is_list:  # validate._make_string_check's id test
+                body.append(f"    if not (type({var}) is str and 0 < len({var}) <= 64 and {var}.isascii()"
+                            f" and {var}.replace('-', 'a').replace('.', 'a').isalnum()): return False")
+            elif es.kind == COMPLEX and es.type == "Identifier" and es.is_list:  # as the D_ wrapper, inline
+                body += [f"    if type({var}) is not list or not {var}: return False",
+                         f"    for x in {var}:",
+                         "        if type(x) is dict and x.keys() == IDENT_USV:",
+                         "            a = x['use']; s = x['system']; c = x['value']",
+                         "            if (type(a) is str and a in IDENT_USE and type(s) is str and (s in S_uri or C_uri(s))",
+                         "                    and type(c) is str and (c in S_string or C_string(c))): continue",
+                         "        if not ok_Identifier(x): return False"]
+            elif es.kind == COMPLEX and es.type == "Reference" and not es.is_list:  # as the D_ wrapper, inline
+                ns[f"E_{f}__{key}"] = ns["D_" + f][key]
+                body += [f"    r = {var}.get('reference') if type({var}) is dict and len({var}) == 1 else None",
+                         "    if type(r) is str and (r in S_string or C_string(r)):",
+                         "        REFS.append(r)"]
+                if key in ("subject", "patient"):
+                    body.append("        PREFS.append(r)")
+                body.append(f"    elif not E_{f}__{key}({var}): return False")
+            elif es.kind == PRIM and es.type in STRING_PRIMITIVES and not es.is_list:
                 if es.binding is not None:  # every bound code is a valid code (tests check the tables)
                     ns[f"BS_{f}__{key}"] = es.binding
                     body.append(f"    if not (type({var}) is str and {var} in BS_{f}__{key}): return False")
