@@ -352,3 +352,99 @@ def test_typed_reference_walk_finds_what_the_full_walk_finds():
         assert V._resource_references(r, r["resourceType"]) == full
         found += sum(ref in ("urn:uuid:deep", "Organization/1") for _, ref in full)
     assert found >= len(resources) // 2
+
+
+# --------------------------------------------------------------------------- fast "clean?" paths of the stages
+def _mutations(bundle, rng):
+    """One seeded defect a business rule or an integrity check cares about (or none)."""
+    entries = bundle["entry"]
+    res = entries[int(rng.integers(len(entries)))]["resource"]
+    pat = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient")
+    pick = int(rng.integers(16))
+    if pick == 0:
+        res.pop("subject", None) or res.pop("patient", None)
+    elif pick == 1 and isinstance(res.get("code"), dict) and res["code"].get("coding"):
+        res["code"]["coding"][0]["system"] = "http://example.org/other"
+    elif pick == 2 and isinstance(res.get("code"), dict):
+        res["code"] = {"text": "FREE TEXT"}
+    elif pick == 3:
+        res["status"] = "active" if res["resourceType"] != "Observation" else "final"
+    elif pick == 4 and "subject" in res:
+        res["subject"] = {"reference": "urn:uuid:00000000-0000-0000-0000-000000000000"}
+    elif pick == 5 and "subject" in res:
+        res["subject"] = {"reference": f"{entries[-1]['resource']['resourceType']}/{entries[-1]['resource']['id']}"}
+    elif pick == 6:
+        res.pop("clinicalStatus", None)
+    elif pick == 7:
+        for k in ("onsetDateTime", "recordedDate", "authoredOn", "effectiveDateTime"):
+            if k in res:
+                res[k] = "2031-05-05"
+    elif pick == 8:
+        pat["birthDate"] = "2025-12-31"
+    elif pick == 9:
+        pat["identifier"].append({"system": "urn:oid:2.16.840.1.113883.4.349", "value": "1999999999V999999"})
+    elif pick == 10:
+        entries.append(copy.deepcopy(entries[0]))
+    elif pick == 11 and res["resourceType"] == "Condition":
+        res["abatementDateTime"] = "1901-01-01"
+        res["clinicalStatus"]["coding"][0]["code"] = "resolved"
+    elif pick == 12 and res["resourceType"] == "Observation":
+        res["category"][0]["coding"][0]["code"] = "vital-signs"
+    elif pick == 13 and "valueQuantity" in res:
+        res["valueQuantity"].pop("code", None)
+    elif pick == 14 and "verificationStatus" in res:
+        res["verificationStatus"]["coding"][0]["code"] = "entered-in-error"
+        res.pop("clinicalStatus", None)
+    return bundle
+
+
+def test_stage_fast_paths_agree_with_the_full_functions_on_mutated_bundles():
+    """business_clean / integrity_clean say 'clean' exactly when the full functions report no error, and the
+    stages return the same stops whether or not their fast paths are used."""
+    import numpy as np
+
+    from vistasim.fhir.mapping import group_by_person
+    from vistasim.generate import generate_patients
+    from vistasim.pipeline import stages as S
+
+    groups = list(group_by_person(generate_patients(40, seed=3, sites=2)).values())
+    base = [standardize(map_person(g)).bundle for g in groups] + [_bundle()]
+    rng = np.random.default_rng(11)
+    seen = {"clean": 0, "business": 0, "integrity": 0}
+    for rep in range(6):
+        for b0 in base:
+            b = _mutations(copy.deepcopy(b0), rng) if rep else copy.deepcopy(b0)
+            S._CLEAN.clear()
+            stop, _ = S.schema_stage({"p": b})
+            if stop:
+                continue
+            c = S._clean_entry(b)
+            assert c is not None
+            fast_b = V.business_clean(b)
+            assert fast_b == c[5] == (not [i for i in business_rules(b) if i.is_error])
+            fast_i = V.integrity_clean(b, c[3], c[4], as_of=AS_OF)
+            assert fast_i == V.integrity_clean(b, c[3], c[4], as_of=AS_OF, pairs=c[6])
+            assert fast_i == (not [i for i in data_integrity(b, as_of=AS_OF) if i.is_error])
+            seen["clean"] += fast_b and fast_i
+            seen["business"] += not fast_b
+            seen["integrity"] += not fast_i
+            # the stage answers with and without the cached fast path
+            with_fast = (S.business_stage({"p": b}), S.integrity_stage({"p": b}, AS_OF))
+            S._CLEAN.clear()
+            assert with_fast == (S.business_stage({"p": b}), S.integrity_stage({"p": b}, AS_OF))
+    assert min(seen.values()) >= 10, seen
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["id", "string", "markdown", "uri", "url", "canonical", "code", "dateTime"]),
+       st.one_of(st.text(max_size=70),
+                 st.text(alphabet="0123456789-:TZ+. ", max_size=26),
+                 st.sampled_from(["2023-02-29", "2024-02-29", "2024-02-29T10:00:00Z", "2024-02-29T24:00:00Z",
+                                  "2024-13-01", "2024", "2024-06", "a b", " ", "a\nb", "\u00e9t\u00e9", "x" * 65])))
+def test_primitive_shortcuts_give_the_regex_verdict(t, v):
+    """The C string-method shortcuts and split caches answer exactly as the R4 regex (plus calendar)."""
+    from vistasim.fhir.r4spec import COMPILED_PATTERNS
+
+    want = COMPILED_PATTERNS[t].fullmatch(v) is not None and (t != "dateTime" or V._calendar_ok(t, v))
+    assert V.PRIMITIVE_CHECKS[t](v) == want
+    assert V.PRIMITIVE_CHECKS[t](v) == want  # again, now from the caches

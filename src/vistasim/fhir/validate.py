@@ -15,8 +15,12 @@ sets, no code/id/uri formats, no choice exclusivity) and is slower still. vistas
 resource of millions of patients, so the checks here are driven by plain tables
 (:mod:`vistasim.fhir.r4spec`) walked over the JSON dicts without building objects; primitive strings
 already seen valid are remembered in bounded sets, which is where most of the time would go.
-``bench/fhir.py`` measures the rate; the agreement with fhirclient is measured in
-``tests/test_fhir_agreement.py``.
+``bench/fhir.py`` measures the rate (``--stages``: the data-mode stages in CPU time); the agreement
+with fhirclient is measured in ``tests/test_fhir_agreement.py``.
+
+For the pipeline, :func:`business_clean` and :func:`integrity_clean` answer only "no error?" for a
+schema-valid bundle (the stages fall back to the full functions when they say no), and the generated
+schema predicates collect every reference they pass so data_integrity need not search for them.
 
 Messages never carry patient values (names, identifiers, dates); only codes and element paths.
 """
@@ -104,7 +108,59 @@ def _make_string_check(t: str) -> Callable[[Any], bool]:
             seen.add(v)
         return ok
 
+    # Exact shortcuts with C string methods for the common shapes, before the regex (same verdicts):
+    if t == "id":  # [A-Za-z0-9\-\.]{1,64}: ids are unique, so no cache either
+        def check_id(v: Any) -> bool:
+            return (type(v) is str and 0 < len(v) <= 64 and v.isascii()
+                    and v.replace("-", "a").replace(".", "a").isalnum())
+        return check_id
+    if t in ("string", "markdown", "uri", "url", "canonical", "code"):
+        # printable ASCII (0x20-0x7e) holds no whitespace but the space: a string needs one non-space,
+        # uri/url/canonical and code with no space at all match (codes with inner spaces take the regex)
+        spaced = t in ("string", "markdown")
+
+        def check_text(v: Any) -> bool:
+            if type(v) is not str:
+                return False
+            if v in seen:
+                return True
+            if v and v.isascii() and v.isprintable() and (not v.isspace() if spaced else " " not in v):
+                if len(seen) >= _CACHE_LIMIT:
+                    seen.clear()
+                seen.add(v)
+                return True
+            return check(v)
+        return check_text
+    if t == "dateTime":
+        # a dateTime of day precision or finer is its date (YYYY-MM-DD, calendar checked) followed by an
+        # optional independent time part: remember the two halves of valid values separately
+        days: set = set()
+        times: set = set()
+
+        def check_datetime(v: Any) -> bool:
+            if type(v) is not str:
+                return False
+            if v in seen:
+                return True
+            n = len(v)
+            if n >= 10 and v[:10] in days and (n == 10 or v[10:] in times):
+                return True
+            if not check(v):
+                return False
+            if n >= 10:
+                if len(days) >= _CACHE_LIMIT or len(times) >= _CACHE_LIMIT:
+                    days.clear()
+                    times.clear()
+                days.add(v[:10])
+                if n > 10:
+                    times.add(v[10:])
+            return True
+        _SPLIT_CACHES.extend((days, times))
+        return check_datetime
     return check
+
+
+_SPLIT_CACHES: list[set] = []
 
 
 def _check_boolean(v: Any) -> bool:
@@ -329,14 +385,27 @@ def _ok_resource(obj: Any) -> bool:
     return t is not None and obj["resourceType"] in r4spec.RESOURCE_TYPES and _ok(obj, t)
 
 
+def _clear_collected() -> None:
+    if _REFS:
+        _REFS.clear()
+    if _PREFS:
+        _PREFS.clear()
+    if _ODD:
+        _ODD.clear()
+
+
 def is_schema_valid(resource: dict[str, Any]) -> bool:
     """True when :func:`schema_check` would find nothing (the generated fast path alone)."""
-    return bool(_generated_ok(resource))
+    ok = bool(_generated_ok(resource))
+    _clear_collected()
+    return ok
 
 
 def schema_check(resource: dict[str, Any]) -> list[Issue]:
     """FHIR R4 4.0.1 structural validation of one resource (a Bundle's entries are checked too)."""
-    if _generated_ok(resource):
+    ok = _generated_ok(resource)
+    _clear_collected()
+    if ok:
         return []
     out: list[Issue] = []
     rt = resource.get("resourceType") if type(resource) is dict else None
@@ -421,7 +490,27 @@ _INVARIANTS: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
     "Bundle": _inv_bundle,
 }
 _compile_fast()
-_generated_ok = _fastcheck.build(PRIMITIVE_CHECKS, _SEEN, _INVARIANTS, _cc_in)
+# what the generated predicates collect while they check (see _fastcheck.build); cleared by every caller
+_REFS: list = []
+_PREFS: list = []
+_ODD: list = []
+_ABATEMENT_KEYS = frozenset(k for k in TYPES["Condition"].allowed if k.startswith("abatement"))
+
+
+def _condition_fails(o: dict) -> bool:
+    """``bool(_inv_condition(o))`` for a Condition whose elements already passed (keys known, types right)."""
+    if "clinicalStatus" not in o:
+        return False
+    vs = o.get("verificationStatus")
+    if type(vs) is dict:
+        for c in vs.get("coding") or ():
+            if type(c) is dict and c.get("code") == "entered-in-error":
+                return True
+    return not o.keys().isdisjoint(_ABATEMENT_KEYS) and bool(_inv_condition(o))
+
+
+_generated_ok = _fastcheck.build(PRIMITIVE_CHECKS, _SEEN, {**_INVARIANTS, "Condition": _condition_fails}, _cc_in,
+                                 _REFS, _PREFS, _ODD)
 
 
 # --------------------------------------------------------------------------- business rules
@@ -909,3 +998,261 @@ def validate_bundle(bundle: dict[str, Any], *, as_of: str | None = None) -> dict
     """All three substages over one bundle: {substage: issues}."""
     return {SCHEMA: schema_check(bundle), BUSINESS: business_rules(bundle),
             INTEGRITY: data_integrity(bundle, as_of=as_of)}
+
+
+# --------------------------------------------------------------------------- fast "clean?" answers
+# The pipeline stops a person at the first substage with an error, and nearly every person has none. These
+# predicates answer only "would the full function report no error?" without building issues, paths or
+# sets; the stages run the full functions only when they say no. Each must never say yes when the full
+# function would report an error (saying no too often only costs time). They assume schema-valid input
+# (the stages use them only for bundles whose every resource passed the generated predicates).
+def _coded_in(cc: Any, systems: frozenset) -> bool:
+    """Some coding of ``cc`` has a code and a system in ``systems`` (``_systems(cc) & systems``)."""
+    if type(cc) is not dict:
+        return False
+    for c in cc.get("coding") or ():
+        if type(c) is dict and c.get("code") and c.get("system") in systems:
+            return True
+    return False
+
+
+_RXNORM_SET = frozenset({_RXNORM})
+_EFFECTIVE_KEYS = frozenset(k for k in TYPES["Observation"].allowed if k.startswith("effective"))
+_LOINC_SET = frozenset({_LOINC})
+_COND_CATEGORY_CODES = frozenset({"problem-list-item", "encounter-diagnosis"})
+
+
+def _ok_patient(o: dict[str, Any]) -> bool:
+    ids, names = o.get("identifier"), o.get("name")
+    if not ids or not names or "gender" not in o or type(ids) is not list or type(names) is not list:
+        return False
+    for i in ids:
+        if type(i) is dict and i.get("system") == _ICN:
+            break
+    else:
+        return False
+    for n in names:
+        if type(n) is dict and (n.get("family") or n.get("given")):
+            return True
+    return False
+
+
+def _ok_condition(o: dict[str, Any]) -> bool:
+    if "subject" not in o or not _coded_in(o.get("code"), _CONDITION_SYSTEMS):
+        return False
+    if "clinicalStatus" not in o and _status_code(o.get("verificationStatus")) != "entered-in-error":
+        return False
+    for c in o.get("category") or ():
+        if type(c) is dict:
+            for x in c.get("coding") or ():
+                if type(x) is dict and x.get("system") == _COND_CATEGORY and x.get("code") in _COND_CATEGORY_CODES:
+                    return True
+    return False
+
+
+def _ok_allergy(o: dict[str, Any]) -> bool:
+    if "patient" not in o:
+        return False
+    code = o.get("code")
+    if _coded_in(code, _ALLERGY_SYSTEMS):  # the common case; coded implies a coding, so not free text
+        return "clinicalStatus" in o or _status_code(o.get("verificationStatus")) == "entered-in-error"
+    eie = _status_code(o.get("verificationStatus")) == "entered-in-error"
+    if not eie and "clinicalStatus" not in o:
+        return False
+    free_text = isinstance(code, dict) and bool(code.get("text")) and not code.get("coding")
+    if not free_text:
+        return eie  # neither coded nor free text: an error unless entered-in-error
+    return _status_code(o.get("clinicalStatus")) != "active"  # active free text: safety-critical error
+
+
+def _ok_medication(o: dict[str, Any]) -> bool:
+    if "subject" not in o:
+        return False
+    return _coded_in(o.get("medicationCodeableConcept"), _RXNORM_SET) or o.get("status") not in _PENDING
+
+
+def _ok_observation(o: dict[str, Any]) -> bool:
+    cats = o.get("category")
+    if "status" not in o or not cats or "code" not in o or "subject" not in o:
+        return False
+    vital = False
+    for c in cats:
+        if type(c) is dict:
+            has_sys = has_vs = False
+            for x in c.get("coding") or ():
+                if type(x) is dict:
+                    code = x.get("code")
+                    if code and x.get("system") == _OBS_CATEGORY:
+                        has_sys = True
+                    if code == "vital-signs":
+                        has_vs = True
+            if has_sys and has_vs:
+                vital = True
+                break
+    if not vital:
+        return True
+    if not _coded_in(o.get("code"), _LOINC_SET):
+        return False
+    if o.keys().isdisjoint(_EFFECTIVE_KEYS) and not any(k.startswith("effective") for k in o):
+        return False
+    q = o.get("valueQuantity")
+    if type(q) is dict and not (q.get("system") == _UCUM and "code" in q):
+        return False
+    for c in o.get("component") or ():
+        if type(c) is dict:
+            q = c.get("valueQuantity")
+            if type(q) is dict and not (q.get("system") == _UCUM and "code" in q):
+                return False
+    return True
+
+
+def _ok_encounter(o: dict[str, Any]) -> bool:
+    return "subject" in o and "class" in o
+
+
+def _ok_service_request(o: dict[str, Any]) -> bool:
+    if "subject" not in o:
+        return False
+    code = o.get("code")
+    if type(code) is dict:
+        for c in code.get("coding") or ():
+            if type(c) is dict and c.get("code"):
+                return True
+    return o.get("status") not in _PENDING
+
+
+def _ok_flag(o: dict[str, Any]) -> bool:
+    code = o.get("code")
+    if "subject" not in o or type(code) is not dict:
+        return False
+    if code.get("text"):
+        return True
+    for c in code.get("coding") or ():
+        if type(c) is dict and c.get("code"):
+            return True
+    return False
+
+
+_CLEAN_RULES = {"Patient": _ok_patient, "Condition": _ok_condition, "AllergyIntolerance": _ok_allergy,
+                "MedicationRequest": _ok_medication, "Observation": _ok_observation,
+                "Encounter": _ok_encounter, "ServiceRequest": _ok_service_request, "Flag": _ok_flag}
+
+
+def business_clean(obj: dict[str, Any]) -> bool:
+    """True only when :func:`business_rules` would report no error for ``obj`` (a schema-valid bundle or resource)."""
+    get = _CLEAN_RULES.get
+    if obj.get("resourceType") != "Bundle":
+        fn = get(obj.get("resourceType", ""))
+        return fn is None or bool(fn(obj))
+    for e in obj.get("entry") or ():  # as _resources walks a Bundle
+        if isinstance(e, dict):
+            res = e.get("resource")
+            if isinstance(res, dict):
+                fn = get(res.get("resourceType", ""))
+                if fn is not None and not fn(res):
+                    return False
+    return True
+
+
+def _targets(resources: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, str]:
+    """data_integrity's reference targets, built the same way (later entries win)."""
+    targets: dict[str, str] = {}
+    for e, res in resources:
+        rt, rid = res.get("resourceType", "?"), res.get("id")
+        fu = e.get("fullUrl")
+        if isinstance(fu, str):
+            targets[fu] = rt
+        if rid:
+            targets[f"{rt}/{rid}"] = rt
+    return targets
+
+
+_DATE_TOP = {rt: tuple(dp[0] for dp in paths if len(dp) == 1) for rt, paths in _DATE_PATHS.items()}
+_DATE_NESTED = {rt: tuple(dp for dp in paths if len(dp) > 1) for rt, paths in _DATE_PATHS.items()}
+
+
+def integrity_clean(bundle: dict[str, Any], refs: Iterable[str], patient_refs: Iterable[str], *,
+                    as_of: str | None = None, pairs: list[tuple[dict[str, Any], dict[str, Any]]] | None = None) -> bool:
+    """True only when :func:`data_integrity` would report no error for ``bundle``.
+
+    ``refs`` must hold every ``Reference.reference`` of its resources (as :func:`_resource_references`
+    finds them) and ``patient_refs`` those whose path ends in ``.subject`` or ``.patient``: the generated
+    schema predicates collect both while they check the bundle (schema_stage hands them on). ``pairs``,
+    when given, must be the bundle's (entry, resource) pairs of dict entries with dict resources, in order.
+    """
+    today = as_of or datetime.now(timezone.utc).date().isoformat()
+    # data_integrity's targets are fullUrls and "type/id" keys; a reference without "/" can only be a
+    # fullUrl, so the "type/id" keys are built only when some reference has a "/"
+    full: dict[str, str] = {}
+    if pairs is None:
+        pairs = [(e, e["resource"]) for e in bundle.get("entry") or ()
+                 if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    patient = None
+    n_patients = 0
+    for e, res in pairs:
+        rt = res.get("resourceType", "?")
+        fu = e.get("fullUrl")
+        if isinstance(fu, str):
+            full[fu] = rt
+        if rt == "Patient":
+            patient = res
+            n_patients += 1
+    if n_patients != 1 or patient is None:
+        return False
+    icn = None
+    for i in patient.get("identifier") or ():
+        if isinstance(i, dict) and i.get("system") == _ICN:
+            v = str(i.get("value"))
+            if icn is not None and v != icn:
+                return False  # identity-merge
+            icn = v
+    targets: dict[str, str] | None = None
+    for ref in set(refs).difference(full):
+        if ref.startswith("#"):
+            continue
+        if "/" not in ref:
+            return False  # dangling-reference
+        if targets is None:
+            targets = _targets(pairs)
+        if ref not in targets:
+            return False
+    for ref in set(patient_refs):
+        if ref.startswith("#"):
+            continue
+        if "/" in ref:
+            if targets is None:
+                targets = _targets(pairs)
+            kind = targets.get(ref)
+        else:
+            kind = full.get(ref)
+        if kind != "Patient":
+            return False  # reference-type (or dangling)
+    birth = patient.get("birthDate") if isinstance(patient.get("birthDate"), str) else None
+    death = patient.get("deceasedDateTime") if isinstance(patient.get("deceasedDateTime"), str) else None
+    if (birth and _bounds(birth)[0] > today) or (death and _bounds(death)[0] > today):
+        return False
+    if birth and death and _bounds(death)[1] < _bounds(birth)[0]:
+        return False
+    # every plausibility bound at once: the latest earliest-day must not pass today, the earliest
+    # latest-day must not precede the birth
+    birth_lo = _bounds(birth)[0] if birth else None
+    top, nested = _DATE_TOP, _DATE_NESTED
+    for _, res in pairs:
+        rt = res.get("resourceType", "?")
+        for key in top.get(rt, ()):
+            v = res.get(key)
+            if isinstance(v, str) and len(v) >= 4:
+                lo, hi = _bounds(v) if len(v) < 10 else (v[:10], v[:10])
+                if lo > today or (birth_lo and hi < birth_lo):
+                    return False
+        for dp in nested.get(rt, ()):
+            v = _get(res, dp)
+            if isinstance(v, str) and len(v) >= 4:
+                lo, hi = _bounds(v)
+                if lo > today or (birth_lo and hi < birth_lo):
+                    return False
+        if rt == "Condition":
+            on, ab = res.get("onsetDateTime"), res.get("abatementDateTime")
+            if isinstance(on, str) and isinstance(ab, str) and _bounds(ab)[1] < _bounds(on)[0]:
+                return False
+    return True

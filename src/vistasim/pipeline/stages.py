@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import VistasimError
 from ..fhir import business_rules, data_integrity, map_person, schema_check, standardize
-from ..fhir.validate import is_schema_valid
+from ..fhir import validate as V
 from ..model import PatientRecord
 
 STEP = {
@@ -141,28 +141,68 @@ def standardize_stage(bundle: dict[str, Any]) -> tuple[dict[str, Any], list[Any]
 # --------------------------------------------------------------------------- validate
 
 
-def _resources(bundles: dict[str, dict[str, Any]]):  # type: ignore[no-untyped-def]
-    for b in bundles.values():
-        for e in b.get("entry") or ():
-            yield e.get("resource")
+# Bundles whose every resource passed schema_stage, with what the later substages' fast paths need:
+# id(bundle) -> (bundle, its entry list, entry count, references, patient references, business verdict,
+# (entry, resource) pairs). The references are those the generated predicates collected while checking;
+# the business verdict is business_clean's, taken in the same loop. business_stage and integrity_stage
+# use an entry only for the same bundle object with the same entry list, so their fast paths see
+# schema-valid input; anything else takes the full functions. The pipeline does not change a bundle
+# between its validate substages. Bounded: when full it is emptied, which only sends later bundles down
+# the full path.
+_CLEAN: dict[int, tuple] = {}
+_CLEAN_LIMIT = 4096
+
+
+def _clean_entry(b: dict[str, Any]) -> tuple | None:
+    c = _CLEAN.get(id(b))
+    if c is not None and c[0] is b:
+        entries = b.get("entry")
+        if c[1] is entries and len(entries) == c[2]:  # type: ignore[arg-type]
+            return c
+    return None
 
 
 def schema_stage(bundles: dict[str, dict[str, Any]]) -> tuple[Stop, int]:
     """Every resource against FHIR R4 structure. Returns (stop, resources checked)."""
     n = 0
-    for res in _resources(bundles):
-        n += 1
-        if isinstance(res, dict) and is_schema_valid(res):
-            continue
-        errors = [i for i in schema_check(res) if i.is_error]  # type: ignore[arg-type]
-        if errors:
-            i = errors[0]
-            return ("data_corruption", f"schema_check: {i.code} ({i.resource_type} {i.path})"), n
+    ok_resource, refs, prefs, odd = V._generated_ok, V._REFS, V._PREFS, V._ODD
+    rules = V._CLEAN_RULES.get
+    for b in bundles.values():
+        V._clear_collected()
+        entries = b.get("entry") or ()
+        clean = b.get("resourceType") == "Bundle"  # business_rules reads any other object as one resource
+        business = True
+        pairs = []
+        for e in entries:
+            res = e.get("resource")
+            n += 1
+            if isinstance(res, dict) and ok_resource(res):
+                if business:
+                    fn = rules(res.get("resourceType", ""))
+                    if fn is not None and not fn(res):
+                        business = False
+                pairs.append((e, res))
+                if type(e) is not dict:  # business_rules and data_integrity skip what is not a dict
+                    clean = False
+                continue
+            clean = False
+            errors = [i for i in schema_check(res) if i.is_error]  # type: ignore[arg-type]
+            if errors:
+                i = errors[0]
+                return ("data_corruption", f"schema_check: {i.code} ({i.resource_type} {i.path})"), n
+        if clean and not odd and type(entries) is list:
+            if len(_CLEAN) >= _CLEAN_LIMIT:
+                _CLEAN.clear()
+            _CLEAN[id(b)] = (b, entries, len(entries), set(refs), set(prefs), business, pairs)
+    V._clear_collected()
     return None, n
 
 
 def business_stage(bundles: dict[str, dict[str, Any]]) -> Stop:
     for b in bundles.values():
+        c = _clean_entry(b)
+        if c is not None and c[5]:
+            continue
         errors = [i for i in business_rules(b) if i.is_error]
         if errors:
             i = errors[0]
@@ -174,6 +214,11 @@ def business_stage(bundles: dict[str, dict[str, Any]]) -> Stop:
 
 def integrity_stage(bundles: dict[str, dict[str, Any]], as_of: str) -> Stop:
     for b in bundles.values():
+        c = _clean_entry(b)
+        if c is not None:
+            del _CLEAN[id(b)]  # the last substage to look
+            if V.integrity_clean(b, c[3], c[4], as_of=as_of, pairs=c[6]):
+                continue
         errors = [i for i in data_integrity(b, as_of=as_of) if i.is_error]
         if errors:
             i = errors[0]
