@@ -311,6 +311,7 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
                 stop = S.integrity_stage(p.all_bundles(), as_of)
                 if stop:
                     p.stop(10, *stop)
+        S.forget_validated()
         t0 = clock.add("data_integrity", t0)
         # ---- load
         t0 = _load_wave(wave_id, persons, can_run, target, faults, draws, answer, report, settings, config, clock, t0)

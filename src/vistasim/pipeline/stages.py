@@ -162,6 +162,12 @@ def _clean_entry(b: dict[str, Any]) -> tuple | None:
     return None
 
 
+def forget_validated() -> None:
+    """Drop what schema_stage kept for the later substages (the pipeline calls it after each wave's
+    validation, so persons stopped before data_integrity do not keep their bundles alive)."""
+    _CLEAN.clear()
+
+
 def schema_stage(bundles: dict[str, dict[str, Any]]) -> tuple[Stop, int]:
     """Every resource against FHIR R4 structure. Returns (stop, resources checked)."""
     n = 0
