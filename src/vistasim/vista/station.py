@@ -32,7 +32,17 @@ from vistasim.model import PatientRecord
 from vistasim.vista import layout as L
 from vistasim.vista.block import encode_block
 from vistasim.vista.globals import DECODERS, PatientEncoder, PointerResolver, decode_patient
-from vistasim.vista.zwr import Node, Subscript, ZWRReader, format_subscript, parse_line, subscript_key, zwr_date_line
+from vistasim.vista.zwr import (
+    Node,
+    Subscript,
+    ZWRReader,
+    _Bad,
+    entry_line_pattern,
+    format_subscript,
+    parse_line,
+    subscript_key,
+    zwr_date_line,
+)
 
 __all__ = ["StationWriter", "read_source", "iter_source", "write_stations", "StationWritten", "read_globals", "SourceReadResult", "is_station", "DEFAULT_EXPORT_TIME"]
 
@@ -478,6 +488,9 @@ class SourceReadResult:
     bad_lines: int = 0
     index_nodes: int = 0  # cross-reference and header nodes (rebuilt, not read)
     unknown_globals: dict[str, int] = field(default_factory=dict)  # global (or ^G(file) root) -> nodes skipped
+    # station -> NAME -> DFNs: the ^DPT("B",NAME,DFN) nodes present in the input (not rebuilt from the
+    # records), NAME as subscripted (FileMan keeps its first 30 characters), DFNs in file order
+    name_index: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     @property
     def unknown_nodes(self) -> int:
@@ -493,6 +506,13 @@ for (_g, _first), _num in L.pointer_roots().items():
 _PREFIX_LEN = {s.number: len(s.prefix) for s in L.DATA_FILES}
 _PREFIX_LEN.update({s.number: len(s.prefix) for s in L.POINTER_SPECS.values()})
 _DATA_NUMBERS = {s.number for s in L.DATA_FILES}
+_DATA_SPECS = {s.number: s for s in L.DATA_FILES}
+_LINE_PATTERNS = {s.number: entry_line_pattern(s.root) for s in L.DATA_FILES}
+
+
+def _text_key(subs: tuple[Subscript, ...]) -> str:
+    """Subscripts after an IEN as the canonic ZWR text data entries are keyed by (``.02,1,0``, ``"SIG1",2,0``)."""
+    return ",".join([format_subscript(s) for s in subs])
 
 
 class _Restart(Exception):
@@ -527,21 +547,103 @@ class _StationReader:
         self.nodes = 0
         self.bad = 0
         self.index_nodes = 0
+        self.name_index: dict[str, list[int]] = {}  # ^DPT("B",NAME,DFN) nodes read: NAME -> DFNs
 
     def run(self) -> None:
         for path in self.files:
             reader = ZWRReader(path, skip_bad_lines=self.skip)
-            self._read(reader, str(path))
+            self._read(reader, str(path), _DATA_SPECS.get(path.name.partition("+")[0]))
             self.bad += reader.bad_lines
         if self.buffered:
             for number in sorted(self.raw, key=lambda n: n != "2"):
                 for ien in sorted(self.raw[number]):
                     self._decode(number, ien, self.raw[number][ien], "buffered input")
 
-    def _read(self, reader: ZWRReader, where: str) -> None:
+    def _read(self, reader: ZWRReader, where: str, spec: L.DataFile | None = None) -> None:
         finish = self._finish
-        for key, nodes, is_ptr in self._entries(reader):
+        entries = self._entries(reader) if spec is None else self._entries_fast(reader, spec)
+        for key, nodes, is_ptr in entries:
             finish(key, nodes, is_ptr, where)
+
+    def _b_node(self, subs: tuple[Subscript, ...]) -> None:
+        """Keep ``^DPT("B",NAME,DFN)`` (``subs`` after ``"B"``) in the name index."""
+        if len(subs) == 2 and type(subs[1]) is int and subs[1] > 0:
+            self.name_index.setdefault(str(subs[0]), []).append(subs[1])
+
+    def _route(self, gname: str, subs: tuple[Subscript, ...]) -> tuple[str, bool] | None:
+        """(file number, is pointer file) of a node, or None (counted in ``unknown``)."""
+        table = _ROUTES.get(gname)
+        route = None
+        if table is not None and subs:
+            route = table.get(subs[0]) if subs[0] in table else table.get("")
+        if route is None:
+            self.unknown[f"^{gname}" if table is None or "" in table or not subs else f"^{gname}({subs[0]}"] += 1
+        return route
+
+    def _entries_fast(self, reader: ZWRReader, spec: L.DataFile) -> Iterator[tuple[tuple[str, int], dict, bool]]:
+        """``_entries`` for a file named after the data file ``spec``: the same entries and counts.
+
+        Whole pieces of the file are matched at once by ``entry_line_pattern``: entry nodes of
+        ``spec`` (nearly every line) and its index nodes are taken from the match; any other line
+        (another global, quoted subscripts with commas, ``$C``, odd numbers ...) goes through
+        ``parse_line`` and the general routing, as ``_entries`` does.
+        """
+        pattern = _LINE_PATTERNS[spec.number]
+        fnum = spec.number
+        patient_file = fnum == "2"
+        cur_key: tuple[str, int] | None = None
+        cur: dict = {}
+        cur_s: str | None = None  # IEN text of the current entry when it is an entry of ``spec``
+        is_ptr = False
+        for first_line, text in reader.chunks():
+            rows = pattern.findall(text)
+            if len(rows) == text.count("\n") + 1:
+                rows.pop()  # the empty match after the last newline
+            else:  # not expected: match line by line
+                rows = [pattern.match(line).groups() for line in text[:-1].split("\n")]  # type: ignore[union-attr]
+            nodes = len(rows)
+            index = 0
+            for line_no, (ien_s, tail, q, num, xname, xtail, other) in enumerate(rows, first_line):
+                if ien_s:
+                    if ien_s != cur_s:
+                        if cur_key is not None:
+                            yield cur_key, cur, is_ptr
+                        cur_key, cur, is_ptr, cur_s = (fnum, int(ien_s)), {}, False, ien_s
+                    cur[tail] = num or q
+                elif xname:
+                    index += 1
+                    if patient_file and xname == "B":
+                        self._b_node(parse_line(f'^X({xtail})=""')[1])
+                elif not other:
+                    nodes -= 1  # a blank line carries no node
+                else:
+                    try:
+                        gname, subs, value = parse_line(other)
+                    except _Bad as exc:
+                        nodes -= 1
+                        reader.bad(line_no, str(exc))
+                        continue
+                    route = self._route(gname, subs)
+                    if route is None:
+                        continue
+                    number, ptr = route
+                    n = _PREFIX_LEN[number]
+                    ien = subs[n] if len(subs) > n else None
+                    if type(ien) is not int or ien <= 0 or len(subs) == n + 1:
+                        index += 1
+                        if number == "2" and n == 0 and subs[0] == "B":
+                            self._b_node(subs[1:])
+                        continue
+                    if cur_key is None or ien != cur_key[1] or number != cur_key[0]:
+                        if cur_key is not None:
+                            yield cur_key, cur, is_ptr
+                        cur_key, cur, is_ptr = (number, ien), {}, ptr
+                        cur_s = str(ien) if number == fnum else None
+                    cur[subs[n + 1 :] if ptr else _text_key(subs[n + 1 :])] = value
+            self.nodes += nodes
+            self.index_nodes += index
+        if cur_key is not None:
+            yield cur_key, cur, is_ptr
 
     def _entries(self, reader: ZWRReader) -> Iterator[tuple[tuple[str, int], dict, bool]]:
         """The entries of one file in file order: ((file number, IEN), {subs after IEN: value}, is pointer file).
@@ -577,12 +679,16 @@ class _StationReader:
             ien = subs[n] if len(subs) > n else None
             if type(ien) is not int or ien <= 0 or len(subs) == n + 1:
                 self.index_nodes += 1
+                if number == "2" and n == 0 and subs[0] == "B":
+                    self._b_node(subs[1:])
                 continue
             if ien != cur_ien or number != cur_key[0]:  # type: ignore[index]
                 if cur_key is not None:
                     yield cur_key, cur, is_ptr
                 cur_key, cur, is_ptr, cur_ien = (number, ien), {}, ptr, ien
-            cur[subs[n + 1 :]] = value
+            # pointer entries keep subscript tuples (PointerSpec.key_of reads them); data entries are
+            # keyed by canonic text, as _entries_fast keys them
+            cur[subs[n + 1 :] if ptr else _text_key(subs[n + 1 :])] = value
             if nodes >= 65536:  # keep the count live for streaming readers
                 self.nodes += nodes
                 nodes = 0
@@ -596,6 +702,7 @@ class _StationReader:
             if self.decoding_started:
                 raise _Restart()
             self.pointers.setdefault(number, {}).setdefault(ien, {}).update(nodes)
+            self.resolver.clear()
             return
         if self.buffered:
             self.raw.setdefault(number, {}).setdefault(ien, {}).update(nodes)
@@ -627,7 +734,8 @@ class _StationReader:
     def result_patients(self) -> list[PatientRecord]:
         for number, items in self.items.items():
             attr = DECODERS[number][1]
-            for dfn, item in sorted(items, key=lambda di: di[1].ien):
+            # already in IEN order: decoded in increasing IEN (streaming checks it; buffered sorts first)
+            for dfn, item in items:
                 patient = self.patients.get(dfn)
                 if patient is None:
                     raise InputError(
@@ -690,6 +798,7 @@ def read_source(
         result.nodes_read += reader.nodes
         result.bad_lines += reader.bad
         result.index_nodes += reader.index_nodes
+        result.name_index[st] = reader.name_index
         unknown.update(reader.unknown)
     result.unknown_globals = dict(sorted(unknown.items()))
     return result
@@ -722,7 +831,10 @@ def _iter_station(files: list[Path], st: str, skip_bad_lines: bool, stats: Sourc
     def entries(path: Path) -> Iterator[tuple[tuple[str, int], dict, bool]]:
         zr = ZWRReader(path, skip_bad_lines=skip_bad_lines)
         readers.append(zr)
-        yield from reader._entries(zr)
+        spec = _DATA_SPECS.get(path.name.partition("+")[0])
+        yield from (reader._entries(zr) if spec is None else reader._entries_fast(zr, spec))
+
+    stats.name_index[st] = reader.name_index  # filled as the PATIENT file streams (its "B" nodes come last)
 
     bad_counted = [0]
 
@@ -806,7 +918,8 @@ def iter_source(
     clinical entries come in patient order (IENs given patient by patient, as vistasim.generate
     does): only the pointer files and one entry per file are held. Pass a ``SourceReadResult`` as
     ``stats`` to have its counts (nodes, bad lines, index nodes, unknown globals, stations, files)
-    filled in as the stream goes. Other layouts are read whole with ``read_source`` and then
+    filled in as the stream goes; its ``name_index`` of a streamed station is complete only once
+    that station's patients have all been yielded (the ``"B"`` nodes follow the entries in the file). Other layouts are read whole with ``read_source`` and then
     yielded. A clinical entry that comes after its patient was yielded raises InputError naming
     read_source, which handles any order.
     """
@@ -824,6 +937,7 @@ def iter_source(
         stats.nodes_read += reader.nodes
         stats.bad_lines += reader.bad
         stats.index_nodes += reader.index_nodes
+        stats.name_index[st] = reader.name_index
         for g, c in reader.unknown.items():
             stats.unknown_globals[g] = stats.unknown_globals.get(g, 0) + c
         yield from reader.result_patients()
