@@ -510,6 +510,41 @@ _DATA_SPECS = {s.number: s for s in L.DATA_FILES}
 _LINE_PATTERNS = {s.number: entry_line_pattern(s.root) for s in L.DATA_FILES}
 
 
+_XNAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_RUN_ENDS: dict[str, re.Pattern[str]] = {}  # index line prefix -> "a newline not followed by it"
+
+
+def _index_run(text: str, pos: int, skip: int) -> tuple[int, str | None]:
+    """The index line at ``pos`` (``root"NAME",...``): the end of the run of lines sharing its
+    ``root"NAME",`` prefix, and that prefix (None, and the end of this one line, for an odd name)."""
+    q = text.find('",', pos + skip)
+    if q == -1 or _XNAME.fullmatch(text, pos + skip, q) is None:
+        return text.index("\n", pos) + 1, None
+    prefix = text[pos : q + 2]
+    ends = _RUN_ENDS.get(prefix)
+    if ends is None:
+        if len(_RUN_ENDS) > 1000:
+            _RUN_ENDS.clear()
+        ends = _RUN_ENDS[prefix] = re.compile("\n(?!" + re.escape(prefix) + ")")
+    return ends.search(text, pos).start() + 1, prefix  # type: ignore[union-attr]
+
+
+def _numeric_index_run(seg: str, prefix: str, k: int) -> bool:
+    """True when each of the ``k`` lines of ``seg`` is ``prefix`` then positive canonic integers (at
+    most 18 digits) joined by commas then ``)=""``: valid index nodes, counted without parsing them.
+
+    One ``prefix`` per line, at its start, and one ``)=""`` per line, at its end; what is left
+    between them must be digits and single commas, no number starting with 0.
+    """
+    if seg.count(prefix) != k or seg.count("\n" + prefix) != k - 1 or seg.count(')=""\n') != k:
+        return False
+    body = seg.replace(prefix, "").replace(')=""\n', ",")
+    digits = body.replace(",", "")
+    if not (digits.isascii() and digits.isdigit()) or body[0] in "0," or ",," in body or ",0" in body:
+        return False
+    return max(map(len, body.split(","))) <= 18
+
+
 def _text_key(subs: tuple[Subscript, ...]) -> str:
     """Subscripts after an IEN as the canonic ZWR text data entries are keyed by (``.02,1,0``, ``"SIG1",2,0``)."""
     return ",".join([format_subscript(s) for s in subs])
@@ -561,9 +596,46 @@ class _StationReader:
 
     def _read(self, reader: ZWRReader, where: str, spec: L.DataFile | None = None) -> None:
         finish = self._finish
-        entries = self._entries(reader) if spec is None else self._entries_fast(reader, spec)
+        if spec is None:
+            entries = self._entries(reader)
+        else:
+            entries = self._entries_fast(reader, spec, None if self.buffered else self._decoder_of(spec.number, where))
         for key, nodes, is_ptr in entries:
             finish(key, nodes, is_ptr, where)
+
+    def _decoder_of(self, number: str, where: str) -> Callable[[int, dict], None]:
+        """``_finish`` for the entries of data file ``number`` when streaming, in one call: the same
+        order check, decoding and errors (any decoding error restarts the read, buffered)."""
+        last_ien = self.last_ien
+        resolver = self.resolver
+        if number == "2":
+            patients, station = self.patients, self.station
+
+            def patient(ien: int, nodes: dict) -> None:
+                if ien <= last_ien.get(number, 0):
+                    raise _Restart()
+                last_ien[number] = ien
+                self.decoding_started = True
+                try:
+                    patients[ien] = decode_patient(station, ien, nodes, resolver, f"{where}: patient {ien}")
+                except InputError:
+                    raise _Restart() from None
+
+            return patient
+        decoder = DECODERS[number][0]
+        append = self.items[number].append
+
+        def entry(ien: int, nodes: dict) -> None:
+            if ien <= last_ien.get(number, 0):
+                raise _Restart()
+            last_ien[number] = ien
+            self.decoding_started = True
+            try:
+                append(decoder(ien, nodes, resolver, where))
+            except (InputError, ValueError, TypeError):
+                raise _Restart() from None
+
+        return entry
 
     def _b_node(self, subs: tuple[Subscript, ...]) -> None:
         """Keep ``^DPT("B",NAME,DFN)`` (``subs`` after ``"B"``) in the name index."""
@@ -580,13 +652,18 @@ class _StationReader:
             self.unknown[f"^{gname}" if table is None or "" in table or not subs else f"^{gname}({subs[0]}"] += 1
         return route
 
-    def _entries_fast(self, reader: ZWRReader, spec: L.DataFile) -> Iterator[tuple[tuple[str, int], dict, bool]]:
+    def _entries_fast(
+        self, reader: ZWRReader, spec: L.DataFile, own: Callable[[int, dict], None] | None = None
+    ) -> Iterator[tuple[tuple[str, int], dict, bool]]:
         """``_entries`` for a file named after the data file ``spec``: the same entries and counts.
+        With ``own``, entries of ``spec`` itself go to ``own(IEN, nodes)`` instead of being yielded.
 
-        Whole pieces of the file are matched at once by ``entry_line_pattern``: entry nodes of
-        ``spec`` (nearly every line) and its index nodes are taken from the match; any other line
-        (another global, quoted subscripts with commas, ``$C``, odd numbers ...) goes through
-        ``parse_line`` and the general routing, as ``_entries`` does.
+        Whole pieces of the file are handled at once: a run of index lines of plain numbers
+        (``^GMR(120.5,"C",DFN,IEN)=""``) is checked and counted by string operations on the whole run;
+        other lines by one ``entry_line_pattern`` findall, which takes the entry nodes of ``spec``
+        (nearly every line) and its other index nodes from the match; any other line (another global,
+        quoted subscripts with commas, ``$C``, odd numbers ...) goes through ``parse_line`` and the
+        general routing, as ``_entries`` does.
         """
         pattern = _LINE_PATTERNS[spec.number]
         fnum = spec.number
@@ -595,55 +672,86 @@ class _StationReader:
         cur: dict = {}
         cur_s: str | None = None  # IEN text of the current entry when it is an entry of ``spec``
         is_ptr = False
-        for first_line, text in reader.chunks():
-            rows = pattern.findall(text)
-            if len(rows) == text.count("\n") + 1:
-                rows.pop()  # the empty match after the last newline
-            else:  # not expected: match line by line
-                rows = [pattern.match(line).groups() for line in text[:-1].split("\n")]  # type: ignore[union-attr]
-            nodes = len(rows)
-            index = 0
-            for line_no, (ien_s, tail, q, num, xname, xtail, other) in enumerate(rows, first_line):
-                if ien_s:
-                    if ien_s != cur_s:
-                        if cur_key is not None:
-                            yield cur_key, cur, is_ptr
-                        cur_key, cur, is_ptr, cur_s = (fnum, int(ien_s)), {}, False, ien_s
-                    cur[tail] = num or q
-                elif xname:
-                    index += 1
-                    if patient_file and xname == "B":
-                        self._b_node(parse_line(f'^X({xtail})=""')[1])
-                elif not other:
-                    nodes -= 1  # a blank line carries no node
+        xroot = spec.root + '"'  # an index line of this file starts so
+        xline = "\n" + xroot
+        for line_no, text in reader.chunks():
+            nodes = index = 0
+            pos, end = 0, len(text)
+            # The piece is cut into runs: the lines of one index (all of one ``"NAME",`` prefix) and the
+            # lines between them. An index run of plain numbers is checked and counted by string
+            # operations on the whole run; any other run is matched line by line (one findall).
+            while pos < end:
+                if text.startswith(xroot, pos):
+                    stop, prefix = _index_run(text, pos, len(xroot))
+                    if prefix is not None and not (patient_file and prefix == '^DPT("B",'):
+                        k = text.count("\n", pos, stop)
+                        if _numeric_index_run(text[pos:stop], prefix, k):
+                            nodes += k
+                            index += k
+                            line_no += k
+                            pos = stop
+                            continue
                 else:
-                    try:
-                        gname, subs, value = parse_line(other)
-                    except _Bad as exc:
-                        nodes -= 1
-                        reader.bad(line_no, str(exc))
-                        continue
-                    route = self._route(gname, subs)
-                    if route is None:
-                        continue
-                    number, ptr = route
-                    n = _PREFIX_LEN[number]
-                    ien = subs[n] if len(subs) > n else None
-                    if type(ien) is not int or ien <= 0 or len(subs) == n + 1:
+                    stop = text.find(xline, pos) + 1 or end  # up to the next index line
+                rows = pattern.findall(text, pos, stop)
+                k = text.count("\n", pos, stop)
+                if len(rows) == k + 1:
+                    rows.pop()  # the empty match after the last newline
+                else:  # not expected: match line by line
+                    rows = [pattern.match(line).groups() for line in text[pos : stop - 1].split("\n")]  # type: ignore[union-attr]
+                nodes += k
+                pos = stop
+                for lno, (ien_s, tail, q, num, xname, xtail, other) in enumerate(rows, line_no):
+                    if ien_s:
+                        if ien_s != cur_s:
+                            if cur_key is not None:
+                                if own is not None and cur_s is not None:
+                                    own(cur_key[1], cur)
+                                else:
+                                    yield cur_key, cur, is_ptr
+                            cur_key, cur, is_ptr, cur_s = (fnum, int(ien_s)), {}, False, ien_s
+                        cur[tail] = num or q
+                    elif xname:
                         index += 1
-                        if number == "2" and n == 0 and subs[0] == "B":
-                            self._b_node(subs[1:])
-                        continue
-                    if cur_key is None or ien != cur_key[1] or number != cur_key[0]:
-                        if cur_key is not None:
-                            yield cur_key, cur, is_ptr
-                        cur_key, cur, is_ptr = (number, ien), {}, ptr
-                        cur_s = str(ien) if number == fnum else None
-                    cur[subs[n + 1 :] if ptr else _text_key(subs[n + 1 :])] = value
+                        if patient_file and xname == "B":
+                            self._b_node(parse_line(f'^X({xtail})=""')[1])
+                    elif not other:
+                        nodes -= 1  # a blank line carries no node
+                    else:
+                        try:
+                            gname, subs, value = parse_line(other)
+                        except _Bad as exc:
+                            nodes -= 1
+                            reader.bad(lno, str(exc))
+                            continue
+                        route = self._route(gname, subs)
+                        if route is None:
+                            continue
+                        number, ptr = route
+                        n = _PREFIX_LEN[number]
+                        ien = subs[n] if len(subs) > n else None
+                        if type(ien) is not int or ien <= 0 or len(subs) == n + 1:
+                            index += 1
+                            if number == "2" and n == 0 and subs[0] == "B":
+                                self._b_node(subs[1:])
+                            continue
+                        if cur_key is None or ien != cur_key[1] or number != cur_key[0]:
+                            if cur_key is not None:
+                                if own is not None and cur_s is not None:
+                                    own(cur_key[1], cur)
+                                else:
+                                    yield cur_key, cur, is_ptr
+                            cur_key, cur, is_ptr = (number, ien), {}, ptr
+                            cur_s = str(ien) if number == fnum else None
+                        cur[subs[n + 1 :] if ptr else _text_key(subs[n + 1 :])] = value
+                line_no += k
             self.nodes += nodes
             self.index_nodes += index
         if cur_key is not None:
-            yield cur_key, cur, is_ptr
+            if own is not None and cur_s is not None:
+                own(cur_key[1], cur)
+            else:
+                yield cur_key, cur, is_ptr
 
     def _entries(self, reader: ZWRReader) -> Iterator[tuple[tuple[str, int], dict, bool]]:
         """The entries of one file in file order: ((file number, IEN), {subs after IEN: value}, is pointer file).
@@ -735,14 +843,19 @@ class _StationReader:
         for number, items in self.items.items():
             attr = DECODERS[number][1]
             # already in IEN order: decoded in increasing IEN (streaming checks it; buffered sorts first)
+            prev: int | None = None
+            target: list = []
             for dfn, item in items:
-                patient = self.patients.get(dfn)
-                if patient is None:
-                    raise InputError(
-                        f"station {self.station}: file #{number} entry {item.ien} points to patient DFN {dfn}, "
-                        "which is not in ^DPT; export the PATIENT file with the data"
-                    )
-                getattr(patient, attr).append(item)
+                if dfn != prev:  # a patient's entries mostly come together: one lookup per run
+                    patient = self.patients.get(dfn)
+                    if patient is None:
+                        raise InputError(
+                            f"station {self.station}: file #{number} entry {item.ien} points to patient DFN {dfn}, "
+                            "which is not in ^DPT; export the PATIENT file with the data"
+                        )
+                    target = getattr(patient, attr)
+                    prev = dfn
+                target.append(item)
         return [self.patients[d] for d in sorted(self.patients)]
 
 
