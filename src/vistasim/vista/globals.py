@@ -685,11 +685,14 @@ class PointerResolver:
 
     def __init__(self, tables: dict[str, dict[int, NodeMap]]) -> None:
         self.tables = tables
-        self._names: dict[str, dict[str, str]] = {}
+        # pointer text -> name, per file: the decoders look here first (a dict get, not a method call)
+        self.names: dict[str, dict[str, str]] = {number: {} for number in L.POINTER_SPECS}
+        self._names = self.names
         self._keys: dict[str, dict[str, object]] = {}
 
     def clear(self) -> None:
-        self._names.clear()
+        for memo in self.names.values():
+            memo.clear()
         self._keys.clear()
 
     def entry(self, number: str, ptr: str, where: str) -> NodeMap:
@@ -769,11 +772,15 @@ def _problem(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tupl
     resolved = n.get("1")
     if resolved is not None:
         resolved = _piece(resolved, 7)
-    return int(z[1]), Problem(
+    dfn = int(z[1])
+    description = ptr.names["9999999.27"].get(z[4])
+    if description is None:
+        description = ptr.name("9999999.27", z[4], where)
+    return dfn, Problem(
         ien,
         code,
         system,
-        ptr.name("9999999.27", z[4], where),
+        description,
         n.get("800"),
         z[11],
         ((_FMC.get(entered) or fm_to_iso(entered)) if entered else None),
@@ -807,9 +814,13 @@ def _allergy(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tupl
 
 def _vital(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tuple[int, Vital]:
     z = (n.get("0", "") + "^^^^^^^").split("^")  # at least 8 pieces
+    dfn = int(z[1])
     taken = z[0]
-    return int(z[1]), Vital(ien, (_FMC.get(taken) or fm_to_iso(taken)) if taken else "",
-                            ptr.name("120.51", z[2], where), z[7])
+    taken = (_FMC.get(taken) or fm_to_iso(taken)) if taken else ""
+    vtype = ptr.names["120.51"].get(z[2])
+    if vtype is None:
+        vtype = ptr.name("120.51", z[2], where)
+    return dfn, Vital(ien, taken, vtype, z[7])
 
 
 def _wp(n: TextNodeMap, prefix: str) -> str:
@@ -850,25 +861,29 @@ def _prescription(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) ->
 
 def _visit(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tuple[int, Visit]:
     z = (n.get("0", "") + "^^^^^^^^^^^^^^^^^^^^^").split("^")  # at least 22 pieces
+    dfn = int(z[4])
     when = z[0]
-    return int(z[4]), Visit(
-        ien,
-        (_FMC.get(when) or fm_to_iso(when)) if when else "",
-        ptr.name("44", z[21], where),
-        z[2],
-        z[6],
-    )
+    when = (_FMC.get(when) or fm_to_iso(when)) if when else ""
+    location = ptr.names["44"].get(z[21])
+    if location is None:
+        location = ptr.name("44", z[21], where)
+    return dfn, Visit(ien, when, location, z[2], z[6])
 
 
 def _order(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tuple[int, Order]:
     z = (n.get("0", "") + "^^^^^^^^^^").split("^")  # at least 11 pieces
     dfn = z[1].partition(";")[0]
-    group = ptr.name("100.98", z[10], where)
+    group = ptr.names["100.98"].get(z[10])
+    if group is None:
+        group = ptr.name("100.98", z[10], where)
     item = n.get(".1,1,0")
     code = system = None
     if item is not None:
         code, system = ptr.key("101.43", item, where)
-    status_name = ptr.name("100.01", _piece(n.get("3", ""), 3), where)
+    status_ptr = _piece(n.get("3", ""), 3)
+    status_name = ptr.names["100.01"].get(status_ptr)
+    if status_name is None:
+        status_name = ptr.name("100.01", status_ptr, where)
     action = _pieces(n.get("8,1,0", ""), 4)
     entered = z[6]
     return int(dfn), Order(

@@ -505,8 +505,10 @@ def _chain_first(first: str, rest: Iterable[str]) -> Iterator[str]:
 # and its text is already the one ``format_subscript`` gives). Everything else is left to parse_line.
 _P_TEXT = r'[^"\x00-\x1f\x7f]'
 _P_NUM = r"(?:0|-?(?=[.0-9]{1,18}[,)])(?:[1-9][0-9]*(?:\.[0-9]*[1-9])?|\.[0-9]*[1-9]))"
-_P_VALNUM = r"(?:0|-?(?=[.0-9]{1,18}$)(?:[1-9][0-9]*(?:\.[0-9]*[1-9])?|\.[0-9]*[1-9]))"
-_P_DATA_SUB = rf'(?:{_P_NUM}|"[A-Za-z]{_P_TEXT}*")'
+# Entry subscripts and bare values: canonic numbers of at most 18 digits spelt out without a lookahead
+# (faster on the hot path; a longer canonic number simply goes to parse_line).
+_P_NUM18 = r"(?:0|-?[1-9][0-9]{0,17}|-?[1-9][0-9]{0,8}\.[0-9]{0,8}[1-9]|-?\.[0-9]{0,16}[1-9])"
+_P_DATA_SUB = rf'(?:{_P_NUM18}|"[A-Za-z]{_P_TEXT}*")'
 _P_ANY_SUB = rf'(?:{_P_NUM}|"(?:{_P_TEXT}|"")+")'
 
 
@@ -525,7 +527,7 @@ def entry_line_pattern(root: str) -> re.Pattern[str]:
     """
     r = re.escape(root)
     return re.compile(
-        rf'^(?:{r}([1-9][0-9]{{0,17}}),({_P_DATA_SUB}(?:,{_P_DATA_SUB})*)\)=(?:"({_P_TEXT}*)"|({_P_VALNUM}))'
+        rf'^(?:{r}([1-9][0-9]{{0,17}}),({_P_DATA_SUB}(?:,{_P_DATA_SUB})*)\)=(?:"({_P_TEXT}*)"|({_P_NUM18}))'
         rf'|{r}"([A-Za-z][A-Za-z0-9]*)",({_P_ANY_SUB}(?:,{_P_ANY_SUB})*)\)=""'
         rf"|(.*))$",
         re.MULTILINE,
