@@ -829,6 +829,8 @@ def _wp(n: TextNodeMap, prefix: str) -> str:
     if header is None:
         return ""
     count = _piece(header, 3)
+    if count == "1":  # the common case: one line
+        return n.get(prefix + "1,0", "")
     return "".join([n.get(f"{prefix}{i},0", "") for i in range(1, int(count or 0) + 1)])
 
 

@@ -624,11 +624,13 @@ class _StationReader:
             return patient
         decoder = DECODERS[number][0]
         append = self.items[number].append
+        last = last_ien.get(number, 0)  # only this closure moves it while the file is read
 
         def entry(ien: int, nodes: dict) -> None:
-            if ien <= last_ien.get(number, 0):
+            nonlocal last
+            if ien <= last:
                 raise _Restart()
-            last_ien[number] = ien
+            last = last_ien[number] = ien
             self.decoding_started = True
             try:
                 append(decoder(ien, nodes, resolver, where))
