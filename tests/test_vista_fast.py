@@ -298,3 +298,45 @@ def test_name_index_when_read_buffered(tmp_path: Path) -> None:
     res = read_source(folder)
     assert res.patients == patients
     assert res.name_index == {"528": {long[:30]: [1]}}
+
+
+# --------------------------------------------------------------------------- lenient decoding (quarantine)
+
+
+def _set_piece(folder: Path, filename: str, line_start: str, piece: int, text: str) -> None:
+    path = folder / filename
+    lines = path.read_text().splitlines(keepends=True)
+    i = next(k for k, x in enumerate(lines) if x.startswith(line_start))
+    head, _eq, value = lines[i].rstrip("\n").partition(")=")
+    parts = value.strip('"').split("^")
+    parts[piece - 1] = text
+    lines[i] = f'{head})="{"^".join(parts)}"\n'
+    path.write_text("".join(lines))
+
+
+def test_quarantine_leaves_out_bad_entries_and_names_them_without_values(tmp_path: Path) -> None:
+    from vistasim.errors import ConfigError
+
+    patients = [make_patient(d) for d in (1, 2, 3)]
+    folder = _write(tmp_path, patients)
+    _set_piece(folder, "120.5+GMRV VITAL MEASUREMENT.zwr", "^GMR(120.5,12,0)", 1, "3241399.12")  # month 13
+    _set_piece(folder, "9000011+PROBLEM.zwr", "^AUPNPROB(31,0)", 2, "X3")  # non-numeric DFN pointer
+    _set_piece(folder, "2+PATIENT.zwr", "^DPT(2,0)", 3, "2479999")  # bad DOB: the patient itself fails
+    with pytest.raises(InputError):
+        read_source(folder)
+    with pytest.raises(ConfigError, match="bad_entries"):
+        read_source(folder, bad_entries="skip")
+    res = read_source(folder, bad_entries="quarantine")
+    assert res.parse_failures == {
+        "528:2": ["file #2 IEN 2: node 0 piece 3 (DATE OF BIRTH) is not a FileMan date"],
+        "528:1": ["file #120.5 IEN 12: node 0 piece 1 (DATE/TIME VITALS TAKEN) is not a FileMan date"],
+        "528:unknown": ["file #9000011 IEN 31: node 0 piece 2 (PATIENT NAME) is not a patient pointer (DFN)"],
+    }
+    assert "3241399" not in str(res.parse_failures) and "X3" not in str(res.parse_failures)
+    p1, p2, p3 = res.patients
+    assert p1.vitals == [v for v in patients[0].vitals if v.ien != 12]
+    assert (p2.dfn, p2.name, p2.dob) == (2, "", None) and p2.vitals == patients[1].vitals  # a stub, entries kept
+    assert p3.problems == [pr for pr in patients[2].problems if pr.ien != 31]
+    assert p3 == replace(patients[2], problems=p3.problems)
+    clean = read_source(_write(tmp_path / "clean", patients), bad_entries="quarantine")
+    assert clean.parse_failures == {} and clean.patients == patients

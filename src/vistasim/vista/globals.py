@@ -729,35 +729,55 @@ class PointerResolver:
 
 def decode_patient(station: str, dfn: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> PatientRecord:
     """^DPT(DFN,...) nodes -> PatientRecord (clinical lists empty; the reader appends them)."""
-    z = _pieces(n.get("0", ""), 9)
-    a = _pieces(n.get(".11", ""), 6)
+    z = (n.get("0", "") + "^^^^^^^^").split("^")  # at least 9 pieces
+    a = (n.get(".11", "") + "^^^^^").split("^")  # at least 6
     sc = n.get(".3")
-    mil = _pieces(n.get(".32", ""), 7)
-    mpi = _pieces(n.get('"MPI"', ""), 2)
+    mil = (n.get(".32", "") + "^^^^^^").split("^")  # at least 7
+    mpi = (n.get('"MPI"', "") + "^").split("^")
     race = n.get(".02,1,0")
     eth = n.get(".06,1,0")
     state = ptr.key("5", a[4], where) if a[4] else ""
+    names = ptr.names
+    # fields in the model's order, evaluated in that order (the first bad one raises, as before)
+    dob = _date(z[2])
+    marital = names["11"].get(z[4])
+    if marital is None:
+        marital = ptr.name("11", z[4], where)
+    race = ptr.name("10", race, where) if race else ""
+    eth = ptr.name("10.2", eth, where) if eth else ""
+    if sc is None:
+        connected, percent = False, None
+    else:
+        sc_pieces = (sc + "^").split("^")
+        connected = sc_pieces[0] == "Y"
+        percent = int(sc_pieces[1]) if sc_pieces[1] else None
+    period = names["21"].get(mil[2])
+    if period is None:
+        period = ptr.name("21", mil[2], where)
+    branch = names["23"].get(mil[4])
+    if branch is None:
+        branch = ptr.name("23", mil[4], where)
     return PatientRecord(
-        station=station,
-        dfn=dfn,
-        name=z[0],
-        sex=z[1],
-        dob=_date(z[2]),
-        ssn=z[8],
-        icn=mpi[0],
-        icn_checksum=mpi[1],
-        marital_status=ptr.name("11", z[4], where),
-        race=ptr.name("10", race, where) if race else "",
-        ethnicity=ptr.name("10.2", eth, where) if eth else "",
-        address=Address(a[0], a[1], a[2], a[3], state, a[5]),  # type: ignore[arg-type]
-        phone_home=_piece(n.get(".13", ""), 1),
-        service_connected=sc is not None and _piece(sc, 1) == "Y",
-        sc_percent=int(_piece(sc, 2)) if sc is not None and _piece(sc, 2) else None,
-        period_of_service=ptr.name("21", mil[2], where),
-        branch=ptr.name("23", mil[4], where),
-        service_entry=_date(mil[5]),
-        service_separation=_date(mil[6]),
-        date_of_death=_date(_piece(n.get(".35", ""), 1)),
+        station,
+        dfn,
+        z[0],
+        z[1],
+        dob,
+        z[8],
+        mpi[0],
+        mpi[1],
+        marital,
+        race,
+        eth,
+        Address(a[0], a[1], a[2], a[3], state, a[5]),  # type: ignore[arg-type]
+        _piece(n.get(".13", ""), 1),
+        connected,
+        percent,
+        period,
+        branch,
+        _date(mil[5]),
+        _date(mil[6]),
+        _date(_piece(n.get(".35", ""), 1)),
     )
 
 

@@ -31,6 +31,7 @@ from vistasim.errors import ConfigError, InputError, OutputError
 from vistasim.model import PatientRecord
 from vistasim.vista import layout as L
 from vistasim.vista.block import encode_block
+from vistasim.vista.fileman import fm_to_iso
 from vistasim.vista.globals import DECODERS, PatientEncoder, PointerResolver, decode_patient
 from vistasim.vista.zwr import (
     Node,
@@ -491,6 +492,8 @@ class SourceReadResult:
     # station -> NAME -> DFNs: the ^DPT("B",NAME,DFN) nodes present in the input (not rebuilt from the
     # records), NAME as subscripted (FileMan keeps its first 30 characters), DFNs in file order
     name_index: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    # read_source(bad_entries="quarantine"): patient_id -> why its entries were left out (no values)
+    parse_failures: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def unknown_nodes(self) -> int:
@@ -565,11 +568,76 @@ def _file_rank(path: Path) -> tuple[int, str]:
     return (3, path.name)
 
 
+# Where each data file keeps its patient pointer and the fields a decoder converts, to name the
+# field of a failed entry (quarantine): (node, piece, field name, kind).
+_DFN_PIECE = {"9000011": 2, "120.8": 1, "120.5": 2, "52": 2, "9000010": 5, "100": 2, "26.13": 1}
+_CHECKED_FIELDS: dict[str, tuple[tuple[str, int, str, str], ...]] = {
+    "2": (("0", 3, "DATE OF BIRTH", "date"), (".3", 2, "SERVICE CONNECTED PERCENTAGE", "int"),
+          (".32", 6, "SERVICE ENTRY DATE", "date"), (".32", 7, "SERVICE SEPARATION DATE", "date"),
+          (".35", 1, "DATE OF DEATH", "date")),
+    "9000011": (("0", 2, "PATIENT NAME", "dfn"), ("0", 8, "DATE ENTERED", "date"), ("0", 13, "DATE OF ONSET", "date"),
+                ("1", 7, "DATE RESOLVED", "date")),
+    "120.8": (("0", 1, "PATIENT", "dfn"), ("0", 4, "ORIGINATION DATE/TIME", "date"), ("10,0", 4, "REACTIONS", "int")),
+    "120.5": (("0", 1, "DATE/TIME VITALS TAKEN", "date"), ("0", 2, "PATIENT", "dfn")),
+    "52": (("0", 2, "PATIENT", "dfn"), ("0", 7, "QTY", "num"), ("0", 8, "DAYS SUPPLY", "int"),
+           ("0", 9, "# OF REFILLS", "int"), ("0", 13, "ISSUE DATE", "date")),
+    "9000010": (("0", 1, "VISIT/ADMIT DATE&TIME", "date"), ("0", 5, "PATIENT NAME", "dfn")),
+    "100": (("0", 2, "OBJECT OF ORDER", "dfn"), ("0", 7, "WHEN ENTERED", "date")),
+    "26.13": (("0", 1, "PATIENT NAME", "dfn"), ("0", 6, "REVIEW DATE", "date"), ("0", 7, "ASSIGNMENT DATE", "date")),
+}
+
+
+def _entry_dfn(number: str, nodes: dict) -> int | None:
+    """The patient a data entry points to, when its pointer piece is a plain number."""
+    text = _piece_of(nodes.get("0", ""), _DFN_PIECE[number])
+    text = text.partition(";")[0]
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _piece_of(value: str, n: int) -> str:
+    parts = value.split("^")
+    return parts[n - 1] if len(parts) >= n else ""
+
+
+def _bad_field(kind: str, text: str) -> bool:
+    if kind == "date":
+        try:
+            fm_to_iso(text)
+        except InputError:
+            return True
+        return False
+    if kind == "dfn":
+        text = text.partition(";")[0]
+        return not (text.isascii() and text.isdigit())
+    try:
+        float(text) if kind == "num" else int(text)
+    except ValueError:
+        return True
+    return False
+
+
+def _failure_reason(number: str, nodes: dict, exc: Exception) -> str:
+    """Why an entry failed to decode, naming the node and field but never the value (no PHI)."""
+    for node, piece, name, kind in _CHECKED_FIELDS.get(number, ()):
+        text = _piece_of(nodes.get(node, ""), piece)
+        if text and _bad_field(kind, text):
+            what = {"date": "a FileMan date", "dfn": "a patient pointer (DFN)", "int": "an integer",
+                    "num": "a number"}[kind]
+            return f"node {node} piece {piece} ({name}) is not {what}"
+    if isinstance(exc, InputError) and "points to" in str(exc):
+        return "a pointer does not resolve in its pointer file"
+    return f"the entry's nodes could not be decoded ({type(exc).__name__})"
+
+
 class _StationReader:
-    def __init__(self, files: list[Path], station: str, skip_bad_lines: bool, buffered: bool) -> None:
+    def __init__(
+        self, files: list[Path], station: str, skip_bad_lines: bool, buffered: bool, quarantine: bool = False
+    ) -> None:
         self.files = sorted(files, key=_file_rank)
         self.station = station
         self.skip = skip_bad_lines
+        self.quarantine = quarantine  # buffered only: entries that fail to decode are left out and listed
+        self.parse_failures: dict[str, list[str]] = {}
         self.buffered = buffered
         self.pointers: dict[str, dict[int, dict]] = {}
         self.raw: dict[str, dict[int, dict]] = {}  # buffered mode: data entries not yet decoded
@@ -826,10 +894,25 @@ class _StationReader:
         self.decoding_started = True
         try:
             self._decode_entry(number, ien, nodes, where)
-        except InputError:
+        except (InputError, ValueError, TypeError) as exc:
             if not self.buffered:
-                raise _Restart() from None  # the pointer file may simply come later in this input
-            raise
+                if isinstance(exc, InputError):
+                    raise _Restart() from None  # the pointer file may simply come later in this input
+                raise
+            if not self.quarantine:
+                raise
+            self._quarantine(number, ien, nodes, exc)
+
+    def _quarantine(self, number: str, ien: int, nodes: dict, exc: Exception) -> None:
+        """Leave a failed entry out (a PATIENT entry becomes a stub record) and say why, without values."""
+        reason = f"file #{number} IEN {ien}: {_failure_reason(number, nodes, exc)}"
+        if number == "2":
+            self.patients[ien] = PatientRecord(self.station, ien, "")
+            dfn: int | None = ien
+        else:
+            dfn = _entry_dfn(number, nodes)
+        pid = f"{self.station}:{dfn if dfn is not None else 'unknown'}"
+        self.parse_failures.setdefault(pid, []).append(reason)
 
     def _decode_entry(self, number: str, ien: int, nodes: dict, where: str) -> None:
         if number == "2":
@@ -888,16 +971,26 @@ def _station_files(path: Path, station: str | None) -> list[tuple[str, list[Path
 
 
 def read_source(
-    path: str | Path, station: str | None = None, skip_bad_lines: bool = False
+    path: str | Path, station: str | None = None, skip_bad_lines: bool = False, bad_entries: str = "raise"
 ) -> SourceReadResult:
     """Read a station export (file or folder) back into PatientRecords, every pointer resolved.
 
     Unknown globals are counted (not an error); with ``skip_bad_lines`` corrupt lines are counted
     and skipped, otherwise they raise ZWRFormatError naming the file and line. A dangling pointer or
     a clinical entry whose patient is missing raises InputError.
+
+    ``bad_entries="quarantine"`` (default ``"raise"``): an entry that fails to decode (bad date,
+    non-numeric pointer, dangling pointer ...) is left out and listed in ``parse_failures`` under
+    its patient (``station:DFN``, ``station:unknown`` when the DFN itself is unreadable), naming file,
+    IEN, node and field but never the value; a failed PATIENT entry is kept as a stub record (DFN
+    only, empty name) so the pipeline can fail it at "parse". A clinical entry whose patient is
+    missing from ^DPT still raises.
     """
     if station is not None and not is_station(station):
         raise ConfigError(f"station {station!r} is not a station number; use 3 digits plus an optional suffix")
+    if bad_entries not in ("raise", "quarantine"):
+        raise ConfigError(f"bad_entries={bad_entries!r} is not 'raise' or 'quarantine'; pass one of those")
+    quarantine = bad_entries == "quarantine"
     result = SourceReadResult(patients=[], stations=[], files=[])
     unknown: Counter[str] = Counter()
     for st, files in _station_files(Path(path), station):
@@ -905,8 +998,15 @@ def read_source(
         try:
             reader.run()
         except _Restart:
-            reader = _StationReader(files, st, skip_bad_lines, buffered=True)
+            reader = _StationReader(files, st, skip_bad_lines, buffered=True, quarantine=quarantine)
             reader.run()
+        except (ValueError, TypeError):
+            if not quarantine:
+                raise
+            reader = _StationReader(files, st, skip_bad_lines, buffered=True, quarantine=True)
+            reader.run()
+        for pid, reasons in reader.parse_failures.items():
+            result.parse_failures.setdefault(pid, []).extend(reasons)
         result.patients.extend(reader.result_patients())
         result.stations.append(st)
         result.files.extend(str(f) for f in reader.files)
