@@ -180,3 +180,163 @@ def test_write_stations_checks_its_arguments(tmp_path: Path) -> None:
         write_stations({"52": []}, tmp_path)
     with pytest.raises(ConfigError, match="generator"):
         write_stations({"528": iter([]), "529": iter([])}, tmp_path, workers=2)
+
+
+# --------------------------------------------------------------------------- fast entry reader
+
+
+_SUB = st.one_of(
+    st.integers(-5, 10**6),
+    st.sampled_from([".02", ".1", "-.5", "1.25", "B", "SIG1", "MPI", "ER", "a,b", 'q"t', "(x)=y", "0", "007", "12",
+                     "1.50", "", "\t", "%Z", "12345678901234567890", "-123456789012345678"]),
+    st.text(st.characters(min_codepoint=1, max_codepoint=0x2030), min_size=1, max_size=6),
+)
+_VALUE = st.one_of(
+    st.sampled_from(["", "0", "007", "-0", "1.50", ".5", "3250101.083", "a^b^^c", 'say "hi"', "x\ty", "123456789012345678",
+                     "1234567890123456789", "-.123456789012345678"]),
+    st.text(st.characters(min_codepoint=1, max_codepoint=0x2030), max_size=12),
+)
+_ROOTS = [("GMR", ("120.5",)), ("GMR", ("120.5",)), ("GMR", ("120.8",)), ("DPT", ()), ("XTMP", ()), ("DIC", (11,))]
+
+
+@st.composite
+def _nodes(draw: st.DrawFn) -> list[tuple[str, tuple, str]]:
+    out = []
+    for _ in range(draw(st.integers(1, 25))):
+        gname, prefix = draw(st.sampled_from(_ROOTS))
+        subs = prefix + tuple(draw(st.lists(_SUB, min_size=0, max_size=4)))
+        if draw(st.booleans()):  # mostly entry-like: IEN then subscripts
+            subs = prefix + (draw(st.integers(1, 4)),) + tuple(draw(st.lists(_SUB, min_size=1, max_size=3)))
+        out.append((gname, subs, draw(_VALUE)))
+    return out
+
+
+def _format_or_raw(node: tuple[str, tuple, str]) -> str:
+    from vistasim.vista.zwr import format_node
+
+    try:
+        return format_node(*node)
+    except ValueError:
+        return f"^{node[0]}(garbage"  # an empty-string subscript: a bad line
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(nodes=_nodes(), extra=st.lists(st.sampled_from(["", '^GMR(120.5,1,"")=1', "^GMR(120.5,01,0)=1", "garbage",
+                                                        '^GMR(120.5,"C",1,2)=""', '^DPT("B","A,B",3)=""',
+                                                        '^DPT("B",12,4)=""', "^GMR(120.5,2,0)=1_2"]), max_size=4))
+def test_fast_entries_equal_general_entries(nodes: list, extra: list[str]) -> None:
+    """Every line shape (quoted commas, $C, doubled quotes, odd numbers, other globals, blank and bad
+    lines): the whole-piece matcher gives the entries, counts and bad lines the general parser gives."""
+    from vistasim.vista import layout as L
+    from vistasim.vista.station import _StationReader
+    from vistasim.vista.zwr import ZWRReader
+
+    lines = [_format_or_raw(n) for n in nodes] + extra
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in (L.VITAL, L.PATIENT):
+            path = Path(tmp) / spec.filename
+            path.write_text("t\n01-JAN-2026 00:00:00 ZWR\n" + "".join(line + "\n" for line in lines),
+                            encoding="utf-8", errors="surrogateescape")
+            got = []
+            for fast in (False, True):
+                r = _StationReader([path], "528", skip_bad_lines=True, buffered=True)
+                zr = ZWRReader(path, skip_bad_lines=True)
+                entries = list(r._entries_fast(zr, spec) if fast else r._entries(zr))
+                got.append((entries, r.nodes, r.index_nodes, dict(r.unknown), r.name_index, zr.bad_lines,
+                            zr.bad_line_numbers))
+            assert got[0] == got[1]
+
+
+def test_fast_entries_raise_on_a_bad_line_with_its_number(tmp_path: Path) -> None:
+    from vistasim.errors import ZWRFormatError
+
+    folder = _write(tmp_path, [make_patient(d) for d in (1, 2)])
+    path = folder / "2+PATIENT.zwr"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[6] = '^DPT(1,.11)="unterminated\n'
+    path.write_text("".join(lines))
+    with pytest.raises(ZWRFormatError) as exc:
+        read_source(folder)
+    assert exc.value.line_no == 7 and "unterminated" in exc.value.reason
+
+
+# --------------------------------------------------------------------------- the "B" index as read
+
+
+def _drop_b_node(folder: Path, dfn: int) -> None:
+    path = folder / "2+PATIENT.zwr"
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [x for x in lines if not (x.startswith('^DPT("B",') and x.endswith(f",{dfn})=\"\"\n"))]
+    assert len(kept) == len(lines) - 1
+    path.write_text("".join(kept))
+
+
+def test_name_index_holds_the_b_nodes_read(tmp_path: Path) -> None:
+    patients = [replace(make_patient(d), name=n) for d, n in ((1, "DOE,JANE"), (2, "ROE,RICHARD"), (3, "DOE,JANE"))]
+    folder = _write(tmp_path, patients)
+    full = read_source(folder)
+    assert full.name_index == {"528": {"DOE,JANE": [1, 3], "ROE,RICHARD": [2]}}
+    _drop_b_node(folder, 3)
+    res = read_source(folder)
+    assert res.name_index == {"528": {"DOE,JANE": [1], "ROE,RICHARD": [2]}}
+    assert res.patients == full.patients  # the records do not come from the index
+    assert (res.nodes_read, res.index_nodes) == (full.nodes_read - 1, full.index_nodes - 1)
+    stats = SourceReadResult(patients=[], stations=[], files=[])
+    assert list(iter_source(folder, stats=stats)) == res.patients
+    assert stats.name_index == res.name_index
+
+
+def test_name_index_when_read_buffered(tmp_path: Path) -> None:
+    # a vital out of IEN order makes the reader start again, buffered; a long name is cut to 30 characters
+    long = "WOLFESCHLEGELSTEINHAUSEN,HUBERT BLAINE"
+    patients = [replace(make_patient(1), name=long), replace(make_patient(2), name="X,Y")]
+    folder = _write(tmp_path, patients)
+    path = folder / "120.5+GMRV VITAL MEASUREMENT.zwr"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:3] + lines[4:-1] + [lines[3], lines[-1]]))  # first vital moved near the end
+    _drop_b_node(folder, 2)
+    res = read_source(folder)
+    assert res.patients == patients
+    assert res.name_index == {"528": {long[:30]: [1]}}
+
+
+# --------------------------------------------------------------------------- lenient decoding (quarantine)
+
+
+def _set_piece(folder: Path, filename: str, line_start: str, piece: int, text: str) -> None:
+    path = folder / filename
+    lines = path.read_text().splitlines(keepends=True)
+    i = next(k for k, x in enumerate(lines) if x.startswith(line_start))
+    head, _eq, value = lines[i].rstrip("\n").partition(")=")
+    parts = value.strip('"').split("^")
+    parts[piece - 1] = text
+    lines[i] = f'{head})="{"^".join(parts)}"\n'
+    path.write_text("".join(lines))
+
+
+def test_quarantine_leaves_out_bad_entries_and_names_them_without_values(tmp_path: Path) -> None:
+    from vistasim.errors import ConfigError
+
+    patients = [make_patient(d) for d in (1, 2, 3)]
+    folder = _write(tmp_path, patients)
+    _set_piece(folder, "120.5+GMRV VITAL MEASUREMENT.zwr", "^GMR(120.5,12,0)", 1, "3241399.12")  # month 13
+    _set_piece(folder, "9000011+PROBLEM.zwr", "^AUPNPROB(31,0)", 2, "X3")  # non-numeric DFN pointer
+    _set_piece(folder, "2+PATIENT.zwr", "^DPT(2,0)", 3, "2479999")  # bad DOB: the patient itself fails
+    with pytest.raises(InputError):
+        read_source(folder)
+    with pytest.raises(ConfigError, match="bad_entries"):
+        read_source(folder, bad_entries="skip")
+    res = read_source(folder, bad_entries="quarantine")
+    assert res.parse_failures == {
+        "528:2": ["file #2 IEN 2: node 0 piece 3 (DATE OF BIRTH) is not a FileMan date"],
+        "528:1": ["file #120.5 IEN 12: node 0 piece 1 (DATE/TIME VITALS TAKEN) is not a FileMan date"],
+        "528:unknown": ["file #9000011 IEN 31: node 0 piece 2 (PATIENT NAME) is not a patient pointer (DFN)"],
+    }
+    assert "3241399" not in str(res.parse_failures) and "X3" not in str(res.parse_failures)
+    p1, p2, p3 = res.patients
+    assert p1.vitals == [v for v in patients[0].vitals if v.ien != 12]
+    assert (p2.dfn, p2.name, p2.dob) == (2, "", None) and p2.vitals == patients[1].vitals  # a stub, entries kept
+    assert p3.problems == [pr for pr in patients[2].problems if pr.ien != 31]
+    assert p3 == replace(patients[2], problems=p3.problems)
+    clean = read_source(_write(tmp_path / "clean", patients), bad_entries="quarantine")
+    assert clean.parse_failures == {} and clean.patients == patients

@@ -56,7 +56,7 @@ from vistasim.model import (
     Vital,
 )
 from vistasim.vista import layout as L
-from vistasim.vista.fileman import fm_to_iso, iso_to_fm
+from vistasim.vista.fileman import _FM_CACHE, fm_to_iso, iso_to_fm
 from vistasim.vista.zwr import _NUM_START, Subscript, format_value, is_canonic
 
 __all__ = ["PatientEncoder", "EncodedPatient", "PointerResolver", "decode_patient", "DECODERS"]
@@ -656,13 +656,44 @@ class PatientEncoder:
 
 
 # --------------------------------------------------------------------------- decoding
+#
+# A data entry is read back as {subscripts after the IEN, as canonic ZWR text: value}, e.g.
+# {"0": "...", ".02,1,0": "1", '"MPI"': "..."} (the station reader keys them so, however a line was
+# written); pointer-file entries keep subscript tuples. Pieces are split once per node, padded by
+# appending carets, and dates go through fileman's memo first: these run once per entry read.
+
+TextNodeMap = dict[str, str]  # data entry: canonic subscript text after the IEN -> value
+
+_FMC = _FM_CACHE  # FileMan date -> ISO, fileman's own memo (cleared in place when it grows)
+
+
+def _date(fm: str) -> str | None:
+    """``_opt_date`` through the memo: "" -> None."""
+    if not fm:
+        return None
+    iso = _FMC.get(fm)
+    return iso if iso is not None else fm_to_iso(fm)
 
 
 class PointerResolver:
-    """Pointer files read back: IEN -> entry nodes, with the lookups the decoders need."""
+    """Pointer files read back: IEN -> entry nodes, with the lookups the decoders need.
+
+    ``name`` and ``key`` are memoised per (file, pointer text): the tables are complete before the
+    first lookup (the reader restarts if a pointer entry comes after decoding began); ``clear``
+    drops the memo if they change.
+    """
 
     def __init__(self, tables: dict[str, dict[int, NodeMap]]) -> None:
         self.tables = tables
+        # pointer text -> name, per file: the decoders look here first (a dict get, not a method call)
+        self.names: dict[str, dict[str, str]] = {number: {} for number in L.POINTER_SPECS}
+        self._names = self.names
+        self._keys: dict[str, dict[str, object]] = {}
+
+    def clear(self) -> None:
+        for memo in self.names.values():
+            memo.clear()
+        self._keys.clear()
 
     def entry(self, number: str, ptr: str, where: str) -> NodeMap:
         try:
@@ -675,171 +706,234 @@ class PointerResolver:
             ) from None
 
     def name(self, number: str, ptr: str, where: str) -> str:
-        return _piece(self.entry(number, ptr, where).get((0,), ""), 1) if ptr else ""
+        memo = self._names.get(number)
+        if memo is None:
+            memo = self._names[number] = {}
+        else:
+            name = memo.get(ptr)
+            if name is not None:
+                return name
+        name = _piece(self.entry(number, ptr, where).get((0,), ""), 1) if ptr else ""
+        memo[ptr] = name
+        return name
 
     def key(self, number: str, ptr: str, where: str):  # type: ignore[no-untyped-def]
-        return L.POINTER_SPECS[number].key_of(self.entry(number, ptr, where))
+        memo = self._keys.get(number)
+        if memo is None:
+            memo = self._keys[number] = {}
+        elif ptr in memo:
+            return memo[ptr]
+        key = memo[ptr] = L.POINTER_SPECS[number].key_of(self.entry(number, ptr, where))
+        return key
 
 
-def decode_patient(station: str, dfn: int, n: NodeMap, ptr: PointerResolver, where: str) -> PatientRecord:
+def decode_patient(station: str, dfn: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> PatientRecord:
     """^DPT(DFN,...) nodes -> PatientRecord (clinical lists empty; the reader appends them)."""
-    z = _pieces(n.get((0,), ""), 9)
-    a = _pieces(n.get((".11",), ""), 6)
-    sc = n.get((".3",))
-    mil = _pieces(n.get((".32",), ""), 7)
-    mpi = _pieces(n.get(("MPI",), ""), 2)
-    race = n.get((".02", 1, 0))
-    eth = n.get((".06", 1, 0))
+    z = (n.get("0", "") + "^^^^^^^^").split("^")  # at least 9 pieces
+    a = (n.get(".11", "") + "^^^^^").split("^")  # at least 6
+    sc = n.get(".3")
+    mil = (n.get(".32", "") + "^^^^^^").split("^")  # at least 7
+    mpi = (n.get('"MPI"', "") + "^").split("^")
+    race = n.get(".02,1,0")
+    eth = n.get(".06,1,0")
     state = ptr.key("5", a[4], where) if a[4] else ""
+    names = ptr.names
+    # fields in the model's order, evaluated in that order (the first bad one raises, as before)
+    dob = _date(z[2])
+    marital = names["11"].get(z[4])
+    if marital is None:
+        marital = ptr.name("11", z[4], where)
+    race = ptr.name("10", race, where) if race else ""
+    eth = ptr.name("10.2", eth, where) if eth else ""
+    if sc is None:
+        connected, percent = False, None
+    else:
+        sc_pieces = (sc + "^").split("^")
+        connected = sc_pieces[0] == "Y"
+        percent = int(sc_pieces[1]) if sc_pieces[1] else None
+    period = names["21"].get(mil[2])
+    if period is None:
+        period = ptr.name("21", mil[2], where)
+    branch = names["23"].get(mil[4])
+    if branch is None:
+        branch = ptr.name("23", mil[4], where)
     return PatientRecord(
-        station=station,
-        dfn=dfn,
-        name=z[0],
-        sex=z[1],
-        dob=_opt_date(z[2]),
-        ssn=z[8],
-        icn=mpi[0],
-        icn_checksum=mpi[1],
-        marital_status=ptr.name("11", z[4], where),
-        race=ptr.name("10", race, where) if race else "",
-        ethnicity=ptr.name("10.2", eth, where) if eth else "",
-        address=Address(a[0], a[1], a[2], a[3], state, a[5]),  # type: ignore[arg-type]
-        phone_home=_piece(n.get((".13",), ""), 1),
-        service_connected=sc is not None and _piece(sc, 1) == "Y",
-        sc_percent=int(_piece(sc, 2)) if sc is not None and _piece(sc, 2) else None,
-        period_of_service=ptr.name("21", mil[2], where),
-        branch=ptr.name("23", mil[4], where),
-        service_entry=_opt_date(mil[5]),
-        service_separation=_opt_date(mil[6]),
-        date_of_death=_opt_date(_piece(n.get((".35",), ""), 1)),
+        station,
+        dfn,
+        z[0],
+        z[1],
+        dob,
+        z[8],
+        mpi[0],
+        mpi[1],
+        marital,
+        race,
+        eth,
+        Address(a[0], a[1], a[2], a[3], state, a[5]),  # type: ignore[arg-type]
+        _piece(n.get(".13", ""), 1),
+        connected,
+        percent,
+        period,
+        branch,
+        _date(mil[5]),
+        _date(mil[6]),
+        _date(_piece(n.get(".35", ""), 1)),
     )
 
 
-def _problem(ien: int, n: NodeMap, ptr: PointerResolver, where: str) -> tuple[int, Problem]:
-    z = _pieces(n.get((0,), ""), 13)
+# The decoders below pass the dataclass fields positionally, in the model's field order (faster than
+# keywords), and evaluate them in that order, so the first bad field raises as before.
+
+
+def _problem(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tuple[int, Problem]:
+    z = (n.get("0", "") + "^^^^^^^^^^^^").split("^")  # at least 13 pieces
     code, system = ptr.key("80", z[0], where)
-    return int(z[1]), Problem(
-        ien=ien,
-        icd_code=code,
-        icd_system=system,
-        description=ptr.name("9999999.27", z[4], where),
-        snomed=n.get((800,)),
-        status=z[11],
-        entered=_opt_date(z[7]),
-        onset=_opt_date(z[12]),
-        resolved=_opt_date(_piece(n.get((1,), ""), 7)),
+    entered, onset = z[7], z[12]
+    resolved = n.get("1")
+    if resolved is not None:
+        resolved = _piece(resolved, 7)
+    dfn = int(z[1])
+    description = ptr.names["9999999.27"].get(z[4])
+    if description is None:
+        description = ptr.name("9999999.27", z[4], where)
+    return dfn, Problem(
+        ien,
+        code,
+        system,
+        description,
+        n.get("800"),
+        z[11],
+        ((_FMC.get(entered) or fm_to_iso(entered)) if entered else None),
+        ((_FMC.get(onset) or fm_to_iso(onset)) if onset else None),
+        ((_FMC.get(resolved) or fm_to_iso(resolved)) if resolved else None),
     )
 
 
-def _allergy(ien: int, n: NodeMap, ptr: PointerResolver, where: str) -> tuple[int, Allergy]:
-    z = _pieces(n.get((0,), ""), 20)
+def _allergy(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tuple[int, Allergy]:
+    z = (n.get("0", "") + "^^^^^^^^^^^^^^^^^^^").split("^")  # at least 20 pieces
     code = system = None
     if z[2]:
         ien_s, _semi, _root = z[2].partition(";")
         _name, code, system = ptr.key("120.82", ien_s, where)
-    count = _piece(n.get((10, 0), ""), 4)
-    reactions = [_piece(n.get((10, i, 0), ""), 2) for i in range(1, int(count) + 1)] if count else []
+    count = _piece(n.get("10,0", ""), 4)
+    reactions = [_piece(n.get(f"10,{i},0", ""), 2) for i in range(1, int(count) + 1)] if count else []
+    orig = z[3]
     return int(z[0]), Allergy(
-        ien=ien,
-        reactant=z[1],
-        allergy_type=z[19],
-        mechanism=z[13],
-        verified=z[15] == "1",
-        origination=_opt_date(z[3]),
-        code=code,
-        code_system=system,
-        status="entered-in-error" if _piece(n.get(("ER",), ""), 1) == "1" else "active",
-        reactions=reactions,
+        ien,
+        z[1],
+        z[19],
+        z[13],
+        z[15] == "1",
+        ((_FMC.get(orig) or fm_to_iso(orig)) if orig else None),
+        code,
+        system,
+        "entered-in-error" if _piece(n.get('"ER"', ""), 1) == "1" else "active",
+        reactions,
     )
 
 
-def _vital(ien: int, n: NodeMap, ptr: PointerResolver, where: str) -> tuple[int, Vital]:
-    z = _pieces(n.get((0,), ""), 8)
-    return int(z[1]), Vital(ien=ien, taken=fm_to_iso(z[0]) if z[0] else "", vital_type=ptr.name("120.51", z[2], where),
-                            value=z[7])
+def _vital(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tuple[int, Vital]:
+    z = (n.get("0", "") + "^^^^^^^").split("^")  # at least 8 pieces
+    dfn = int(z[1])
+    taken = z[0]
+    taken = (_FMC.get(taken) or fm_to_iso(taken)) if taken else ""
+    vtype = ptr.names["120.51"].get(z[2])
+    if vtype is None:
+        vtype = ptr.name("120.51", z[2], where)
+    return dfn, Vital(ien, taken, vtype, z[7])
 
 
-def _wp(n: NodeMap, prefix: tuple[Subscript, ...]) -> str:
-    header = n.get(prefix + (0,))
+def _wp(n: TextNodeMap, prefix: str) -> str:
+    """Word-processing text under ``prefix`` (subscript text ending in a comma, e.g. ``"SIG1",``)."""
+    header = n.get(prefix + "0")
     if header is None:
         return ""
     count = _piece(header, 3)
-    return "".join(n.get(prefix + (i, 0), "") for i in range(1, int(count or 0) + 1))
+    if count == "1":  # the common case: one line
+        return n.get(prefix + "1,0", "")
+    return "".join([n.get(f"{prefix}{i},0", "") for i in range(1, int(count or 0) + 1)])
 
 
 def _number(s: str) -> float:
     return float(s) if s else 0.0
 
 
-def _prescription(ien: int, n: NodeMap, ptr: PointerResolver, where: str) -> tuple[int, Prescription]:
-    z = _pieces(n.get((0,), ""), 13)
+def _prescription(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tuple[int, Prescription]:
+    z = (n.get("0", "") + "^^^^^^^^^^^^").split("^")  # at least 13 pieces
     name, rxnorm = ptr.key("50", z[5], where) if z[5] else ("", None)
-    sta = n.get(("STA",), "0")
+    sta = n.get('"STA"', "0")
     status = L.RX_STATUS_NAME.get(sta)
     if status is None:
         raise InputError(f"{where}: prescription {ien} has status code {sta!r}, not one VistA defines; fix the export")
+    issued = z[12]
     return int(z[1]), Prescription(
-        ien=ien,
-        rx_number=z[0],
-        drug_name=name,
-        rxnorm=rxnorm,
-        quantity=_number(z[6]),
-        days_supply=int(z[7] or 0),
-        refills=int(z[8] or 0),
-        issue_date=_opt_date(z[12]),
-        status=status,
-        fill_routing=z[10],
-        sig=_wp(n, ("SIG1",)),
+        ien,
+        z[0],
+        name,
+        rxnorm,
+        float(z[6]) if z[6] else 0.0,
+        int(z[7] or 0),
+        int(z[8] or 0),
+        ((_FMC.get(issued) or fm_to_iso(issued)) if issued else None),
+        status,
+        z[10],
+        _wp(n, '"SIG1",'),
     )
 
 
-def _visit(ien: int, n: NodeMap, ptr: PointerResolver, where: str) -> tuple[int, Visit]:
-    z = _pieces(n.get((0,), ""), 22)
-    return int(z[4]), Visit(
-        ien=ien,
-        when=fm_to_iso(z[0]) if z[0] else "",
-        location=ptr.name("44", z[21], where),
-        visit_type=z[2],
-        service_category=z[6],
-    )
+def _visit(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tuple[int, Visit]:
+    z = (n.get("0", "") + "^^^^^^^^^^^^^^^^^^^^^").split("^")  # at least 22 pieces
+    dfn = int(z[4])
+    when = z[0]
+    when = (_FMC.get(when) or fm_to_iso(when)) if when else ""
+    location = ptr.names["44"].get(z[21])
+    if location is None:
+        location = ptr.name("44", z[21], where)
+    return dfn, Visit(ien, when, location, z[2], z[6])
 
 
-def _order(ien: int, n: NodeMap, ptr: PointerResolver, where: str) -> tuple[int, Order]:
-    z = _pieces(n.get((0,), ""), 11)
+def _order(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tuple[int, Order]:
+    z = (n.get("0", "") + "^^^^^^^^^^").split("^")  # at least 11 pieces
     dfn = z[1].partition(";")[0]
-    group = ptr.name("100.98", z[10], where)
-    item = n.get((".1", 1, 0))
+    group = ptr.names["100.98"].get(z[10])
+    if group is None:
+        group = ptr.name("100.98", z[10], where)
+    item = n.get(".1,1,0")
     code = system = None
     if item is not None:
         code, system = ptr.key("101.43", item, where)
-    status_name = ptr.name("100.01", _piece(n.get((3,), ""), 3), where)
-    action = _pieces(n.get((8, 1, 0), ""), 4)
+    status_ptr = _piece(n.get("3", ""), 3)
+    status_name = ptr.names["100.01"].get(status_ptr)
+    if status_name is None:
+        status_name = ptr.name("100.01", status_ptr, where)
+    action = _pieces(n.get("8,1,0", ""), 4)
+    entered = z[6]
     return int(dfn), Order(
-        ien=ien,
-        text=_wp(n, (8, 1, ".1")),
-        kind=L.KIND_BY_GROUP.get(group, group),
-        status=L.ORDER_STATUS_WORD.get(status_name, status_name),
-        signed=action[3] == L.ORDER_SIGNED[True],
-        entered=_opt_date(z[6]),
-        code=code,
-        code_system=system,
+        ien,
+        _wp(n, "8,1,.1,"),
+        L.KIND_BY_GROUP.get(group, group),
+        L.ORDER_STATUS_WORD.get(status_name, status_name),
+        action[3] == L.ORDER_SIGNED[True],
+        ((_FMC.get(entered) or fm_to_iso(entered)) if entered else None),
+        code,
+        system,
     )
 
 
-def _flag(ien: int, n: NodeMap, ptr: PointerResolver, where: str) -> tuple[int, RecordFlag]:
-    z = _pieces(n.get((0,), ""), 7)
+def _flag(ien: int, n: TextNodeMap, ptr: PointerResolver, where: str) -> tuple[int, RecordFlag]:
+    z = _pieces(n.get("0", ""), 7)
     ien_s, _semi, root = z[1].partition(";")
     number, category = ("26.15", "I") if root == "DGPF(26.15," else ("26.11", "II")
     status = L.FLAG_STATUS_NAME.get(z[2])
     if status is None:
         raise InputError(f"{where}: flag assignment {ien} has status {z[2]!r} (expected 1 or 0); fix the export")
     return int(z[0]), RecordFlag(
-        ien=ien,
-        flag=ptr.name(number, ien_s, where),
-        category=category,
-        status=status,
-        assigned=_opt_date(z[6]),
-        review_due=_opt_date(z[5]),
+        ien,
+        ptr.name(number, ien_s, where),
+        category,
+        status,
+        _date(z[6]),
+        _date(z[5]),
     )
 
 

@@ -31,8 +31,19 @@ from vistasim.errors import ConfigError, InputError, OutputError
 from vistasim.model import PatientRecord
 from vistasim.vista import layout as L
 from vistasim.vista.block import encode_block
+from vistasim.vista.fileman import fm_to_iso
 from vistasim.vista.globals import DECODERS, PatientEncoder, PointerResolver, decode_patient
-from vistasim.vista.zwr import Node, Subscript, ZWRReader, format_subscript, parse_line, subscript_key, zwr_date_line
+from vistasim.vista.zwr import (
+    Node,
+    Subscript,
+    ZWRReader,
+    _Bad,
+    entry_line_pattern,
+    format_subscript,
+    parse_line,
+    subscript_key,
+    zwr_date_line,
+)
 
 __all__ = ["StationWriter", "read_source", "iter_source", "write_stations", "StationWritten", "read_globals", "SourceReadResult", "is_station", "DEFAULT_EXPORT_TIME"]
 
@@ -478,6 +489,11 @@ class SourceReadResult:
     bad_lines: int = 0
     index_nodes: int = 0  # cross-reference and header nodes (rebuilt, not read)
     unknown_globals: dict[str, int] = field(default_factory=dict)  # global (or ^G(file) root) -> nodes skipped
+    # station -> NAME -> DFNs: the ^DPT("B",NAME,DFN) nodes present in the input (not rebuilt from the
+    # records), NAME as subscripted (FileMan keeps its first 30 characters), DFNs in file order
+    name_index: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    # read_source(bad_entries="quarantine"): patient_id -> why its entries were left out (no values)
+    parse_failures: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def unknown_nodes(self) -> int:
@@ -493,6 +509,48 @@ for (_g, _first), _num in L.pointer_roots().items():
 _PREFIX_LEN = {s.number: len(s.prefix) for s in L.DATA_FILES}
 _PREFIX_LEN.update({s.number: len(s.prefix) for s in L.POINTER_SPECS.values()})
 _DATA_NUMBERS = {s.number for s in L.DATA_FILES}
+_DATA_SPECS = {s.number: s for s in L.DATA_FILES}
+_LINE_PATTERNS = {s.number: entry_line_pattern(s.root) for s in L.DATA_FILES}
+
+
+_XNAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_RUN_ENDS: dict[str, re.Pattern[str]] = {}  # index line prefix -> "a newline not followed by it"
+
+
+def _index_run(text: str, pos: int, skip: int) -> tuple[int, str | None]:
+    """The index line at ``pos`` (``root"NAME",...``): the end of the run of lines sharing its
+    ``root"NAME",`` prefix, and that prefix (None, and the end of this one line, for an odd name)."""
+    q = text.find('",', pos + skip)
+    if q == -1 or _XNAME.fullmatch(text, pos + skip, q) is None:
+        return text.index("\n", pos) + 1, None
+    prefix = text[pos : q + 2]
+    ends = _RUN_ENDS.get(prefix)
+    if ends is None:
+        if len(_RUN_ENDS) > 1000:
+            _RUN_ENDS.clear()
+        ends = _RUN_ENDS[prefix] = re.compile("\n(?!" + re.escape(prefix) + ")")
+    return ends.search(text, pos).start() + 1, prefix  # type: ignore[union-attr]
+
+
+def _numeric_index_run(seg: str, prefix: str, k: int) -> bool:
+    """True when each of the ``k`` lines of ``seg`` is ``prefix`` then positive canonic integers (at
+    most 18 digits) joined by commas then ``)=""``: valid index nodes, counted without parsing them.
+
+    One ``prefix`` per line, at its start, and one ``)=""`` per line, at its end; what is left
+    between them must be digits and single commas, no number starting with 0.
+    """
+    if seg.count(prefix) != k or seg.count("\n" + prefix) != k - 1 or seg.count(')=""\n') != k:
+        return False
+    body = seg.replace(prefix, "").replace(')=""\n', ",")
+    digits = body.replace(",", "")
+    if not (digits.isascii() and digits.isdigit()) or body[0] in "0," or ",," in body or ",0" in body:
+        return False
+    return max(map(len, body.split(","))) <= 18
+
+
+def _text_key(subs: tuple[Subscript, ...]) -> str:
+    """Subscripts after an IEN as the canonic ZWR text data entries are keyed by (``.02,1,0``, ``"SIG1",2,0``)."""
+    return ",".join([format_subscript(s) for s in subs])
 
 
 class _Restart(Exception):
@@ -510,11 +568,76 @@ def _file_rank(path: Path) -> tuple[int, str]:
     return (3, path.name)
 
 
+# Where each data file keeps its patient pointer and the fields a decoder converts, to name the
+# field of a failed entry (quarantine): (node, piece, field name, kind).
+_DFN_PIECE = {"9000011": 2, "120.8": 1, "120.5": 2, "52": 2, "9000010": 5, "100": 2, "26.13": 1}
+_CHECKED_FIELDS: dict[str, tuple[tuple[str, int, str, str], ...]] = {
+    "2": (("0", 3, "DATE OF BIRTH", "date"), (".3", 2, "SERVICE CONNECTED PERCENTAGE", "int"),
+          (".32", 6, "SERVICE ENTRY DATE", "date"), (".32", 7, "SERVICE SEPARATION DATE", "date"),
+          (".35", 1, "DATE OF DEATH", "date")),
+    "9000011": (("0", 2, "PATIENT NAME", "dfn"), ("0", 8, "DATE ENTERED", "date"), ("0", 13, "DATE OF ONSET", "date"),
+                ("1", 7, "DATE RESOLVED", "date")),
+    "120.8": (("0", 1, "PATIENT", "dfn"), ("0", 4, "ORIGINATION DATE/TIME", "date"), ("10,0", 4, "REACTIONS", "int")),
+    "120.5": (("0", 1, "DATE/TIME VITALS TAKEN", "date"), ("0", 2, "PATIENT", "dfn")),
+    "52": (("0", 2, "PATIENT", "dfn"), ("0", 7, "QTY", "num"), ("0", 8, "DAYS SUPPLY", "int"),
+           ("0", 9, "# OF REFILLS", "int"), ("0", 13, "ISSUE DATE", "date")),
+    "9000010": (("0", 1, "VISIT/ADMIT DATE&TIME", "date"), ("0", 5, "PATIENT NAME", "dfn")),
+    "100": (("0", 2, "OBJECT OF ORDER", "dfn"), ("0", 7, "WHEN ENTERED", "date")),
+    "26.13": (("0", 1, "PATIENT NAME", "dfn"), ("0", 6, "REVIEW DATE", "date"), ("0", 7, "ASSIGNMENT DATE", "date")),
+}
+
+
+def _entry_dfn(number: str, nodes: dict) -> int | None:
+    """The patient a data entry points to, when its pointer piece is a plain number."""
+    text = _piece_of(nodes.get("0", ""), _DFN_PIECE[number])
+    text = text.partition(";")[0]
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _piece_of(value: str, n: int) -> str:
+    parts = value.split("^")
+    return parts[n - 1] if len(parts) >= n else ""
+
+
+def _bad_field(kind: str, text: str) -> bool:
+    if kind == "date":
+        try:
+            fm_to_iso(text)
+        except InputError:
+            return True
+        return False
+    if kind == "dfn":
+        text = text.partition(";")[0]
+        return not (text.isascii() and text.isdigit())
+    try:
+        float(text) if kind == "num" else int(text)
+    except ValueError:
+        return True
+    return False
+
+
+def _failure_reason(number: str, nodes: dict, exc: Exception) -> str:
+    """Why an entry failed to decode, naming the node and field but never the value (no PHI)."""
+    for node, piece, name, kind in _CHECKED_FIELDS.get(number, ()):
+        text = _piece_of(nodes.get(node, ""), piece)
+        if text and _bad_field(kind, text):
+            what = {"date": "a FileMan date", "dfn": "a patient pointer (DFN)", "int": "an integer",
+                    "num": "a number"}[kind]
+            return f"node {node} piece {piece} ({name}) is not {what}"
+    if isinstance(exc, InputError) and "points to" in str(exc):
+        return "a pointer does not resolve in its pointer file"
+    return f"the entry's nodes could not be decoded ({type(exc).__name__})"
+
+
 class _StationReader:
-    def __init__(self, files: list[Path], station: str, skip_bad_lines: bool, buffered: bool) -> None:
+    def __init__(
+        self, files: list[Path], station: str, skip_bad_lines: bool, buffered: bool, quarantine: bool = False
+    ) -> None:
         self.files = sorted(files, key=_file_rank)
         self.station = station
         self.skip = skip_bad_lines
+        self.quarantine = quarantine  # buffered only: entries that fail to decode are left out and listed
+        self.parse_failures: dict[str, list[str]] = {}
         self.buffered = buffered
         self.pointers: dict[str, dict[int, dict]] = {}
         self.raw: dict[str, dict[int, dict]] = {}  # buffered mode: data entries not yet decoded
@@ -527,21 +650,178 @@ class _StationReader:
         self.nodes = 0
         self.bad = 0
         self.index_nodes = 0
+        self.name_index: dict[str, list[int]] = {}  # ^DPT("B",NAME,DFN) nodes read: NAME -> DFNs
 
     def run(self) -> None:
         for path in self.files:
             reader = ZWRReader(path, skip_bad_lines=self.skip)
-            self._read(reader, str(path))
+            self._read(reader, str(path), _DATA_SPECS.get(path.name.partition("+")[0]))
             self.bad += reader.bad_lines
         if self.buffered:
             for number in sorted(self.raw, key=lambda n: n != "2"):
                 for ien in sorted(self.raw[number]):
                     self._decode(number, ien, self.raw[number][ien], "buffered input")
 
-    def _read(self, reader: ZWRReader, where: str) -> None:
+    def _read(self, reader: ZWRReader, where: str, spec: L.DataFile | None = None) -> None:
         finish = self._finish
-        for key, nodes, is_ptr in self._entries(reader):
+        if spec is None:
+            entries = self._entries(reader)
+        else:
+            entries = self._entries_fast(reader, spec, None if self.buffered else self._decoder_of(spec.number, where))
+        for key, nodes, is_ptr in entries:
             finish(key, nodes, is_ptr, where)
+
+    def _decoder_of(self, number: str, where: str) -> Callable[[int, dict], None]:
+        """``_finish`` for the entries of data file ``number`` when streaming, in one call: the same
+        order check, decoding and errors (any decoding error restarts the read, buffered)."""
+        last_ien = self.last_ien
+        resolver = self.resolver
+        if number == "2":
+            patients, station = self.patients, self.station
+
+            def patient(ien: int, nodes: dict) -> None:
+                if ien <= last_ien.get(number, 0):
+                    raise _Restart()
+                last_ien[number] = ien
+                self.decoding_started = True
+                try:
+                    patients[ien] = decode_patient(station, ien, nodes, resolver, f"{where}: patient {ien}")
+                except InputError:
+                    raise _Restart() from None
+
+            return patient
+        decoder = DECODERS[number][0]
+        append = self.items[number].append
+        last = last_ien.get(number, 0)  # only this closure moves it while the file is read
+
+        def entry(ien: int, nodes: dict) -> None:
+            nonlocal last
+            if ien <= last:
+                raise _Restart()
+            last = last_ien[number] = ien
+            self.decoding_started = True
+            try:
+                append(decoder(ien, nodes, resolver, where))
+            except (InputError, ValueError, TypeError):
+                raise _Restart() from None
+
+        return entry
+
+    def _b_node(self, subs: tuple[Subscript, ...]) -> None:
+        """Keep ``^DPT("B",NAME,DFN)`` (``subs`` after ``"B"``) in the name index."""
+        if len(subs) == 2 and type(subs[1]) is int and subs[1] > 0:
+            self.name_index.setdefault(str(subs[0]), []).append(subs[1])
+
+    def _route(self, gname: str, subs: tuple[Subscript, ...]) -> tuple[str, bool] | None:
+        """(file number, is pointer file) of a node, or None (counted in ``unknown``)."""
+        table = _ROUTES.get(gname)
+        route = None
+        if table is not None and subs:
+            route = table.get(subs[0]) if subs[0] in table else table.get("")
+        if route is None:
+            self.unknown[f"^{gname}" if table is None or "" in table or not subs else f"^{gname}({subs[0]}"] += 1
+        return route
+
+    def _entries_fast(
+        self, reader: ZWRReader, spec: L.DataFile, own: Callable[[int, dict], None] | None = None
+    ) -> Iterator[tuple[tuple[str, int], dict, bool]]:
+        """``_entries`` for a file named after the data file ``spec``: the same entries and counts.
+        With ``own``, entries of ``spec`` itself go to ``own(IEN, nodes)`` instead of being yielded.
+
+        Whole pieces of the file are handled at once: a run of index lines of plain numbers
+        (``^GMR(120.5,"C",DFN,IEN)=""``) is checked and counted by string operations on the whole run;
+        other lines by one ``entry_line_pattern`` findall, which takes the entry nodes of ``spec``
+        (nearly every line) and its other index nodes from the match; any other line (another global,
+        quoted subscripts with commas, ``$C``, odd numbers ...) goes through ``parse_line`` and the
+        general routing, as ``_entries`` does.
+        """
+        pattern = _LINE_PATTERNS[spec.number]
+        fnum = spec.number
+        patient_file = fnum == "2"
+        cur_key: tuple[str, int] | None = None
+        cur: dict = {}
+        cur_s: str | None = None  # IEN text of the current entry when it is an entry of ``spec``
+        is_ptr = False
+        xroot = spec.root + '"'  # an index line of this file starts so
+        xline = "\n" + xroot
+        for line_no, text in reader.chunks():
+            nodes = index = 0
+            pos, end = 0, len(text)
+            # The piece is cut into runs: the lines of one index (all of one ``"NAME",`` prefix) and the
+            # lines between them. An index run of plain numbers is checked and counted by string
+            # operations on the whole run; any other run is matched line by line (one findall).
+            while pos < end:
+                if text.startswith(xroot, pos):
+                    stop, prefix = _index_run(text, pos, len(xroot))
+                    if prefix is not None and not (patient_file and prefix == '^DPT("B",'):
+                        k = text.count("\n", pos, stop)
+                        if _numeric_index_run(text[pos:stop], prefix, k):
+                            nodes += k
+                            index += k
+                            line_no += k
+                            pos = stop
+                            continue
+                else:
+                    stop = text.find(xline, pos) + 1 or end  # up to the next index line
+                rows = pattern.findall(text, pos, stop)
+                k = text.count("\n", pos, stop)
+                if len(rows) == k + 1:
+                    rows.pop()  # the empty match after the last newline
+                else:  # not expected: match line by line
+                    rows = [pattern.match(line).groups() for line in text[pos : stop - 1].split("\n")]  # type: ignore[union-attr]
+                nodes += k
+                pos = stop
+                for lno, (ien_s, tail, q, num, xname, xtail, other) in enumerate(rows, line_no):
+                    if ien_s:
+                        if ien_s != cur_s:
+                            if cur_key is not None:
+                                if own is not None and cur_s is not None:
+                                    own(cur_key[1], cur)
+                                else:
+                                    yield cur_key, cur, is_ptr
+                            cur_key, cur, is_ptr, cur_s = (fnum, int(ien_s)), {}, False, ien_s
+                        cur[tail] = num or q
+                    elif xname:
+                        index += 1
+                        if patient_file and xname == "B":
+                            self._b_node(parse_line(f'^X({xtail})=""')[1])
+                    elif not other:
+                        nodes -= 1  # a blank line carries no node
+                    else:
+                        try:
+                            gname, subs, value = parse_line(other)
+                        except _Bad as exc:
+                            nodes -= 1
+                            reader.bad(lno, str(exc))
+                            continue
+                        route = self._route(gname, subs)
+                        if route is None:
+                            continue
+                        number, ptr = route
+                        n = _PREFIX_LEN[number]
+                        ien = subs[n] if len(subs) > n else None
+                        if type(ien) is not int or ien <= 0 or len(subs) == n + 1:
+                            index += 1
+                            if number == "2" and n == 0 and subs[0] == "B":
+                                self._b_node(subs[1:])
+                            continue
+                        if cur_key is None or ien != cur_key[1] or number != cur_key[0]:
+                            if cur_key is not None:
+                                if own is not None and cur_s is not None:
+                                    own(cur_key[1], cur)
+                                else:
+                                    yield cur_key, cur, is_ptr
+                            cur_key, cur, is_ptr = (number, ien), {}, ptr
+                            cur_s = str(ien) if number == fnum else None
+                        cur[subs[n + 1 :] if ptr else _text_key(subs[n + 1 :])] = value
+                line_no += k
+            self.nodes += nodes
+            self.index_nodes += index
+        if cur_key is not None:
+            if own is not None and cur_s is not None:
+                own(cur_key[1], cur)
+            else:
+                yield cur_key, cur, is_ptr
 
     def _entries(self, reader: ZWRReader) -> Iterator[tuple[tuple[str, int], dict, bool]]:
         """The entries of one file in file order: ((file number, IEN), {subs after IEN: value}, is pointer file).
@@ -577,12 +857,16 @@ class _StationReader:
             ien = subs[n] if len(subs) > n else None
             if type(ien) is not int or ien <= 0 or len(subs) == n + 1:
                 self.index_nodes += 1
+                if number == "2" and n == 0 and subs[0] == "B":
+                    self._b_node(subs[1:])
                 continue
             if ien != cur_ien or number != cur_key[0]:  # type: ignore[index]
                 if cur_key is not None:
                     yield cur_key, cur, is_ptr
                 cur_key, cur, is_ptr, cur_ien = (number, ien), {}, ptr, ien
-            cur[subs[n + 1 :]] = value
+            # pointer entries keep subscript tuples (PointerSpec.key_of reads them); data entries are
+            # keyed by canonic text, as _entries_fast keys them
+            cur[subs[n + 1 :] if ptr else _text_key(subs[n + 1 :])] = value
             if nodes >= 65536:  # keep the count live for streaming readers
                 self.nodes += nodes
                 nodes = 0
@@ -596,6 +880,7 @@ class _StationReader:
             if self.decoding_started:
                 raise _Restart()
             self.pointers.setdefault(number, {}).setdefault(ien, {}).update(nodes)
+            self.resolver.clear()
             return
         if self.buffered:
             self.raw.setdefault(number, {}).setdefault(ien, {}).update(nodes)
@@ -609,10 +894,25 @@ class _StationReader:
         self.decoding_started = True
         try:
             self._decode_entry(number, ien, nodes, where)
-        except InputError:
+        except (InputError, ValueError, TypeError) as exc:
             if not self.buffered:
-                raise _Restart() from None  # the pointer file may simply come later in this input
-            raise
+                if isinstance(exc, InputError):
+                    raise _Restart() from None  # the pointer file may simply come later in this input
+                raise
+            if not self.quarantine:
+                raise
+            self._quarantine(number, ien, nodes, exc)
+
+    def _quarantine(self, number: str, ien: int, nodes: dict, exc: Exception) -> None:
+        """Leave a failed entry out (a PATIENT entry becomes a stub record) and say why, without values."""
+        reason = f"file #{number} IEN {ien}: {_failure_reason(number, nodes, exc)}"
+        if number == "2":
+            self.patients[ien] = PatientRecord(self.station, ien, "")
+            dfn: int | None = ien
+        else:
+            dfn = _entry_dfn(number, nodes)
+        pid = f"{self.station}:{dfn if dfn is not None else 'unknown'}"
+        self.parse_failures.setdefault(pid, []).append(reason)
 
     def _decode_entry(self, number: str, ien: int, nodes: dict, where: str) -> None:
         if number == "2":
@@ -627,14 +927,20 @@ class _StationReader:
     def result_patients(self) -> list[PatientRecord]:
         for number, items in self.items.items():
             attr = DECODERS[number][1]
-            for dfn, item in sorted(items, key=lambda di: di[1].ien):
-                patient = self.patients.get(dfn)
-                if patient is None:
-                    raise InputError(
-                        f"station {self.station}: file #{number} entry {item.ien} points to patient DFN {dfn}, "
-                        "which is not in ^DPT; export the PATIENT file with the data"
-                    )
-                getattr(patient, attr).append(item)
+            # already in IEN order: decoded in increasing IEN (streaming checks it; buffered sorts first)
+            prev: int | None = None
+            target: list = []
+            for dfn, item in items:
+                if dfn != prev:  # a patient's entries mostly come together: one lookup per run
+                    patient = self.patients.get(dfn)
+                    if patient is None:
+                        raise InputError(
+                            f"station {self.station}: file #{number} entry {item.ien} points to patient DFN {dfn}, "
+                            "which is not in ^DPT; export the PATIENT file with the data"
+                        )
+                    target = getattr(patient, attr)
+                    prev = dfn
+                target.append(item)
         return [self.patients[d] for d in sorted(self.patients)]
 
 
@@ -665,16 +971,26 @@ def _station_files(path: Path, station: str | None) -> list[tuple[str, list[Path
 
 
 def read_source(
-    path: str | Path, station: str | None = None, skip_bad_lines: bool = False
+    path: str | Path, station: str | None = None, skip_bad_lines: bool = False, bad_entries: str = "raise"
 ) -> SourceReadResult:
     """Read a station export (file or folder) back into PatientRecords, every pointer resolved.
 
     Unknown globals are counted (not an error); with ``skip_bad_lines`` corrupt lines are counted
     and skipped, otherwise they raise ZWRFormatError naming the file and line. A dangling pointer or
     a clinical entry whose patient is missing raises InputError.
+
+    ``bad_entries="quarantine"`` (default ``"raise"``): an entry that fails to decode (bad date,
+    non-numeric pointer, dangling pointer ...) is left out and listed in ``parse_failures`` under
+    its patient (``station:DFN``, ``station:unknown`` when the DFN itself is unreadable), naming file,
+    IEN, node and field but never the value; a failed PATIENT entry is kept as a stub record (DFN
+    only, empty name) so the pipeline can fail it at "parse". A clinical entry whose patient is
+    missing from ^DPT still raises.
     """
     if station is not None and not is_station(station):
         raise ConfigError(f"station {station!r} is not a station number; use 3 digits plus an optional suffix")
+    if bad_entries not in ("raise", "quarantine"):
+        raise ConfigError(f"bad_entries={bad_entries!r} is not 'raise' or 'quarantine'; pass one of those")
+    quarantine = bad_entries == "quarantine"
     result = SourceReadResult(patients=[], stations=[], files=[])
     unknown: Counter[str] = Counter()
     for st, files in _station_files(Path(path), station):
@@ -682,14 +998,22 @@ def read_source(
         try:
             reader.run()
         except _Restart:
-            reader = _StationReader(files, st, skip_bad_lines, buffered=True)
+            reader = _StationReader(files, st, skip_bad_lines, buffered=True, quarantine=quarantine)
             reader.run()
+        except (ValueError, TypeError):
+            if not quarantine:
+                raise
+            reader = _StationReader(files, st, skip_bad_lines, buffered=True, quarantine=True)
+            reader.run()
+        for pid, reasons in reader.parse_failures.items():
+            result.parse_failures.setdefault(pid, []).extend(reasons)
         result.patients.extend(reader.result_patients())
         result.stations.append(st)
         result.files.extend(str(f) for f in reader.files)
         result.nodes_read += reader.nodes
         result.bad_lines += reader.bad
         result.index_nodes += reader.index_nodes
+        result.name_index[st] = reader.name_index
         unknown.update(reader.unknown)
     result.unknown_globals = dict(sorted(unknown.items()))
     return result
@@ -722,7 +1046,10 @@ def _iter_station(files: list[Path], st: str, skip_bad_lines: bool, stats: Sourc
     def entries(path: Path) -> Iterator[tuple[tuple[str, int], dict, bool]]:
         zr = ZWRReader(path, skip_bad_lines=skip_bad_lines)
         readers.append(zr)
-        yield from reader._entries(zr)
+        spec = _DATA_SPECS.get(path.name.partition("+")[0])
+        yield from (reader._entries(zr) if spec is None else reader._entries_fast(zr, spec))
+
+    stats.name_index[st] = reader.name_index  # filled as the PATIENT file streams (its "B" nodes come last)
 
     bad_counted = [0]
 
@@ -806,7 +1133,8 @@ def iter_source(
     clinical entries come in patient order (IENs given patient by patient, as vistasim.generate
     does): only the pointer files and one entry per file are held. Pass a ``SourceReadResult`` as
     ``stats`` to have its counts (nodes, bad lines, index nodes, unknown globals, stations, files)
-    filled in as the stream goes. Other layouts are read whole with ``read_source`` and then
+    filled in as the stream goes; its ``name_index`` of a streamed station is complete only once
+    that station's patients have all been yielded (the ``"B"`` nodes follow the entries in the file). Other layouts are read whole with ``read_source`` and then
     yielded. A clinical entry that comes after its patient was yielded raises InputError naming
     read_source, which handles any order.
     """
@@ -824,6 +1152,7 @@ def iter_source(
         stats.nodes_read += reader.nodes
         stats.bad_lines += reader.bad
         stats.index_nodes += reader.index_nodes
+        stats.name_index[st] = reader.name_index
         for g, c in reader.unknown.items():
             stats.unknown_globals[g] = stats.unknown_globals.get(g, 0) + c
         yield from reader.result_patients()

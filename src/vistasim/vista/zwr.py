@@ -48,6 +48,7 @@ __all__ = [
     "zwr_date_line",
     "ZWRReader",
     "read_zwr",
+    "entry_line_pattern",
     "ZWRWriter",
     "write_zwr",
 ]
@@ -449,6 +450,40 @@ class ZWRReader:
         finally:
             self.close()
 
+    def chunks(self, size: int = 1 << 22) -> Iterator[tuple[int, str]]:
+        """The node lines as text, in pieces of about ``size`` characters: (number of the piece's
+        first line, whole lines each ending in a newline).
+
+        For readers that match many lines at once (``entry_line_pattern``); the caller parses the
+        lines, counts them and reports bad ones through ``bad``. A last line without its newline
+        (a truncated file) is reported here, after every piece before it, as iteration does.
+        ``nodes_read`` is not counted.
+        """
+        f = self._f
+        line_no = self._first_line_no
+        carry = self._pending or ""
+        self._pending = None
+        try:
+            while True:
+                block = f.read(size)
+                if not block:
+                    break
+                text = carry + block if carry else block
+                cut = text.rfind("\n") + 1
+                carry = text[cut:]
+                if cut:
+                    piece = text[:cut] if carry else text
+                    yield line_no, piece
+                    line_no += piece.count("\n")
+            if carry:
+                self._bad(line_no, "truncated file: the last line has no end-of-line")
+        finally:
+            self.close()
+
+    def bad(self, line_no: int, reason: str) -> None:
+        """Report a bad line found by a ``chunks`` reader: raise ZWRFormatError, or count it when skipping."""
+        self._bad(line_no, reason)
+
     def close(self) -> None:
         self._f.close()
 
@@ -462,6 +497,41 @@ class ZWRReader:
 def _chain_first(first: str, rest: Iterable[str]) -> Iterator[str]:
     yield first
     yield from rest
+
+
+# Pieces of the line patterns of ``entry_line_pattern``. Only lines whose meaning is certain match:
+# canonic bare numbers of at most 18 digits (so they are canonic by ``is_canonic``), quoted strings
+# without control characters; a quoted data subscript must start with a letter (so it is not a number
+# and its text is already the one ``format_subscript`` gives). Everything else is left to parse_line.
+_P_TEXT = r'[^"\x00-\x1f\x7f]'
+_P_NUM = r"(?:0|-?(?=[.0-9]{1,18}[,)])(?:[1-9][0-9]*(?:\.[0-9]*[1-9])?|\.[0-9]*[1-9]))"
+# Entry subscripts and bare values: canonic numbers of at most 18 digits spelt out without a lookahead
+# (faster on the hot path; a longer canonic number simply goes to parse_line).
+_P_NUM18 = r"(?:0|-?[1-9][0-9]{0,17}|-?[1-9][0-9]{0,8}\.[0-9]{0,8}[1-9]|-?\.[0-9]{0,16}[1-9])"
+_P_DATA_SUB = rf'(?:{_P_NUM18}|"[A-Za-z]{_P_TEXT}*")'
+_P_ANY_SUB = rf'(?:{_P_NUM}|"(?:{_P_TEXT}|"")+")'
+
+
+def entry_line_pattern(root: str) -> re.Pattern[str]:
+    """A multi-line pattern with one match per line of a file whose entries live under ``root``
+    (``^GMR(120.5,``, ``^DPT(``): ``findall`` on whole lines gives, per line, the 7-tuple
+
+    (IEN, subscripts after the IEN, quoted value, bare value, index name, index subscripts, other).
+
+    - an entry node ``root IEN,subs)=value``: IEN (a positive integer of at most 18 digits), the
+      subscripts after it as ZWR text, already canonic (``format_subscript`` of each, joined by
+      commas, e.g. ``.02,1,0`` or ``"SIG1",2,0``), and the value: quoted (no quotes or control
+      characters inside) or a canonic bare number; the other fields are empty;
+    - an index node ``root "NAME",subs)=""``: index name and its subscripts (text as in the file);
+    - any other line: the whole line in the last field (empty for a blank line), for ``parse_line``.
+    """
+    r = re.escape(root)
+    return re.compile(
+        rf'^(?:{r}([1-9][0-9]{{0,17}}),({_P_DATA_SUB}(?:,{_P_DATA_SUB})*)\)=(?:"({_P_TEXT}*)"|({_P_NUM18}))'
+        rf'|{r}"([A-Za-z][A-Za-z0-9]*)",({_P_ANY_SUB}(?:,{_P_ANY_SUB})*)\)=""'
+        rf"|(.*))$",
+        re.MULTILINE,
+    )
 
 
 def read_zwr(path: str | Path, skip_bad_lines: bool = False) -> tuple[tuple[str, str] | None, list[Node]]:
