@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -276,3 +277,32 @@ def test_run_folder_is_the_same_whatever_the_str_hash_seed(source, tmp_path):
     assert outs[0][0]["data_mode"]["faults_injected"].get("identity_merge", 0) > 0
     assert json.loads(outs[0][1])["differences"] > 0
     assert outs[0] == outs[1]
+
+
+def test_an_entry_that_does_not_decode_quarantines_its_patient_not_the_run(source, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(source, bad)
+    f = next(bad.glob("*/120.5+GMRV VITAL MEASUREMENT.zwr"))
+    lines = f.read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if re.match(r"\^GMR\(120\.5,\d+,0\)=", line))
+    head, _, value = lines[i].partition("=")
+    pieces = value.strip('"').split("^")
+    dfn = pieces[1]
+    lines[i] = head + '="' + "^".join(["NOT A DATE", *pieces[1:]]) + '"'
+    f.write_text("\n".join(lines) + "\n")
+    station = f.parent.name
+    run = tmp_path / "run"
+    argv = ["migrate", "--source", str(bad), "--target", f"sqlite:///{tmp_path / 'o.db'}", "--out", str(run), "--quiet"]
+    assert main(argv) == 0
+    doc = json.loads((run / "results.json").read_text())
+    assert doc["data_mode"]["source"]["unparsed_records"] == 1
+    rec = json.loads((run / "reconciliation.json").read_text())
+    assert doc["data_mode"]["privacy"]["pseudonymised"]  # a hand-made source: ids are pseudonyms
+    stopped = [d for d in rec["dispositions"] if d["reason"].startswith("transform/parse")]
+    assert len(stopped) >= 1 and all(d["status"] != "migrated" for d in stopped)
+    assert "file #120.5" in stopped[0]["reason"] and "NOT A DATE" not in stopped[0]["reason"]
+    c = doc["data_mode"]["reconciliation"]["conservation"]
+    assert c["adds_up"] and c["records"] == len(rec["dispositions"])
+    assert int(dfn) > 0 and station

@@ -509,7 +509,8 @@ def _condition_fails(o: dict) -> bool:
     return not o.keys().isdisjoint(_ABATEMENT_KEYS) and bool(_inv_condition(o))
 
 
-_generated_ok = _fastcheck.build(PRIMITIVE_CHECKS, _SEEN, {**_INVARIANTS, "Condition": _condition_fails}, _cc_in,
+_fast_invariants: dict[str, Any] = {**_INVARIANTS, "Condition": _condition_fails}
+_generated_ok = _fastcheck.build(PRIMITIVE_CHECKS, _SEEN, _fast_invariants, _cc_in,
                                  _REFS, _PREFS, _ODD)
 
 
@@ -1238,11 +1239,11 @@ def integrity_clean(bundle: dict[str, Any], refs: Iterable[str], patient_refs: I
     birth_lo = _bounds(birth)[0] if birth else None
     top, nested = _DATE_TOP, _DATE_NESTED
     for _, res in pairs:
-        rt = res.get("resourceType", "?")
+        rt = str(res.get("resourceType", "?"))
         for key in top.get(rt, ()):
-            v = res.get(key)
-            if isinstance(v, str) and len(v) >= 4:
-                lo, hi = _bounds(v) if len(v) < 10 else (v[:10], v[:10])
+            tv = res.get(key)
+            if isinstance(tv, str) and len(tv) >= 4:
+                lo, hi = _bounds(tv) if len(tv) < 10 else (tv[:10], tv[:10])
                 if lo > today or (birth_lo and hi < birth_lo):
                     return False
         for dp in nested.get(rt, ()):

@@ -29,7 +29,7 @@ from .reconcile import Reconciliation, attribute_losses, reconcile, score_faults
 from .settings import DataModeSettings
 
 
-def read_records(source: Path, station: str | None = None) -> Any:
+def read_records(source: Path, station: str | None = None, bad_entries: str = "raise") -> Any:
     """``read_source`` with the cyclic collector paused: records are acyclic, and a collector pass over
     hundreds of thousands of fresh objects every few thousand allocations is most of a large read.
 
@@ -43,7 +43,7 @@ def read_records(source: Path, station: str | None = None) -> Any:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        result = read_source(source, station=station)
+        result = read_source(source, station=station, bad_entries=bad_entries)
         gc.freeze()
         return result
     finally:
@@ -109,7 +109,9 @@ def run_data(
         raise InputError(
             f"source {str(source)!r} not found: give a .zwr file or a folder of station exports (--source)"
         )
-    src = read_records(source, station)
+    # An entry that does not decode quarantines its patient (transform/parse) instead of ending the run;
+    # a line that is not ZWR at all still stops it (exit 2): the export itself is broken.
+    src = read_records(source, station, bad_entries="quarantine")
     if not src.patients:
         raise InputError(f"source {str(source)!r} holds no PATIENT (#2) entries; export ^DPT with the data")
     defects = read_defect_key(source)
@@ -151,6 +153,7 @@ def run_data(
             "nodes_read": src.nodes_read,
             "bad_lines": src.bad_lines,
             "unknown_globals": src.unknown_globals,
+            "unparsed_records": len(src.parse_failures),
             "defect_key_rows": len(defects),
         },
         "target": _redact(target_url),
@@ -244,6 +247,9 @@ def render_data_section(doc: dict[str, Any]) -> str:
         f"Differences:            {r.get('differences', 0):,} in {r.get('persons_with_differences', 0):,} persons; "
         f"duplicates {r.get('duplicate_persons', 0)}, unconfirmed in target {r.get('unconfirmed_in_target', 0)}"
     )
+    unparsed = (dm.get("source") or {}).get("unparsed_records", 0)
+    if unparsed:
+        lines.append(f"Unparsed source records: {unparsed:,} (FileMan entries that did not decode; stopped at parse)")
     fd = dm.get("fault_detection") or {}
     if fd.get("by_fault"):
         lines.append(
