@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -52,6 +52,10 @@ _NS_BYTES = _NS.bytes
 _VARIANT = "89ab89ab89ab89ab"  # RFC 4122 variant: the top two bits of hex digit 16 become 10
 
 
+_sha1 = hashlib.sha1
+_VARIANT_OF = {f"{i:x}": _VARIANT[i] for i in range(16)}  # hex digit 16 -> the same digit with bits 10xx
+
+
 def full_url(rtype: str, rid: str) -> str:
     """``urn:uuid:`` + uuid5(_NS, "Type/id"), the same text as ``uuid.uuid5`` gives.
 
@@ -59,8 +63,8 @@ def full_url(rtype: str, rid: str) -> str:
     than going through ``uuid.UUID`` objects, and it runs once per resource. Not cached: every
     resource id is distinct, so a cache only ever missed.
     """
-    x = hashlib.sha1(_NS_BYTES + f"{rtype}/{rid}".encode()).hexdigest()
-    return f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[int(x[16], 16)]}{x[17:20]}-{x[20:32]}"
+    x = _sha1(_NS_BYTES + f"{rtype}/{rid}".encode()).hexdigest()
+    return f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
 # --------------------------------------------------------------------------- dates
@@ -90,6 +94,36 @@ def fhir_datetime(value: str, tz: str = "UTC") -> str:
         dt = dt.replace(tzinfo=_zone(tz))
     text = dt.isoformat(timespec="seconds")
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+_DT_LIMIT = 262144  # converted dates kept per zone; the memo is emptied when full
+_dt_memo: dict[str, dict[str, str]] = {}  # tz -> {model date: FHIR dateTime}
+
+
+def _dt_converter(tz: str) -> Callable[[str], str]:
+    """``fhir_datetime(value, tz)`` as a one-argument function backed by a plain dict per zone.
+
+    Model dates repeat a lot (a visit's vitals share its time), so most calls are one dict lookup;
+    the lru_cache wrapper of :func:`fhir_datetime` costs several times that. Raises ConfigError for
+    an unknown ``tz``.
+    """
+    _zone(tz)
+    memo = _dt_memo.get(tz)
+    if memo is None:
+        memo = _dt_memo[tz] = {}
+    get = memo.get
+    convert = fhir_datetime.__wrapped__
+
+    def dt(value: str) -> str:
+        d = get(value)
+        if d is None:
+            d = convert(value, tz)
+            if len(memo) >= _DT_LIMIT:
+                memo.clear()
+            memo[value] = d
+        return d
+
+    return dt
 
 
 def fhir_date(value: str) -> str:
@@ -226,98 +260,154 @@ def _race_ethnicity(race: str | None, eth: str | None) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- clinical resources
-def _condition(r: PatientRecord, p: Problem, subject: dict[str, str], tz: str) -> dict[str, Any]:
-    rid = resource_id(r.station, FILES["Condition"], p.ien)
-    status = "resolved" if p.resolved else ("active" if p.status == "A" else "inactive")
-    codings = [_coding(T.CODE_SYSTEM_URI.get(p.icd_system, T.ICD10CM), p.icd_code, p.description or None)]
-    if p.snomed:
-        codings.append(_coding(T.SNOMED, p.snomed))
-    code: dict[str, Any] = {"coding": codings}
-    if p.description:
-        code["text"] = p.description
-    res: dict[str, Any] = {
-        "resourceType": "Condition", "id": rid, "identifier": _source_id(r.station, FILES["Condition"], p.ien),
-        "clinicalStatus": _cc(T.SYS_CONDITION_CLINICAL, status),
-        "verificationStatus": _cc(T.SYS_CONDITION_VER, "confirmed"),
-        "category": [_cc(T.CONDITION_CATEGORY, "problem-list-item", "Problem List Item")],
-        "code": code, "subject": subject,
-    }
-    if p.onset:
-        res["onsetDateTime"] = fhir_datetime(p.onset, tz)
-    if p.resolved:
-        res["abatementDateTime"] = fhir_datetime(p.resolved, tz)
-    if p.entered:
-        res["recordedDate"] = fhir_datetime(p.entered, tz)
-    return res
+# The builders below run once per produced resource (~28 per person), so they are written for speed:
+# one builder per FileMan file loops over a record's list and appends finished bundle entries; ids,
+# identifier systems and urn prefixes are formed once per record; dates go through a per-zone dict
+# (_dt); every element is a fresh dict literal (callers and the pipeline's faults mutate resources in
+# place, so no sub-structure is ever shared between resources, except ``subject`` within one bundle,
+# as before). Key order and values are exactly those of the straightforward builders this replaced
+# (tests/test_fhir_mapping.py checks the output against a stored digest).
+_ICD10CM, _SNOMED, _RXNORM, _LOINC, _UCUM = T.ICD10CM, T.SNOMED, T.RXNORM, T.LOINC, T.UCUM
+_CSU = T.CODE_SYSTEM_URI
+
+
+def _url_prefix(rtype: str) -> bytes:
+    return _NS_BYTES + f"{rtype}/".encode()
+
+
+_U_COND, _U_AI, _U_MR, _U_OBS, _U_ENC, _U_SR, _U_FLAG = (
+    _url_prefix(t) for t in ("Condition", "AllergyIntolerance", "MedicationRequest", "Observation", "Encounter",
+                             "ServiceRequest", "Flag"))
+
+
+def _put(res: dict[str, Any], upre: bytes, rt: str, rid: str) -> dict[str, Any]:
+    """The bundle entry of a resource (``full_url`` inlined: the urn prefix bytes are per type)."""
+    x = _sha1(upre + rid.encode()).hexdigest()
+    return {"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
+            "resource": res, "request": {"method": "PUT", "url": f"{rt}/{rid}"}}
+
+
+def _conditions(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+    st = r.station
+    pfx, system = f"{st}-9000011-", f"urn:va:{st}:9000011"
+    for p in r.problems:
+        ien = p.ien
+        rid = f"{pfx}{ien}"
+        status = "resolved" if p.resolved else ("active" if p.status == "A" else "inactive")
+        desc = p.description
+        c0 = {"system": _CSU.get(p.icd_system, _ICD10CM), "code": p.icd_code}
+        if desc:
+            c0["display"] = desc
+        codings = [c0]
+        if p.snomed:
+            codings.append({"system": _SNOMED, "code": p.snomed})
+        code: dict[str, Any] = {"coding": codings}
+        if desc:
+            code["text"] = desc
+        res: dict[str, Any] = {
+            "resourceType": "Condition", "id": rid,
+            "identifier": [{"use": "secondary", "system": system, "value": str(ien)}],
+            "clinicalStatus": {"coding": [{"system": T.SYS_CONDITION_CLINICAL, "code": status}]},
+            "verificationStatus": {"coding": [{"system": T.SYS_CONDITION_VER, "code": "confirmed"}]},
+            "category": [{"coding": [{"system": T.CONDITION_CATEGORY, "code": "problem-list-item",
+                                      "display": "Problem List Item"}]}],
+            "code": code, "subject": subject,
+        }
+        if p.onset:
+            res["onsetDateTime"] = dt(p.onset)
+        if p.resolved:
+            res["abatementDateTime"] = dt(p.resolved)
+        if p.entered:
+            res["recordedDate"] = dt(p.entered)
+        out.append(_put(res, _U_COND, "Condition", rid))
 
 
 _ALLERGY_CATEGORY = {"D": "medication", "F": "food", "O": "environment"}
+_ALLERGY_KIND = {"A": "allergy", "P": "intolerance"}
+_allergy_cats: dict[str, tuple[str, ...]] = {}  # allergy_type text -> FHIR categories (few distinct texts)
 
 
-def _allergy(r: PatientRecord, a: Allergy, patient: dict[str, str], tz: str) -> dict[str, Any]:
-    rid = resource_id(r.station, FILES["AllergyIntolerance"], a.ien)
-    res: dict[str, Any] = {"resourceType": "AllergyIntolerance", "id": rid,
-                           "identifier": _source_id(r.station, FILES["AllergyIntolerance"], a.ien)}
-    if a.status == "entered-in-error":
-        res["verificationStatus"] = _cc(T.SYS_AI_VER, "entered-in-error")  # ait-2: no clinicalStatus then
-    else:
-        res["clinicalStatus"] = _cc(T.SYS_AI_CLINICAL, "active" if a.status == "active" else "inactive")
-        res["verificationStatus"] = _cc(T.SYS_AI_VER, "confirmed" if a.verified else "unconfirmed")
-    kind = {"A": "allergy", "P": "intolerance"}.get(a.mechanism)
-    if kind:
-        res["type"] = kind
-    cats = [_ALLERGY_CATEGORY[c] for c in dict.fromkeys(a.allergy_type) if c in _ALLERGY_CATEGORY]
-    if cats:
-        res["category"] = cats
-    code: dict[str, Any] = {}
-    system = T.CODE_SYSTEM_URI.get((a.code_system or "").upper()) if a.code else None
-    if system:
-        code["coding"] = [_coding(system, a.code or "")]
-    code["text"] = a.reactant
-    res["code"] = code
-    res["patient"] = patient
-    if a.origination:
-        res["recordedDate"] = fhir_datetime(a.origination, tz)
-    if a.reactions:
-        res["reaction"] = [{"manifestation": [{"text": x} for x in a.reactions]}]
-    return res
+def _allergy_categories(types: str) -> tuple[str, ...]:
+    cats = _allergy_cats.get(types)
+    if cats is None:
+        cats = tuple(_ALLERGY_CATEGORY[c] for c in dict.fromkeys(types) if c in _ALLERGY_CATEGORY)
+        if len(_allergy_cats) < 4096:
+            _allergy_cats[types] = cats
+    return cats
+
+
+def _allergies(r: PatientRecord, patient: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+    st = r.station
+    pfx, system = f"{st}-120.8-", f"urn:va:{st}:120.8"
+    for a in r.allergies:
+        ien = a.ien
+        rid = f"{pfx}{ien}"
+        res: dict[str, Any] = {"resourceType": "AllergyIntolerance", "id": rid,
+                               "identifier": [{"use": "secondary", "system": system, "value": str(ien)}]}
+        if a.status == "entered-in-error":
+            res["verificationStatus"] = {"coding": [{"system": T.SYS_AI_VER, "code": "entered-in-error"}]}
+        else:  # ait-2: clinicalStatus only when not entered-in-error
+            res["clinicalStatus"] = {"coding": [{"system": T.SYS_AI_CLINICAL,
+                                                 "code": "active" if a.status == "active" else "inactive"}]}
+            res["verificationStatus"] = {"coding": [{"system": T.SYS_AI_VER,
+                                                     "code": "confirmed" if a.verified else "unconfirmed"}]}
+        kind = _ALLERGY_KIND.get(a.mechanism)
+        if kind:
+            res["type"] = kind
+        cats = _allergy_categories(a.allergy_type)
+        if cats:
+            res["category"] = list(cats)
+        code: dict[str, Any] = {}
+        system_uri = _CSU.get((a.code_system or "").upper()) if a.code else None
+        if system_uri:
+            code["coding"] = [{"system": system_uri, "code": a.code or ""}]
+        code["text"] = a.reactant
+        res["code"] = code
+        res["patient"] = patient
+        if a.origination:
+            res["recordedDate"] = dt(a.origination)
+        if a.reactions:
+            res["reaction"] = [{"manifestation": [{"text": x} for x in a.reactions]}]
+        out.append(_put(res, _U_AI, "AllergyIntolerance", rid))
 
 
 _RX_STATUS = {"active": "active", "discontinued": "stopped", "expired": "completed", "hold": "on-hold",
               "suspended": "active", "pending": "draft", "cancelled": "cancelled", "deleted": "entered-in-error"}
+_ROUTING = {"M": ("mail", "Mail (CMOP)"), "W": ("window", "Window")}
 
 
 def _medication_cc(text: str, rxnorm: str | None) -> dict[str, Any]:
-    cc: dict[str, Any] = {}
     if rxnorm:
-        cc["coding"] = [_coding(T.RXNORM, rxnorm)]
-    cc["text"] = text
-    return cc
+        return {"coding": [{"system": _RXNORM, "code": rxnorm}], "text": text}
+    return {"text": text}
 
 
-def _prescription(r: PatientRecord, rx: Prescription, subject: dict[str, str], tz: str) -> dict[str, Any]:
-    rid = resource_id(r.station, FILES["Prescription"], rx.ien)
-    routing = {"M": ("mail", "Mail (CMOP)"), "W": ("window", "Window")}.get(rx.fill_routing)
-    cats = [_cc(T.MEDREQ_CATEGORY, "community", "Community")]
-    if routing:
-        cats.append(_cc(T.FILL_ROUTING, *routing))
-    res: dict[str, Any] = {
-        "resourceType": "MedicationRequest", "id": rid,
-        "identifier": _source_id(r.station, FILES["Prescription"], rx.ien)
-        + [{"use": "usual", "system": T.source_system(r.station, "52.rx"), "value": rx.rx_number}],
-        "status": _RX_STATUS.get(rx.status, "unknown"), "intent": "order", "category": cats,
-        "medicationCodeableConcept": _medication_cc(rx.drug_name, rx.rxnorm), "subject": subject,
-    }
-    if rx.issue_date:
-        res["authoredOn"] = fhir_datetime(rx.issue_date, tz)
-    if rx.sig:
-        res["dosageInstruction"] = [{"text": rx.sig}]
-    dr: dict[str, Any] = {"numberOfRepeatsAllowed": int(rx.refills),
-                          "quantity": {"value": _num(rx.quantity)},
-                          "expectedSupplyDuration": {"value": int(rx.days_supply), "unit": "days",
-                                                     "system": T.UCUM, "code": "d"}}
-    res["dispenseRequest"] = dr
-    return res
+def _prescriptions(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+    st = r.station
+    pfx, system, rx_system = f"{st}-52-", f"urn:va:{st}:52", f"urn:va:{st}:52.rx"
+    for rx in r.prescriptions:
+        ien = rx.ien
+        rid = f"{pfx}{ien}"
+        routing = _ROUTING.get(rx.fill_routing)
+        cats = [{"coding": [{"system": T.MEDREQ_CATEGORY, "code": "community", "display": "Community"}]}]
+        if routing:
+            cats.append({"coding": [{"system": T.FILL_ROUTING, "code": routing[0], "display": routing[1]}]})
+        res: dict[str, Any] = {
+            "resourceType": "MedicationRequest", "id": rid,
+            "identifier": [{"use": "secondary", "system": system, "value": str(ien)},
+                           {"use": "usual", "system": rx_system, "value": rx.rx_number}],
+            "status": _RX_STATUS.get(rx.status, "unknown"), "intent": "order", "category": cats,
+            "medicationCodeableConcept": _medication_cc(rx.drug_name, rx.rxnorm), "subject": subject,
+        }
+        if rx.issue_date:
+            res["authoredOn"] = dt(rx.issue_date)
+        if rx.sig:
+            res["dosageInstruction"] = [{"text": rx.sig}]
+        res["dispenseRequest"] = {"numberOfRepeatsAllowed": int(rx.refills),
+                                  "quantity": {"value": _num(rx.quantity)},
+                                  "expectedSupplyDuration": {"value": int(rx.days_supply), "unit": "days",
+                                                             "system": _UCUM, "code": "d"}}
+        out.append(_put(res, _U_MR, "MedicationRequest", rid))
 
 
 def _num(x: float | int | str) -> float | int:
@@ -327,27 +417,32 @@ def _num(x: float | int | str) -> float | int:
 
 _ABSENT = {"REFUSED": "asked-declined", "UNAVAILABLE": "not-performed", "PASS": "not-performed",
            "99": "asked-unknown"}
+_CACHE_LIMIT = 65536  # entries per memo below; cleared when full (values repeat a lot, ids never)
+_vital_types: dict[str, Any] = {}  # vital_type text -> VitalCode | None
+# (vital_type, value) -> how the value maps: ("absent", reason) | ("qty", number, unit)
+# | ("panel", ((loinc, display, number), ...), unit)
+_vital_values: dict[tuple[str, str], tuple[Any, ...]] = {}
 
 
-def _vital(r: PatientRecord, v: Vital, subject: dict[str, str], tz: str) -> dict[str, Any]:
-    rid = resource_id(r.station, FILES["Observation"], v.ien)
-    vc = T.vital_table().get(v.vital_type.strip().upper())
-    code: dict[str, Any] = {"coding": [_coding(T.LOINC, vc.loinc, vc.display)]} if vc else {}
-    code["text"] = v.vital_type
-    res: dict[str, Any] = {
-        "resourceType": "Observation", "id": rid, "identifier": _source_id(r.station, FILES["Observation"], v.ien),
-        "status": "final",
-        "category": [_cc(T.OBSERVATION_CATEGORY, "vital-signs", "Vital Signs")],
-        "code": code, "subject": subject, "effectiveDateTime": fhir_datetime(v.taken, tz),
-    }
-    raw = v.value.strip()
+def _vital_code(vital_type: str) -> Any:
+    if vital_type in _vital_types:
+        return _vital_types[vital_type]
+    vc = T.vital_table().get(vital_type.strip().upper())
+    if len(_vital_types) >= _CACHE_LIMIT:
+        _vital_types.clear()
+    _vital_types[vital_type] = vc
+    return vc
+
+
+def _vital_value(vc: Any, value: str) -> tuple[Any, ...]:
+    """What a vital's value maps to (the decision only; the caller builds fresh dicts from it)."""
+    raw = value.strip()
     unit = vc.va_unit if vc else ""
     absent = _ABSENT.get(raw.upper())
     if raw == "99" and not (vc and vc.loinc == "72514-3"):  # 99 means "unable to respond" only for pain
         absent = None
     if absent:
-        res["dataAbsentReason"] = _cc(T.DATA_ABSENT, absent)
-        return res
+        return ("absent", absent)
     if vc and vc.components:
         parts = raw.split("/")
         try:
@@ -355,42 +450,85 @@ def _vital(r: PatientRecord, v: Vital, subject: dict[str, str], tz: str) -> dict
         except ValueError:
             nums = []
         if len(nums) != 2:
-            res["dataAbsentReason"] = _cc(T.DATA_ABSENT, "error")
-            return res
-        res["component"] = [
-            {"code": {"coding": [_coding(T.LOINC, c[0], c[1])]}, "valueQuantity": _qty(n, unit)}
-            for c, n in zip(vc.components, nums)]
-        return res
+            return ("absent", "error")
+        return ("panel", tuple((c[0], c[1], n) for c, n in zip(vc.components, nums)), unit)
     try:
-        res["valueQuantity"] = _qty(_num(raw), unit)
+        return ("qty", _num(raw), unit)
     except ValueError:
-        res["dataAbsentReason"] = _cc(T.DATA_ABSENT, "error")
-    return res
+        return ("absent", "error")
 
 
-def _qty(value: float | int, unit: str) -> dict[str, Any]:
-    q: dict[str, Any] = {"value": value}
-    if unit:
-        q["unit"] = unit
-    return q
+def _vitals(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+    st = r.station
+    pfx, system = f"{st}-120.5-", f"urn:va:{st}:120.5"
+    memo = _vital_values
+    for v in r.vitals:
+        ien = v.ien
+        rid = f"{pfx}{ien}"
+        vtype = v.vital_type
+        vc = _vital_types[vtype] if vtype in _vital_types else _vital_code(vtype)
+        if vc:
+            c0 = {"system": _LOINC, "code": vc.loinc}
+            if vc.display:
+                c0["display"] = vc.display
+            code: dict[str, Any] = {"coding": [c0], "text": vtype}
+        else:
+            code = {"text": vtype}
+        res: dict[str, Any] = {
+            "resourceType": "Observation", "id": rid,
+            "identifier": [{"use": "secondary", "system": system, "value": str(ien)}],
+            "status": "final",
+            "category": [{"coding": [{"system": T.OBSERVATION_CATEGORY, "code": "vital-signs",
+                                      "display": "Vital Signs"}]}],
+            "code": code, "subject": subject, "effectiveDateTime": dt(v.taken),
+        }
+        key = (vtype, v.value)
+        plan = memo.get(key)
+        if plan is None:
+            plan = _vital_value(vc, v.value)
+            if len(memo) >= _CACHE_LIMIT:
+                memo.clear()
+            memo[key] = plan
+        kind = plan[0]
+        if kind == "qty":
+            res["valueQuantity"] = {"value": plan[1], "unit": plan[2]} if plan[2] else {"value": plan[1]}
+        elif kind == "absent":
+            res["dataAbsentReason"] = {"coding": [{"system": T.DATA_ABSENT, "code": plan[1]}]}
+        else:
+            unit = plan[2]
+            comps = []
+            for loinc, display, n in plan[1]:
+                cc = {"system": _LOINC, "code": loinc}
+                if display:
+                    cc["display"] = display
+                comps.append({"code": {"coding": [cc]},
+                              "valueQuantity": {"value": n, "unit": unit} if unit else {"value": n}})
+            res["component"] = comps
+        out.append(_put(res, _U_OBS, "Observation", rid))
 
 
 _ENCOUNTER_CLASS = {"A": ("AMB", "ambulatory"), "I": ("AMB", "ambulatory"), "X": ("AMB", "ambulatory"),
                     "E": ("AMB", "ambulatory"), "H": ("IMP", "inpatient encounter"),
                     "D": ("IMP", "inpatient encounter"), "T": ("VR", "virtual")}
+_AMB = ("AMB", "ambulatory")
 
 
-def _encounter(r: PatientRecord, v: Visit, subject: dict[str, str], tz: str) -> dict[str, Any]:
-    rid = resource_id(r.station, FILES["Encounter"], v.ien)
-    cls = _ENCOUNTER_CLASS.get(v.service_category, ("AMB", "ambulatory"))
-    res: dict[str, Any] = {
-        "resourceType": "Encounter", "id": rid, "identifier": _source_id(r.station, FILES["Encounter"], v.ien),
-        "status": "finished", "class": _coding(T.ACT_CODE, cls[0], cls[1]), "subject": subject,
-        "period": {"start": fhir_datetime(v.when, tz)},
-    }
-    if v.location:
-        res["location"] = [{"location": {"display": v.location}}]
-    return res
+def _encounters(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+    st = r.station
+    pfx, system = f"{st}-9000010-", f"urn:va:{st}:9000010"
+    for v in r.visits:
+        ien = v.ien
+        rid = f"{pfx}{ien}"
+        cls = _ENCOUNTER_CLASS.get(v.service_category, _AMB)
+        res: dict[str, Any] = {
+            "resourceType": "Encounter", "id": rid,
+            "identifier": [{"use": "secondary", "system": system, "value": str(ien)}],
+            "status": "finished", "class": {"system": T.ACT_CODE, "code": cls[0], "display": cls[1]},
+            "subject": subject, "period": {"start": dt(v.when)},
+        }
+        if v.location:
+            res["location"] = [{"location": {"display": v.location}}]
+        out.append(_put(res, _U_ENC, "Encounter", rid))
 
 
 # (kind) -> SNOMED category of a ServiceRequest (R4 example binding servicerequest-category)
@@ -412,29 +550,35 @@ def order_status(o: Order) -> str:
     return table.get(o.status, "unknown")
 
 
-def _order(r: PatientRecord, o: Order, subject: dict[str, str], tz: str) -> dict[str, Any]:
-    rid = resource_id(r.station, FILES["Order"], o.ien)
-    ident = _source_id(r.station, FILES["Order"], o.ien)
-    system = T.CODE_SYSTEM_URI.get((o.code_system or "").upper()) if o.code else None
-    if o.kind == "medication":
-        res: dict[str, Any] = {"resourceType": "MedicationRequest", "id": rid, "identifier": ident,
-                               "status": order_status(o), "intent": "order",
-                               "medicationCodeableConcept": _medication_cc(
-                                   o.text, o.code if system == T.RXNORM else None),
-                               "subject": subject}
-    else:
-        code: dict[str, Any] = {"coding": [_coding(system, o.code or "")]} if system else {}
-        code["text"] = o.text
-        res = {"resourceType": "ServiceRequest", "id": rid, "identifier": ident, "status": order_status(o),
-               "intent": "order"}
-        cat = _SR_CATEGORY.get(o.kind)
-        if cat:
-            res["category"] = [_cc(T.SNOMED, *cat)]
-        res["code"] = code
-        res["subject"] = subject
-    if o.entered:
-        res["authoredOn"] = fhir_datetime(o.entered, tz)
-    return res
+def _orders(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+    st = r.station
+    pfx, system = f"{st}-100-", f"urn:va:{st}:100"
+    for o in r.orders:
+        ien = o.ien
+        rid = f"{pfx}{ien}"
+        ident = [{"use": "secondary", "system": system, "value": str(ien)}]
+        system_uri = _CSU.get((o.code_system or "").upper()) if o.code else None
+        if o.kind == "medication":
+            rt, upre = "MedicationRequest", _U_MR
+            res: dict[str, Any] = {"resourceType": rt, "id": rid, "identifier": ident,
+                                   "status": order_status(o), "intent": "order",
+                                   "medicationCodeableConcept": _medication_cc(
+                                       o.text, o.code if system_uri == _RXNORM else None),
+                                   "subject": subject}
+        else:
+            rt, upre = "ServiceRequest", _U_SR
+            code: dict[str, Any] = ({"coding": [{"system": system_uri, "code": o.code or ""}], "text": o.text}
+                                    if system_uri else {"text": o.text})
+            res = {"resourceType": rt, "id": rid, "identifier": ident, "status": order_status(o),
+                   "intent": "order"}
+            cat = _SR_CATEGORY.get(o.kind)
+            if cat:
+                res["category"] = [{"coding": [{"system": _SNOMED, "code": cat[0], "display": cat[1]}]}]
+            res["code"] = code
+            res["subject"] = subject
+        if o.entered:
+            res["authoredOn"] = dt(o.entered)
+        out.append(_put(res, upre, rt, rid))
 
 
 # VA Category I (national) flags -> R4 flag-category; local (Category II) flags default to clinical.
@@ -442,21 +586,27 @@ _FLAG_CATEGORY = {"HIGH RISK FOR SUICIDE": ("safety", "Safety"), "BEHAVIORAL": (
                   "MISSING PATIENT": ("admin", "Administrative"),
                   "URGENT ADDRESS AS FEMALE": ("admin", "Administrative"),
                   "URGENT ADDRESS AS MALE": ("admin", "Administrative")}
+_FLAG_STATUS = {"active": "active", "inactive": "inactive"}
 
 
-def _flag(r: PatientRecord, f: RecordFlag, subject: dict[str, str], tz: str) -> dict[str, Any]:
-    rid = resource_id(r.station, FILES["Flag"], f.ien)
-    cat = _FLAG_CATEGORY.get(f.flag.strip().upper(), ("clinical", "Clinical"))
-    cc = _cc(T.FLAG_CATEGORY, *cat)
-    cc["text"] = "Category I (national)" if f.category == "I" else "Category II (local)"
-    res: dict[str, Any] = {
-        "resourceType": "Flag", "id": rid, "identifier": _source_id(r.station, FILES["Flag"], f.ien),
-        "status": {"active": "active", "inactive": "inactive"}.get(f.status, "entered-in-error"),
-        "category": [cc], "code": {"text": f.flag}, "subject": subject,
-    }
-    if f.assigned:
-        res["period"] = {"start": fhir_datetime(f.assigned, tz)}
-    return res
+def _flags(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+    st = r.station
+    pfx, system = f"{st}-26.13-", f"urn:va:{st}:26.13"
+    for f in r.flags:
+        ien = f.ien
+        rid = f"{pfx}{ien}"
+        cat = _FLAG_CATEGORY.get(f.flag.strip().upper(), ("clinical", "Clinical"))
+        cc = {"coding": [{"system": T.FLAG_CATEGORY, "code": cat[0], "display": cat[1]}],
+              "text": "Category I (national)" if f.category == "I" else "Category II (local)"}
+        res: dict[str, Any] = {
+            "resourceType": "Flag", "id": rid,
+            "identifier": [{"use": "secondary", "system": system, "value": str(ien)}],
+            "status": _FLAG_STATUS.get(f.status, "entered-in-error"),
+            "category": [cc], "code": {"text": f.flag}, "subject": subject,
+        }
+        if f.assigned:
+            res["period"] = {"start": dt(f.assigned)}
+        out.append(_put(res, _U_FLAG, "Flag", rid))
 
 
 # --------------------------------------------------------------------------- bundles
@@ -469,24 +619,27 @@ def map_person(records: list[PatientRecord], *, tz: str = "UTC") -> dict[str, An
     """One person's site records (same ICN) -> one FHIR R4 transaction Bundle of JSON-ready dicts."""
     if not records:
         raise InputError("map_person got no records: pass the PatientRecords of one person (one ICN)")
-    _zone(tz)
-    recs = sorted(records, key=lambda r: (r.station, r.dfn))
+    dt = _dt_converter(tz)
+    recs = sorted(records, key=_by_site)
     icns = {r.full_icn for r in recs if r.icn}
     if len(icns) > 1:
         raise InputError("map_person got records of several ICNs: group records by person first (group_by_person)")
     pid = patient_id_for(recs)
-    subject = _ref("Patient", pid)
-    resources: list[dict[str, Any]] = [_patient(recs, pid, tz)]
+    subject = {"reference": full_url("Patient", pid)}
+    entries: list[dict[str, Any]] = [_entry(_patient(recs, pid, tz))]
     for r in recs:
-        resources.extend(_condition(r, p, subject, tz) for p in r.problems)
-        resources.extend(_allergy(r, a, subject, tz) for a in r.allergies)
-        resources.extend(_prescription(r, x, subject, tz) for x in r.prescriptions)
-        resources.extend(_vital(r, v, subject, tz) for v in r.vitals)
-        resources.extend(_encounter(r, v, subject, tz) for v in r.visits)
-        resources.extend(_order(r, o, subject, tz) for o in r.orders)
-        resources.extend(_flag(r, f, subject, tz) for f in r.flags)
-    return {"resourceType": "Bundle", "id": "person-" + pid, "type": "transaction",
-            "entry": [_entry(x) for x in resources]}
+        _conditions(r, subject, dt, entries)
+        _allergies(r, subject, dt, entries)
+        _prescriptions(r, subject, dt, entries)
+        _vitals(r, subject, dt, entries)
+        _encounters(r, subject, dt, entries)
+        _orders(r, subject, dt, entries)
+        _flags(r, subject, dt, entries)
+    return {"resourceType": "Bundle", "id": "person-" + pid, "type": "transaction", "entry": entries}
+
+
+def _by_site(r: PatientRecord) -> tuple[str, int]:
+    return (r.station, r.dfn)
 
 
 def group_by_person(records: Iterable[PatientRecord]) -> dict[str, list[PatientRecord]]:

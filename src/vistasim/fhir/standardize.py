@@ -80,25 +80,41 @@ def _medication(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -
     changes["drug->rxnorm"] = changes.get("drug->rxnorm", 0) + 1
 
 
+_UCUM = T.UCUM
+_LOINC = T.LOINC
+_ucum_memo: dict[str, tuple[str, str] | None] = {}  # VistA unit text -> unit_to_ucum(unit) (few distinct)
+
+
+def _ucum(unit: str) -> tuple[str, str] | None:
+    if unit in _ucum_memo:
+        return _ucum_memo[unit]
+    hit = T.unit_to_ucum(unit)
+    if len(_ucum_memo) < 4096:
+        _ucum_memo[unit] = hit
+    return hit
+
+
 def _quantity(q: Any, res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
-    if not isinstance(q, dict) or q.get("system") == T.UCUM:
+    if not isinstance(q, dict) or q.get("system") == _UCUM:
         return
     unit = q.get("unit")
     if not unit:
         return
-    hit = T.unit_to_ucum(unit)
+    hit = _ucum_memo[unit] if unit in _ucum_memo else _ucum(unit)
     if hit is None:
         gaps.append(Gap("unit-unmapped", res["resourceType"], res.get("id", ""), "VistA unit", unit))
         return
-    q["system"], q["code"] = T.UCUM, hit[0]
+    q["system"], q["code"] = _UCUM, hit[0]
     changes["unit->ucum"] = changes.get("unit->ucum", 0) + 1
 
 
 def _observation(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
-    codings = (res.get("code") or {}).get("coding") or []
-    if not any(c.get("system") == T.LOINC for c in codings):
-        gaps.append(Gap("vital-uncoded", "Observation", res.get("id", ""), "VistA vital type",
-                        (res.get("code") or {}).get("text", "")))
+    code = res.get("code") or {}
+    for c in code.get("coding") or ():
+        if c.get("system") == _LOINC:
+            break
+    else:
+        gaps.append(Gap("vital-uncoded", "Observation", res.get("id", ""), "VistA vital type", code.get("text", "")))
     _quantity(res.get("valueQuantity"), res, gaps, changes)
     for comp in res.get("component") or ():
         _quantity(comp.get("valueQuantity"), res, gaps, changes)
@@ -118,12 +134,34 @@ def standardize(bundle: dict[str, Any], *, copy: bool = True) -> StandardizeResu
     out = orjson.loads(orjson.dumps(bundle)) if copy else bundle
     gaps: list[Gap] = []
     changes: dict[str, int] = {}
+    by_type = _BY_TYPE
     for entry in out.get("entry") or ():
         res = entry.get("resource")
         if isinstance(res, dict):
-            fn = _BY_TYPE.get(res.get("resourceType", ""))
-            if fn is not None:
-                fn(res, gaps, changes)
+            fn = by_type.get(res.get("resourceType", ""))
+            if fn is None:
+                continue
+            if fn is _observation:  # the most common type (~40 %): its common case inline
+                q = res.get("valueQuantity")
+                code = res.get("code")
+                if (type(q) is dict and "component" not in res and type(code) is dict
+                        and q.get("system") != _UCUM):
+                    for c in code.get("coding") or ():
+                        if c.get("system") == _LOINC:
+                            break
+                    else:
+                        gaps.append(Gap("vital-uncoded", "Observation", res.get("id", ""), "VistA vital type",
+                                        code.get("text", "")))
+                    unit = q.get("unit")
+                    if unit:
+                        hit = _ucum_memo[unit] if unit in _ucum_memo else _ucum(unit)
+                        if hit is None:
+                            gaps.append(Gap("unit-unmapped", "Observation", res.get("id", ""), "VistA unit", unit))
+                        else:
+                            q["system"], q["code"] = _UCUM, hit[0]
+                            changes["unit->ucum"] = changes.get("unit->ucum", 0) + 1
+                    continue
+            fn(res, gaps, changes)
     return StandardizeResult(out, gaps, changes)
 
 
