@@ -15,6 +15,7 @@ import gc
 import pstats
 import time
 
+from vistasim.fhir import mapping
 from vistasim.fhir.mapping import group_by_person, map_person
 from vistasim.fhir.standardize import standardize
 from vistasim.generate import generate_patients
@@ -44,6 +45,12 @@ def main() -> None:
     best_map = best_std = float("inf")
     n_res = 0
     for _ in range(args.repeat):
+        # data mode maps each person once: no date conversion may be remembered from the last repeat
+        for memo in (getattr(mapping, "_dt_memo", None), getattr(mapping, "_hour_suffix", None)):
+            if memo is not None:
+                memo.clear()
+        if hasattr(mapping.fhir_datetime, "cache_clear"):
+            mapping.fhir_datetime.cache_clear()
         c0 = time.process_time()
         bundles = [map_person(g, tz=tz) for g in groups]
         c1 = time.process_time()

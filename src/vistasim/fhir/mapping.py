@@ -22,6 +22,7 @@ Decisions (the VA FHIR map set and DESIGN.md where they speak; ours where they d
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -96,34 +97,58 @@ def fhir_datetime(value: str, tz: str = "UTC") -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+# Model dateTimes are "YYYY-MM-DDTHH:MM:SS" (no zone). Within one clock hour a zone's offset is
+# constant unless a transition falls inside it, so the offset text is worked out once per (zone, hour):
+# from the hour's first and last second; when those differ (or the hour is invalid) each value of that
+# hour goes through fhir_datetime itself.
+_PLAIN_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:[0-5]\d:[0-5]\d", re.ASCII).fullmatch
+_hour_suffix: dict[tuple[str, str], str | None] = {}
+
+
+def _convert(value: str, tz: str) -> str:
+    """``fhir_datetime(value, tz)`` without its lru_cache, fast for plain model dateTimes."""
+    if type(value) is str and len(value) == 19 and _PLAIN_DATETIME(value):
+        key = (tz, value[:13])
+        suffix = _hour_suffix.get(key, "")
+        if suffix == "":
+            first = fhir_datetime.__wrapped__(value[:13] + ":00:00", tz)
+            last = fhir_datetime.__wrapped__(value[:13] + ":59:59", tz)
+            suffix = first[19:] if len(first) > 19 and first[19:] == last[19:] else None
+            if len(_hour_suffix) >= _DT_LIMIT:
+                _hour_suffix.clear()
+            _hour_suffix[key] = suffix
+        if suffix is not None:
+            return value + suffix
+    return fhir_datetime.__wrapped__(value, tz)
+
+
 _DT_LIMIT = 262144  # converted dates kept per zone; the memo is emptied when full
 _dt_memo: dict[str, dict[str, str]] = {}  # tz -> {model date: FHIR dateTime}
 
 
-def _dt_converter(tz: str) -> Callable[[str], str]:
-    """``fhir_datetime(value, tz)`` as a one-argument function backed by a plain dict per zone.
+def _dt_converter(tz: str) -> tuple[Callable[[str], str | None], Callable[[str], str]]:
+    """(memo.get, convert) for ``tz``: ``get(v) or dt(v)`` is ``fhir_datetime(v, tz)``.
 
-    Model dates repeat a lot (a visit's vitals share its time), so most calls are one dict lookup;
-    the lru_cache wrapper of :func:`fhir_datetime` costs several times that. Raises ConfigError for
-    an unknown ``tz``.
+    Model dates repeat a lot (a visit's vitals share its time), so most conversions are the one
+    dict lookup ``get``; the lru_cache wrapper of :func:`fhir_datetime` costs several times that.
+    ``dt`` converts and remembers (``fhir_datetime`` never returns None, and "" converts to "").
+    Raises ConfigError for an unknown ``tz``.
     """
     _zone(tz)
     memo = _dt_memo.get(tz)
     if memo is None:
         memo = _dt_memo[tz] = {}
     get = memo.get
-    convert = fhir_datetime.__wrapped__
+    convert = _convert
 
     def dt(value: str) -> str:
-        d = get(value)
-        if d is None:
-            d = convert(value, tz)
-            if len(memo) >= _DT_LIMIT:
-                memo.clear()
-            memo[value] = d
+        d = convert(value, tz)
+        if len(memo) >= _DT_LIMIT:
+            memo.clear()  # (``get`` stays bound to the same dict)
+        memo[value] = d
         return d
 
-    return dt
+    return get, dt
 
 
 def fhir_date(value: str) -> str:
@@ -280,17 +305,16 @@ _U_COND, _U_AI, _U_MR, _U_OBS, _U_ENC, _U_SR, _U_FLAG = (
                              "ServiceRequest", "Flag"))
 
 
-def _put(res: dict[str, Any], upre: bytes, rt: str, rid: str) -> dict[str, Any]:
-    """The bundle entry of a resource (``full_url`` inlined: the urn prefix bytes are per type)."""
-    x = _sha1(upre + rid.encode()).hexdigest()
-    return {"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
-            "resource": res, "request": {"method": "PUT", "url": f"{rt}/{rid}"}}
-
-
-def _conditions(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+def _conditions(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: list[dict[str, Any]]) -> None:
     st = r.station
     pfx, system = f"{st}-9000011-", f"urn:va:{st}:9000011"
-    for p in r.problems:
+    problems = r.problems
+    if problems:  # elements no one mutates: shared by this record's Conditions (see the note above)
+        ver = {"coding": [{"system": T.SYS_CONDITION_VER, "code": "confirmed"}]}
+        category = [{"coding": [{"system": T.CONDITION_CATEGORY, "code": "problem-list-item",
+                                 "display": "Problem List Item"}]}]
+        clinical: dict[str, dict[str, Any]] = {}
+    for p in problems:
         ien = p.ien
         rid = f"{pfx}{ien}"
         status = "resolved" if p.resolved else ("active" if p.status == "A" else "inactive")
@@ -307,19 +331,20 @@ def _conditions(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[di
         res: dict[str, Any] = {
             "resourceType": "Condition", "id": rid,
             "identifier": [{"use": "secondary", "system": system, "value": str(ien)}],
-            "clinicalStatus": {"coding": [{"system": T.SYS_CONDITION_CLINICAL, "code": status}]},
-            "verificationStatus": {"coding": [{"system": T.SYS_CONDITION_VER, "code": "confirmed"}]},
-            "category": [{"coding": [{"system": T.CONDITION_CATEGORY, "code": "problem-list-item",
-                                      "display": "Problem List Item"}]}],
+            "clinicalStatus": clinical.get(status) or clinical.setdefault(
+                status, {"coding": [{"system": T.SYS_CONDITION_CLINICAL, "code": status}]}),
+            "verificationStatus": ver, "category": category,
             "code": code, "subject": subject,
         }
         if p.onset:
-            res["onsetDateTime"] = dt(p.onset)
+            res["onsetDateTime"] = get(p.onset) or dt(p.onset)
         if p.resolved:
-            res["abatementDateTime"] = dt(p.resolved)
+            res["abatementDateTime"] = get(p.resolved) or dt(p.resolved)
         if p.entered:
-            res["recordedDate"] = dt(p.entered)
-        out.append(_put(res, _U_COND, "Condition", rid))
+            res["recordedDate"] = get(p.entered) or dt(p.entered)
+        x = _sha1(_U_COND + rid.encode()).hexdigest()  # full_url, inlined
+        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
+                    "resource": res, "request": {"method": "PUT", "url": f"Condition/{rid}"}})
 
 
 _ALLERGY_CATEGORY = {"D": "medication", "F": "food", "O": "environment"}
@@ -336,7 +361,7 @@ def _allergy_categories(types: str) -> tuple[str, ...]:
     return cats
 
 
-def _allergies(r: PatientRecord, patient: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+def _allergies(r: PatientRecord, patient: dict[str, str], get: Any, dt: Any, out: list[dict[str, Any]]) -> None:
     st = r.station
     pfx, system = f"{st}-120.8-", f"urn:va:{st}:120.8"
     for a in r.allergies:
@@ -365,10 +390,12 @@ def _allergies(r: PatientRecord, patient: dict[str, str], dt: Any, out: list[dic
         res["code"] = code
         res["patient"] = patient
         if a.origination:
-            res["recordedDate"] = dt(a.origination)
+            res["recordedDate"] = get(a.origination) or dt(a.origination)
         if a.reactions:
             res["reaction"] = [{"manifestation": [{"text": x} for x in a.reactions]}]
-        out.append(_put(res, _U_AI, "AllergyIntolerance", rid))
+        x = _sha1(_U_AI + rid.encode()).hexdigest()  # full_url, inlined
+        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
+                    "resource": res, "request": {"method": "PUT", "url": f"AllergyIntolerance/{rid}"}})
 
 
 _RX_STATUS = {"active": "active", "discontinued": "stopped", "expired": "completed", "hold": "on-hold",
@@ -382,16 +409,20 @@ def _medication_cc(text: str, rxnorm: str | None) -> dict[str, Any]:
     return {"text": text}
 
 
-def _prescriptions(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+def _prescriptions(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: list[dict[str, Any]]) -> None:
     st = r.station
     pfx, system, rx_system = f"{st}-52-", f"urn:va:{st}:52", f"urn:va:{st}:52.rx"
+    categories: dict[str, list[dict[str, Any]]] = {}  # fill routing -> category, shared by the record's Rx
     for rx in r.prescriptions:
         ien = rx.ien
         rid = f"{pfx}{ien}"
-        routing = _ROUTING.get(rx.fill_routing)
-        cats = [{"coding": [{"system": T.MEDREQ_CATEGORY, "code": "community", "display": "Community"}]}]
-        if routing:
-            cats.append({"coding": [{"system": T.FILL_ROUTING, "code": routing[0], "display": routing[1]}]})
+        cats = categories.get(rx.fill_routing)
+        if cats is None:
+            routing = _ROUTING.get(rx.fill_routing)
+            cats = [{"coding": [{"system": T.MEDREQ_CATEGORY, "code": "community", "display": "Community"}]}]
+            if routing:
+                cats.append({"coding": [{"system": T.FILL_ROUTING, "code": routing[0], "display": routing[1]}]})
+            categories[rx.fill_routing] = cats
         res: dict[str, Any] = {
             "resourceType": "MedicationRequest", "id": rid,
             "identifier": [{"use": "secondary", "system": system, "value": str(ien)},
@@ -400,14 +431,16 @@ def _prescriptions(r: PatientRecord, subject: dict[str, str], dt: Any, out: list
             "medicationCodeableConcept": _medication_cc(rx.drug_name, rx.rxnorm), "subject": subject,
         }
         if rx.issue_date:
-            res["authoredOn"] = dt(rx.issue_date)
+            res["authoredOn"] = get(rx.issue_date) or dt(rx.issue_date)
         if rx.sig:
             res["dosageInstruction"] = [{"text": rx.sig}]
         res["dispenseRequest"] = {"numberOfRepeatsAllowed": int(rx.refills),
                                   "quantity": {"value": _num(rx.quantity)},
                                   "expectedSupplyDuration": {"value": int(rx.days_supply), "unit": "days",
                                                              "system": _UCUM, "code": "d"}}
-        out.append(_put(res, _U_MR, "MedicationRequest", rid))
+        x = _sha1(_U_MR + rid.encode()).hexdigest()  # full_url, inlined
+        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
+                    "resource": res, "request": {"method": "PUT", "url": f"MedicationRequest/{rid}"}})
 
 
 def _num(x: float | int | str) -> float | int:
@@ -418,20 +451,19 @@ def _num(x: float | int | str) -> float | int:
 _ABSENT = {"REFUSED": "asked-declined", "UNAVAILABLE": "not-performed", "PASS": "not-performed",
            "99": "asked-unknown"}
 _CACHE_LIMIT = 65536  # entries per memo below; cleared when full (values repeat a lot, ids never)
-_vital_types: dict[str, Any] = {}  # vital_type text -> VitalCode | None
-# (vital_type, value) -> how the value maps: ("absent", reason) | ("qty", number, unit)
-# | ("panel", ((loinc, display, number), ...), unit)
-_vital_values: dict[tuple[str, str], tuple[Any, ...]] = {}
+# vital_type text -> (VitalCode | None, its LOINC, display, {value text -> how the value maps}); a value
+# maps to ("absent", reason) | ("qty", number, unit) | ("panel", ((loinc, display, number), ...), unit).
+# Types are few and values repeat (3,206 distinct pairs in 235,000 vitals), so both are decided once.
+_vital_kinds: dict[str, tuple[Any, str, str, dict[str, tuple[Any, ...]]]] = {}
 
 
-def _vital_code(vital_type: str) -> Any:
-    if vital_type in _vital_types:
-        return _vital_types[vital_type]
+def _vital_kind(vital_type: str) -> tuple[Any, str, str, dict[str, tuple[Any, ...]]]:
     vc = T.vital_table().get(vital_type.strip().upper())
-    if len(_vital_types) >= _CACHE_LIMIT:
-        _vital_types.clear()
-    _vital_types[vital_type] = vc
-    return vc
+    kind = (vc, vc.loinc, vc.display, {}) if vc else (None, "", "", {})
+    if len(_vital_kinds) >= 4096:
+        _vital_kinds.clear()
+    _vital_kinds[vital_type] = kind
+    return kind
 
 
 def _vital_value(vc: Any, value: str) -> tuple[Any, ...]:
@@ -458,37 +490,36 @@ def _vital_value(vc: Any, value: str) -> tuple[Any, ...]:
         return ("absent", "error")
 
 
-def _vitals(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+def _vitals(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: list[dict[str, Any]]) -> None:
     st = r.station
     pfx, system = f"{st}-120.5-", f"urn:va:{st}:120.5"
-    memo = _vital_values
-    for v in r.vitals:
+    kinds = _vital_kinds
+    vitals = r.vitals
+    if vitals:  # shared by this record's Observations: no one mutates a category
+        category = [{"coding": [{"system": T.OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}]
+    for v in vitals:
         ien = v.ien
         rid = f"{pfx}{ien}"
         vtype = v.vital_type
-        vc = _vital_types[vtype] if vtype in _vital_types else _vital_code(vtype)
+        vc, loinc, display, plans = kinds.get(vtype) or _vital_kind(vtype)
         if vc:
-            c0 = {"system": _LOINC, "code": vc.loinc}
-            if vc.display:
-                c0["display"] = vc.display
+            c0 = {"system": _LOINC, "code": loinc, "display": display} if display else {"system": _LOINC, "code": loinc}
             code: dict[str, Any] = {"coding": [c0], "text": vtype}
         else:
             code = {"text": vtype}
         res: dict[str, Any] = {
             "resourceType": "Observation", "id": rid,
             "identifier": [{"use": "secondary", "system": system, "value": str(ien)}],
-            "status": "final",
-            "category": [{"coding": [{"system": T.OBSERVATION_CATEGORY, "code": "vital-signs",
-                                      "display": "Vital Signs"}]}],
-            "code": code, "subject": subject, "effectiveDateTime": dt(v.taken),
+            "status": "final", "category": category,
+            "code": code, "subject": subject, "effectiveDateTime": get(v.taken) or dt(v.taken),
         }
-        key = (vtype, v.value)
-        plan = memo.get(key)
+        value = v.value
+        plan = plans.get(value)
         if plan is None:
-            plan = _vital_value(vc, v.value)
-            if len(memo) >= _CACHE_LIMIT:
-                memo.clear()
-            memo[key] = plan
+            plan = _vital_value(vc, value)
+            if len(plans) >= _CACHE_LIMIT:
+                plans.clear()
+            plans[value] = plan
         kind = plan[0]
         if kind == "qty":
             res["valueQuantity"] = {"value": plan[1], "unit": plan[2]} if plan[2] else {"value": plan[1]}
@@ -504,7 +535,9 @@ def _vitals(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[s
                 comps.append({"code": {"coding": [cc]},
                               "valueQuantity": {"value": n, "unit": unit} if unit else {"value": n}})
             res["component"] = comps
-        out.append(_put(res, _U_OBS, "Observation", rid))
+        x = _sha1(_U_OBS + rid.encode()).hexdigest()  # full_url, inlined
+        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
+                    "resource": res, "request": {"method": "PUT", "url": f"Observation/{rid}"}})
 
 
 _ENCOUNTER_CLASS = {"A": ("AMB", "ambulatory"), "I": ("AMB", "ambulatory"), "X": ("AMB", "ambulatory"),
@@ -513,22 +546,28 @@ _ENCOUNTER_CLASS = {"A": ("AMB", "ambulatory"), "I": ("AMB", "ambulatory"), "X":
 _AMB = ("AMB", "ambulatory")
 
 
-def _encounters(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+def _encounters(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: list[dict[str, Any]]) -> None:
     st = r.station
     pfx, system = f"{st}-9000010-", f"urn:va:{st}:9000010"
+    classes: dict[str, dict[str, str]] = {}  # service category -> class, shared by the record's Encounters
     for v in r.visits:
         ien = v.ien
         rid = f"{pfx}{ien}"
-        cls = _ENCOUNTER_CLASS.get(v.service_category, _AMB)
+        klass = classes.get(v.service_category)
+        if klass is None:
+            cls = _ENCOUNTER_CLASS.get(v.service_category, _AMB)
+            klass = classes[v.service_category] = {"system": T.ACT_CODE, "code": cls[0], "display": cls[1]}
         res: dict[str, Any] = {
             "resourceType": "Encounter", "id": rid,
             "identifier": [{"use": "secondary", "system": system, "value": str(ien)}],
-            "status": "finished", "class": {"system": T.ACT_CODE, "code": cls[0], "display": cls[1]},
-            "subject": subject, "period": {"start": dt(v.when)},
+            "status": "finished", "class": klass,
+            "subject": subject, "period": {"start": get(v.when) or dt(v.when)},
         }
         if v.location:
             res["location"] = [{"location": {"display": v.location}}]
-        out.append(_put(res, _U_ENC, "Encounter", rid))
+        x = _sha1(_U_ENC + rid.encode()).hexdigest()  # full_url, inlined
+        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
+                    "resource": res, "request": {"method": "PUT", "url": f"Encounter/{rid}"}})
 
 
 # (kind) -> SNOMED category of a ServiceRequest (R4 example binding servicerequest-category)
@@ -550,9 +589,10 @@ def order_status(o: Order) -> str:
     return table.get(o.status, "unknown")
 
 
-def _orders(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+def _orders(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: list[dict[str, Any]]) -> None:
     st = r.station
     pfx, system = f"{st}-100-", f"urn:va:{st}:100"
+    categories: dict[str, list[dict[str, Any]]] = {}  # kind -> category, shared by the record's orders
     for o in r.orders:
         ien = o.ien
         rid = f"{pfx}{ien}"
@@ -573,12 +613,18 @@ def _orders(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[s
                    "intent": "order"}
             cat = _SR_CATEGORY.get(o.kind)
             if cat:
-                res["category"] = [{"coding": [{"system": _SNOMED, "code": cat[0], "display": cat[1]}]}]
+                category = categories.get(o.kind)
+                if category is None:
+                    category = categories[o.kind] = [{"coding": [{"system": _SNOMED, "code": cat[0],
+                                                                  "display": cat[1]}]}]
+                res["category"] = category
             res["code"] = code
             res["subject"] = subject
         if o.entered:
-            res["authoredOn"] = dt(o.entered)
-        out.append(_put(res, upre, rt, rid))
+            res["authoredOn"] = get(o.entered) or dt(o.entered)
+        x = _sha1(upre + rid.encode()).hexdigest()  # full_url, inlined
+        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
+                    "resource": res, "request": {"method": "PUT", "url": f"{rt}/{rid}"}})
 
 
 # VA Category I (national) flags -> R4 flag-category; local (Category II) flags default to clinical.
@@ -589,7 +635,7 @@ _FLAG_CATEGORY = {"HIGH RISK FOR SUICIDE": ("safety", "Safety"), "BEHAVIORAL": (
 _FLAG_STATUS = {"active": "active", "inactive": "inactive"}
 
 
-def _flags(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[str, Any]]) -> None:
+def _flags(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: list[dict[str, Any]]) -> None:
     st = r.station
     pfx, system = f"{st}-26.13-", f"urn:va:{st}:26.13"
     for f in r.flags:
@@ -605,8 +651,10 @@ def _flags(r: PatientRecord, subject: dict[str, str], dt: Any, out: list[dict[st
             "category": [cc], "code": {"text": f.flag}, "subject": subject,
         }
         if f.assigned:
-            res["period"] = {"start": dt(f.assigned)}
-        out.append(_put(res, _U_FLAG, "Flag", rid))
+            res["period"] = {"start": get(f.assigned) or dt(f.assigned)}
+        x = _sha1(_U_FLAG + rid.encode()).hexdigest()  # full_url, inlined
+        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
+                    "resource": res, "request": {"method": "PUT", "url": f"Flag/{rid}"}})
 
 
 # --------------------------------------------------------------------------- bundles
@@ -619,7 +667,7 @@ def map_person(records: list[PatientRecord], *, tz: str = "UTC") -> dict[str, An
     """One person's site records (same ICN) -> one FHIR R4 transaction Bundle of JSON-ready dicts."""
     if not records:
         raise InputError("map_person got no records: pass the PatientRecords of one person (one ICN)")
-    dt = _dt_converter(tz)
+    get, dt = _dt_converter(tz)
     recs = sorted(records, key=_by_site)
     icns = {r.full_icn for r in recs if r.icn}
     if len(icns) > 1:
@@ -628,13 +676,13 @@ def map_person(records: list[PatientRecord], *, tz: str = "UTC") -> dict[str, An
     subject = {"reference": full_url("Patient", pid)}
     entries: list[dict[str, Any]] = [_entry(_patient(recs, pid, tz))]
     for r in recs:
-        _conditions(r, subject, dt, entries)
-        _allergies(r, subject, dt, entries)
-        _prescriptions(r, subject, dt, entries)
-        _vitals(r, subject, dt, entries)
-        _encounters(r, subject, dt, entries)
-        _orders(r, subject, dt, entries)
-        _flags(r, subject, dt, entries)
+        _conditions(r, subject, get, dt, entries)
+        _allergies(r, subject, get, dt, entries)
+        _prescriptions(r, subject, get, dt, entries)
+        _vitals(r, subject, get, dt, entries)
+        _encounters(r, subject, get, dt, entries)
+        _orders(r, subject, get, dt, entries)
+        _flags(r, subject, get, dt, entries)
     return {"resourceType": "Bundle", "id": "person-" + pid, "type": "transaction", "entry": entries}
 
 

@@ -46,22 +46,39 @@ class StandardizeResult:
         return not self.gaps
 
 
+_ICD10CM, _ICD9CM, _RXNORM = T.ICD10CM, T.ICD9CM, T.RXNORM
+
+
 def _condition(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
     code = res.get("code")
     if not isinstance(code, dict):
         return
     codings = code.get("coding") or []
-    if any(c.get("system") == T.ICD10CM for c in codings):
-        return
+    for c in codings:  # (plain loops: a generator per resource costs more than the test itself)
+        if c.get("system") == _ICD10CM:
+            return
     for c in codings:
-        if c.get("system") == T.ICD9CM and c.get("code"):
+        if c.get("system") == _ICD9CM and c.get("code"):
             hit = T.icd9_to_icd10(c["code"])
             if hit is None:
                 gaps.append(Gap("icd9-unmapped", "Condition", res.get("id", ""), "ICD-9-CM", c["code"]))
             else:
-                codings.insert(0, {"system": T.ICD10CM, "code": hit[0], "display": hit[1]})
+                codings.insert(0, {"system": _ICD10CM, "code": hit[0], "display": hit[1]})
                 changes["icd9->icd10"] = changes.get("icd9->icd10", 0) + 1
             return
+
+
+_drug_memo: dict[str, tuple[str, str] | None] = {}  # VA product name -> drug_to_rxnorm(name), bounded
+
+
+def _rxnorm(name: str) -> tuple[str, str] | None:
+    if name in _drug_memo:
+        return _drug_memo[name]
+    hit = T.drug_to_rxnorm(name)
+    if len(_drug_memo) >= 65536:
+        _drug_memo.clear()
+    _drug_memo[name] = hit
+    return hit
 
 
 def _medication(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
@@ -69,14 +86,15 @@ def _medication(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -
     if not isinstance(med, dict):
         return
     codings = med.get("coding") or []
-    if any(c.get("system") == T.RXNORM for c in codings):
-        return
+    for c in codings:
+        if c.get("system") == _RXNORM:
+            return
     name = med.get("text") or ""
-    hit = T.drug_to_rxnorm(name) if name else None
+    hit = _rxnorm(name) if name else None
     if hit is None:
         gaps.append(Gap("drug-unmapped", "MedicationRequest", res.get("id", ""), "VA product", name))
         return
-    med["coding"] = [{"system": T.RXNORM, "code": hit[0], "display": hit[1]}] + codings
+    med["coding"] = [{"system": _RXNORM, "code": hit[0], "display": hit[1]}] + codings
     changes["drug->rxnorm"] = changes.get("drug->rxnorm", 0) + 1
 
 
