@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vistasim.errors import ConfigError, InputError
 from vistasim.fhir import terminology as T
-from vistasim.model import Allergy, Order, PatientRecord, Prescription, Problem, RecordFlag, Visit, Vital
+from vistasim.model import Order, PatientRecord
 
 __all__ = ["map_person", "map_people", "group_by_person", "resource_id", "full_url", "fhir_datetime",
            "fhir_date", "split_name", "person_conflicts", "FILES"]
@@ -158,23 +158,11 @@ def fhir_date(value: str) -> str:
 
 
 # --------------------------------------------------------------------------- small builders
-def _ref(rtype: str, rid: str) -> dict[str, str]:
-    return {"reference": full_url(rtype, rid)}
-
-
 def _coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
     c = {"system": system, "code": code}
     if display:
         c["display"] = display
     return c
-
-
-def _cc(system: str, code: str, display: str | None = None) -> dict[str, Any]:
-    return {"coding": [_coding(system, code, display)]}
-
-
-def _source_id(station: str, file: str, ien: int | str) -> list[dict[str, str]]:
-    return [{"use": "secondary", "system": T.source_system(station, file), "value": str(ien)}]
 
 
 def split_name(fileman: str) -> dict[str, Any]:
@@ -288,17 +276,22 @@ def _race_ethnicity(race: str | None, eth: str | None) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- clinical resources
 # The builders below run once per produced resource (~28 per person), so they are written for speed:
 # one builder per FileMan file loops over a record's list and appends finished bundle entries; ids,
-# identifier systems and urn prefixes are formed once per record; dates go through a per-zone dict
-# (_dt); every element is a fresh dict literal (callers and the pipeline's faults mutate resources in
-# place, so no sub-structure is ever shared between resources, except ``subject`` within one bundle,
-# as before). Key order and values are exactly those of the straightforward builders this replaced
-# (tests/test_fhir_mapping.py checks the output against a stored digest).
+# identifier systems and urn hash prefixes are formed once per record; dates go through the per-zone
+# memo (``get(v) or dt(v)``); vital values are decided once per distinct (type, value).
+# Sharing: callers and the pipeline's faults (pipeline/faults.py) mutate resources in place: a code's or
+# medication's first coding, an allergy's code and clinicalStatus, standardize's codings and quantities.
+# So every element is a fresh dict, except constant elements nobody mutates (Condition clinical and
+# verification status and category, the vital-signs category, Rx and ServiceRequest categories, Encounter
+# class), which one record's resources share, like ``subject`` within a bundle; never across records or
+# bundles. Key order and values are exactly those of the straightforward builders this replaced
+# (tests/test_fhir_mapping.py pins the output by digest).
 _ICD10CM, _SNOMED, _RXNORM, _LOINC, _UCUM = T.ICD10CM, T.SNOMED, T.RXNORM, T.LOINC, T.UCUM
 _CSU = T.CODE_SYSTEM_URI
 
 
-def _url_prefix(rtype: str) -> bytes:
-    return _NS_BYTES + f"{rtype}/".encode()
+def _url_prefix(rtype: str) -> Any:
+    """SHA-1 state after the namespace and ``Type/``: full_url of an id is a copy of it updated with the id."""
+    return _sha1(_NS_BYTES + f"{rtype}/".encode())
 
 
 _U_COND, _U_AI, _U_MR, _U_OBS, _U_ENC, _U_SR, _U_FLAG = (
@@ -317,7 +310,8 @@ def _conditions(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, ou
         clinical: dict[str, dict[str, Any]] = {}
     for p in problems:
         ien = p.ien
-        rid = f"{pfx}{ien}"
+        sien = str(ien)
+        rid = pfx + sien
         status = "resolved" if p.resolved else ("active" if p.status == "A" else "inactive")
         desc = p.description
         c0 = {"system": _CSU.get(p.icd_system, _ICD10CM), "code": p.icd_code}
@@ -331,7 +325,7 @@ def _conditions(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, ou
             code["text"] = desc
         res: dict[str, Any] = {
             "resourceType": "Condition", "id": rid,
-            "identifier": [{"use": "secondary", "system": system, "value": str(ien)}],
+            "identifier": [{"use": "secondary", "system": system, "value": sien}],
             "clinicalStatus": clinical.get(status) or clinical.setdefault(
                 status, {"coding": [{"system": T.SYS_CONDITION_CLINICAL, "code": status}]}),
             "verificationStatus": ver, "category": category,
@@ -343,7 +337,9 @@ def _conditions(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, ou
             res["abatementDateTime"] = get(p.resolved) or dt(p.resolved)
         if p.entered:
             res["recordedDate"] = get(p.entered) or dt(p.entered)
-        x = _sha1(_U_COND + rid.encode()).hexdigest()  # full_url, inlined
+        h = _U_COND.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
+        h.update(rid.encode())
+        x = h.hexdigest()
         out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
                     "resource": res, "request": {"method": "PUT", "url": f"Condition/{rid}"}})
 
@@ -367,9 +363,10 @@ def _allergies(r: PatientRecord, patient: dict[str, str], get: Any, dt: Any, out
     pfx, system = f"{st}-120.8-", f"urn:va:{st}:120.8"
     for a in r.allergies:
         ien = a.ien
-        rid = f"{pfx}{ien}"
+        sien = str(ien)
+        rid = pfx + sien
         res: dict[str, Any] = {"resourceType": "AllergyIntolerance", "id": rid,
-                               "identifier": [{"use": "secondary", "system": system, "value": str(ien)}]}
+                               "identifier": [{"use": "secondary", "system": system, "value": sien}]}
         if a.status == "entered-in-error":
             res["verificationStatus"] = {"coding": [{"system": T.SYS_AI_VER, "code": "entered-in-error"}]}
         else:  # ait-2: clinicalStatus only when not entered-in-error
@@ -394,7 +391,9 @@ def _allergies(r: PatientRecord, patient: dict[str, str], get: Any, dt: Any, out
             res["recordedDate"] = get(a.origination) or dt(a.origination)
         if a.reactions:
             res["reaction"] = [{"manifestation": [{"text": x} for x in a.reactions]}]
-        x = _sha1(_U_AI + rid.encode()).hexdigest()  # full_url, inlined
+        h = _U_AI.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
+        h.update(rid.encode())
+        x = h.hexdigest()
         out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
                     "resource": res, "request": {"method": "PUT", "url": f"AllergyIntolerance/{rid}"}})
 
@@ -416,7 +415,8 @@ def _prescriptions(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any,
     categories: dict[str, list[dict[str, Any]]] = {}  # fill routing -> category, shared by the record's Rx
     for rx in r.prescriptions:
         ien = rx.ien
-        rid = f"{pfx}{ien}"
+        sien = str(ien)
+        rid = pfx + sien
         cats = categories.get(rx.fill_routing)
         if cats is None:
             routing = _ROUTING.get(rx.fill_routing)
@@ -426,7 +426,7 @@ def _prescriptions(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any,
             categories[rx.fill_routing] = cats
         res: dict[str, Any] = {
             "resourceType": "MedicationRequest", "id": rid,
-            "identifier": [{"use": "secondary", "system": system, "value": str(ien)},
+            "identifier": [{"use": "secondary", "system": system, "value": sien},
                            {"use": "usual", "system": rx_system, "value": rx.rx_number}],
             "status": _RX_STATUS.get(rx.status, "unknown"), "intent": "order", "category": cats,
             "medicationCodeableConcept": _medication_cc(rx.drug_name, rx.rxnorm), "subject": subject,
@@ -439,7 +439,9 @@ def _prescriptions(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any,
                                   "quantity": {"value": _num(rx.quantity)},
                                   "expectedSupplyDuration": {"value": int(rx.days_supply), "unit": "days",
                                                              "system": _UCUM, "code": "d"}}
-        x = _sha1(_U_MR + rid.encode()).hexdigest()  # full_url, inlined
+        h = _U_MR.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
+        h.update(rid.encode())
+        x = h.hexdigest()
         out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
                     "resource": res, "request": {"method": "PUT", "url": f"MedicationRequest/{rid}"}})
 
@@ -500,7 +502,8 @@ def _vitals(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: l
         category = [{"coding": [{"system": T.OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}]
     for v in vitals:
         ien = v.ien
-        rid = f"{pfx}{ien}"
+        sien = str(ien)
+        rid = pfx + sien
         vtype = v.vital_type
         vc, loinc, display, plans = kinds.get(vtype) or _vital_kind(vtype)
         if vc:
@@ -510,7 +513,7 @@ def _vitals(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: l
             code = {"text": vtype}
         res: dict[str, Any] = {
             "resourceType": "Observation", "id": rid,
-            "identifier": [{"use": "secondary", "system": system, "value": str(ien)}],
+            "identifier": [{"use": "secondary", "system": system, "value": sien}],
             "status": "final", "category": category,
             "code": code, "subject": subject, "effectiveDateTime": get(v.taken) or dt(v.taken),
         }
@@ -536,7 +539,9 @@ def _vitals(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: l
                 comps.append({"code": {"coding": [cc]},
                               "valueQuantity": {"value": n, "unit": unit} if unit else {"value": n}})
             res["component"] = comps
-        x = _sha1(_U_OBS + rid.encode()).hexdigest()  # full_url, inlined
+        h = _U_OBS.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
+        h.update(rid.encode())
+        x = h.hexdigest()
         out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
                     "resource": res, "request": {"method": "PUT", "url": f"Observation/{rid}"}})
 
@@ -553,20 +558,23 @@ def _encounters(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, ou
     classes: dict[str, dict[str, str]] = {}  # service category -> class, shared by the record's Encounters
     for v in r.visits:
         ien = v.ien
-        rid = f"{pfx}{ien}"
+        sien = str(ien)
+        rid = pfx + sien
         klass = classes.get(v.service_category)
         if klass is None:
             cls = _ENCOUNTER_CLASS.get(v.service_category, _AMB)
             klass = classes[v.service_category] = {"system": T.ACT_CODE, "code": cls[0], "display": cls[1]}
         res: dict[str, Any] = {
             "resourceType": "Encounter", "id": rid,
-            "identifier": [{"use": "secondary", "system": system, "value": str(ien)}],
+            "identifier": [{"use": "secondary", "system": system, "value": sien}],
             "status": "finished", "class": klass,
             "subject": subject, "period": {"start": get(v.when) or dt(v.when)},
         }
         if v.location:
             res["location"] = [{"location": {"display": v.location}}]
-        x = _sha1(_U_ENC + rid.encode()).hexdigest()  # full_url, inlined
+        h = _U_ENC.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
+        h.update(rid.encode())
+        x = h.hexdigest()
         out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
                     "resource": res, "request": {"method": "PUT", "url": f"Encounter/{rid}"}})
 
@@ -596,8 +604,9 @@ def _orders(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: l
     categories: dict[str, list[dict[str, Any]]] = {}  # kind -> category, shared by the record's orders
     for o in r.orders:
         ien = o.ien
-        rid = f"{pfx}{ien}"
-        ident = [{"use": "secondary", "system": system, "value": str(ien)}]
+        sien = str(ien)
+        rid = pfx + sien
+        ident = [{"use": "secondary", "system": system, "value": sien}]
         system_uri = _CSU.get((o.code_system or "").upper()) if o.code else None
         if o.kind == "medication":
             rt, upre = "MedicationRequest", _U_MR
@@ -623,7 +632,9 @@ def _orders(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: l
             res["subject"] = subject
         if o.entered:
             res["authoredOn"] = get(o.entered) or dt(o.entered)
-        x = _sha1(upre + rid.encode()).hexdigest()  # full_url, inlined
+        h = upre.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
+        h.update(rid.encode())
+        x = h.hexdigest()
         out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
                     "resource": res, "request": {"method": "PUT", "url": f"{rt}/{rid}"}})
 
@@ -641,19 +652,22 @@ def _flags(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: li
     pfx, system = f"{st}-26.13-", f"urn:va:{st}:26.13"
     for f in r.flags:
         ien = f.ien
-        rid = f"{pfx}{ien}"
+        sien = str(ien)
+        rid = pfx + sien
         cat = _FLAG_CATEGORY.get(f.flag.strip().upper(), ("clinical", "Clinical"))
         cc = {"coding": [{"system": T.FLAG_CATEGORY, "code": cat[0], "display": cat[1]}],
               "text": "Category I (national)" if f.category == "I" else "Category II (local)"}
         res: dict[str, Any] = {
             "resourceType": "Flag", "id": rid,
-            "identifier": [{"use": "secondary", "system": system, "value": str(ien)}],
+            "identifier": [{"use": "secondary", "system": system, "value": sien}],
             "status": _FLAG_STATUS.get(f.status, "entered-in-error"),
             "category": [cc], "code": {"text": f.flag}, "subject": subject,
         }
         if f.assigned:
             res["period"] = {"start": get(f.assigned) or dt(f.assigned)}
-        x = _sha1(_U_FLAG + rid.encode()).hexdigest()  # full_url, inlined
+        h = _U_FLAG.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
+        h.update(rid.encode())
+        x = h.hexdigest()
         out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
                     "resource": res, "request": {"method": "PUT", "url": f"Flag/{rid}"}})
 
