@@ -206,37 +206,49 @@ def patient_id_for(records: Sequence[PatientRecord]) -> str:
     return resource_id(r0.station, FILES["Patient"], r0.dfn)
 
 
+_GENDER = {"M": "male", "F": "female"}
+
+
 def _patient(records: Sequence[PatientRecord], pid: str, tz: str) -> dict[str, Any]:
     res: dict[str, Any] = {"resourceType": "Patient", "id": pid}
     ids: list[dict[str, Any]] = []
-    seen = set()
-    for r in records:
-        if r.icn and ("icn", r.full_icn) not in seen:
-            seen.add(("icn", r.full_icn))
+    if len(records) == 1:  # the common case, without the de-duplication
+        r = records[0]
+        if r.icn:
             ids.append({"use": "official", "system": T.VA_ICN, "value": r.full_icn})
-    for r in records:
-        ids.append({"use": "secondary", "system": T.source_system(r.station, FILES["Patient"]),
-                    "value": str(r.dfn), "assigner": {"display": f"VA station {r.station}"}})
-    for r in records:
-        if r.ssn and ("ssn", r.ssn) not in seen:
-            seen.add(("ssn", r.ssn))
+        ids.append({"use": "secondary", "system": f"urn:va:{r.station}:2", "value": str(r.dfn),
+                    "assigner": {"display": f"VA station {r.station}"}})
+        if r.ssn:
             ids.append({"use": "usual", "system": T.US_SSN, "value": r.ssn})
+        race, eth, name, phone, sex, dob, dod, ms = (
+            None if v is None or v == "" else v
+            for v in (r.race, r.ethnicity, r.name, r.phone_home, r.sex, r.dob, r.date_of_death, r.marital_status))
+    else:
+        seen = set()
+        for r in records:
+            if r.icn and ("icn", r.full_icn) not in seen:
+                seen.add(("icn", r.full_icn))
+                ids.append({"use": "official", "system": T.VA_ICN, "value": r.full_icn})
+        for r in records:
+            ids.append({"use": "secondary", "system": f"urn:va:{r.station}:2", "value": str(r.dfn),
+                        "assigner": {"display": f"VA station {r.station}"}})
+        for r in records:
+            if r.ssn and ("ssn", r.ssn) not in seen:
+                seen.add(("ssn", r.ssn))
+                ids.append({"use": "usual", "system": T.US_SSN, "value": r.ssn})
+        race, eth, name, phone, sex, dob, dod, ms = (
+            _first(records, a) for a in ("race", "ethnicity", "name", "phone_home", "sex", "dob", "date_of_death",
+                                         "marital_status"))
     res["identifier"] = ids
-    ext = _race_ethnicity(_first(records, "race"), _first(records, "ethnicity"))
-    if ext:
-        res["extension"] = ext
-    name = _first(records, "name")
+    if race or eth:
+        res["extension"] = _race_ethnicity(race, eth)
     if name:
         res["name"] = [split_name(name)]
-    phone = _first(records, "phone_home")
     if phone:
         res["telecom"] = [{"system": "phone", "value": phone, "use": "home"}]
-    sex = _first(records, "sex")
-    res["gender"] = {"M": "male", "F": "female"}.get(sex or "", "unknown")
-    dob = _first(records, "dob")
+    res["gender"] = _GENDER.get(sex or "", "unknown")
     if dob:
         res["birthDate"] = fhir_date(dob)
-    dod = _first(records, "date_of_death")
     if dod:
         res["deceasedDateTime"] = fhir_datetime(dod, tz)
     for r in records:
@@ -252,7 +264,6 @@ def _patient(records: Sequence[PatientRecord], pid: str, tz: str) -> dict[str, A
             addr["country"] = "US"
             res["address"] = [addr]
             break
-    ms = _first(records, "marital_status")
     if ms:
         m = T.marital_table().get(ms.strip().upper())
         res["maritalStatus"] = ({"coding": [_coding(m[2], m[0], m[1])], "text": ms} if m else {"text": ms})
@@ -463,7 +474,7 @@ _vital_kinds: dict[str, tuple[Any, str, str, dict[str, tuple[Any, ...]]]] = {}
 def _vital_kind(vital_type: str) -> tuple[Any, str, str, dict[str, tuple[Any, ...]]]:
     vc = T.vital_table().get(vital_type.strip().upper())
     kind = (vc, vc.loinc, vc.display, {}) if vc else (None, "", "", {})
-    if len(_vital_kinds) >= 4096:
+    if len(_vital_kinds) >= 256:  # (types are few; this bounds the value memos too)
         _vital_kinds.clear()
     _vital_kinds[vital_type] = kind
     return kind
