@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 
+import orjson
 import pytest
 from _fhir_fixtures import all_people, deceased_female, person_records, scaled_people, site_500
 
@@ -237,3 +239,61 @@ def test_transform_person_returns_gaps():
     bundle, gaps = transform_person(person_records())
     assert {g.kind for g in gaps} == {"icd9-unmapped", "drug-unmapped"}
     assert validate_bundle(bundle, as_of=AS_OF)["schema_check"] == []
+
+
+# --------------------------------------------------------------------------- output pinned byte for byte
+# map_person and standardize are written for speed (bench/fhir_map.py); these digests pin their output to
+# what the straightforward builders produced (computed with them, commit aecb195), byte for byte.
+def _edge_person():
+    """site 500 with the values the fast paths treat specially: odd vitals, corrupt and DST-edge dates."""
+    from vistasim.model import Order, Prescription, Vital
+
+    r = site_500()
+    r.vitals += [
+        Vital(ien=90, taken="2024-03-10T02:30:00", vital_type="PULSE", value="99"),  # 99: only pain is absent
+        Vital(ien=91, taken="2024-11-03T01:30:00", vital_type="BLOOD PRESSURE", value="120/abc"),
+        Vital(ien=92, taken="2024-11-03T01:59:59", vital_type=" pulse ", value="REFUSED"),
+        Vital(ien=93, taken="2024-02-30T10:00:00", vital_type="GIRTH", value="40"),  # uncoded, corrupt date
+        Vital(ien=94, taken="2024-01-15T08:30", vital_type="WEIGHT", value="1e3"),
+        Vital(ien=95, taken="1850-06-01T12:00:00", vital_type="TEMPERATURE", value="abc"),
+        Vital(ien=96, taken="2024-01-15T08:30:00Z", vital_type="PAIN", value=" 99 "),
+        Vital(ien=97, taken="2024-01-15", vital_type="BLOOD PRESSURE", value="120/80/60"),
+    ]
+    r.prescriptions.append(Prescription(ien=39, rx_number="9", drug_name="metformin  hcl 500mg tab",
+                                        quantity=2.5, days_supply=7, fill_routing="X", status="odd",
+                                        issue_date="2024-13-01T00:00:00"))
+    r.orders.append(Order(ien=69, text="MYSTERY", kind="other", status="lapsed", signed=False, code="X1",
+                          code_system="LOCAL", entered="2024-06-30T23:59:59"))
+    return [r]
+
+
+def _output_digest(people, tz):
+    h = hashlib.sha256()
+    for recs in people:
+        b = map_person(recs, tz=tz)
+        h.update(orjson.dumps(b, option=orjson.OPT_SORT_KEYS))
+        r = standardize(b, copy=False)
+        h.update(orjson.dumps(r.bundle, option=orjson.OPT_SORT_KEYS))
+        h.update(repr((r.gaps, sorted(r.changes.items()))).encode())
+    return h.hexdigest()[:20]
+
+
+_PINNED = {"UTC": ("8ef07b2266ad72db70af", "e92fd0c81022fc58c7b1", "c897a02b329138e9a84e"),
+           "America/New_York": ("cbbf7b5cfe7c952714b5", "be0cb5cb022105de6df4", "307016fade458659fcf2")}
+
+
+@pytest.mark.parametrize("tz", sorted(_PINNED))
+def test_output_pinned_for_the_fixtures(tz):
+    assert _output_digest(all_people(), tz) == _PINNED[tz][0]
+    assert _output_digest([_edge_person()], tz) == _PINNED[tz][1]
+
+
+@pytest.mark.parametrize("tz", sorted(_PINNED))
+def test_output_pinned_for_a_generated_population(tz):
+    from vistasim.generate import generate_patients
+
+    people = list(group_by_person(generate_patients(400, seed=3, sites=3, defects=0.05)).values())
+    # the input is pinned too, so a change in the generator is not mistaken for one in the map
+    assert hashlib.sha256(orjson.dumps(people)).hexdigest()[:20] == "00c6930954a7b402dd2a", (
+        "generate_patients(400, seed=3, sites=3, defects=0.05) changed: re-pin this test's digests")
+    assert _output_digest(people, tz) == _PINNED[tz][2]

@@ -46,22 +46,39 @@ class StandardizeResult:
         return not self.gaps
 
 
+_ICD10CM, _ICD9CM, _RXNORM = T.ICD10CM, T.ICD9CM, T.RXNORM
+
+
 def _condition(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
     code = res.get("code")
     if not isinstance(code, dict):
         return
     codings = code.get("coding") or []
-    if any(c.get("system") == T.ICD10CM for c in codings):
-        return
+    for c in codings:  # (plain loops: a generator per resource costs more than the test itself)
+        if c.get("system") == _ICD10CM:
+            return
     for c in codings:
-        if c.get("system") == T.ICD9CM and c.get("code"):
+        if c.get("system") == _ICD9CM and c.get("code"):
             hit = T.icd9_to_icd10(c["code"])
             if hit is None:
                 gaps.append(Gap("icd9-unmapped", "Condition", res.get("id", ""), "ICD-9-CM", c["code"]))
             else:
-                codings.insert(0, {"system": T.ICD10CM, "code": hit[0], "display": hit[1]})
+                codings.insert(0, {"system": _ICD10CM, "code": hit[0], "display": hit[1]})
                 changes["icd9->icd10"] = changes.get("icd9->icd10", 0) + 1
             return
+
+
+_drug_memo: dict[str, tuple[str, str] | None] = {}  # VA product name -> drug_to_rxnorm(name), bounded
+
+
+def _rxnorm(name: str) -> tuple[str, str] | None:
+    if name in _drug_memo:
+        return _drug_memo[name]
+    hit = T.drug_to_rxnorm(name)
+    if len(_drug_memo) >= 65536:
+        _drug_memo.clear()
+    _drug_memo[name] = hit
+    return hit
 
 
 def _medication(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
@@ -69,36 +86,53 @@ def _medication(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -
     if not isinstance(med, dict):
         return
     codings = med.get("coding") or []
-    if any(c.get("system") == T.RXNORM for c in codings):
-        return
+    for c in codings:
+        if c.get("system") == _RXNORM:
+            return
     name = med.get("text") or ""
-    hit = T.drug_to_rxnorm(name) if name else None
+    hit = _rxnorm(name) if name else None
     if hit is None:
         gaps.append(Gap("drug-unmapped", "MedicationRequest", res.get("id", ""), "VA product", name))
         return
-    med["coding"] = [{"system": T.RXNORM, "code": hit[0], "display": hit[1]}] + codings
+    med["coding"] = [{"system": _RXNORM, "code": hit[0], "display": hit[1]}] + codings
     changes["drug->rxnorm"] = changes.get("drug->rxnorm", 0) + 1
 
 
+_UCUM = T.UCUM
+_LOINC = T.LOINC
+_ucum_memo: dict[str, tuple[str, str] | None] = {}  # VistA unit text -> unit_to_ucum(unit) (few distinct)
+
+
+def _ucum(unit: str) -> tuple[str, str] | None:
+    if unit in _ucum_memo:
+        return _ucum_memo[unit]
+    hit = T.unit_to_ucum(unit)
+    if len(_ucum_memo) < 4096:
+        _ucum_memo[unit] = hit
+    return hit
+
+
 def _quantity(q: Any, res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
-    if not isinstance(q, dict) or q.get("system") == T.UCUM:
+    if not isinstance(q, dict) or q.get("system") == _UCUM:
         return
     unit = q.get("unit")
     if not unit:
         return
-    hit = T.unit_to_ucum(unit)
+    hit = _ucum_memo[unit] if unit in _ucum_memo else _ucum(unit)
     if hit is None:
         gaps.append(Gap("unit-unmapped", res["resourceType"], res.get("id", ""), "VistA unit", unit))
         return
-    q["system"], q["code"] = T.UCUM, hit[0]
+    q["system"], q["code"] = _UCUM, hit[0]
     changes["unit->ucum"] = changes.get("unit->ucum", 0) + 1
 
 
 def _observation(res: dict[str, Any], gaps: list[Gap], changes: dict[str, int]) -> None:
-    codings = (res.get("code") or {}).get("coding") or []
-    if not any(c.get("system") == T.LOINC for c in codings):
-        gaps.append(Gap("vital-uncoded", "Observation", res.get("id", ""), "VistA vital type",
-                        (res.get("code") or {}).get("text", "")))
+    code = res.get("code") or {}
+    for c in code.get("coding") or ():
+        if c.get("system") == _LOINC:
+            break
+    else:
+        gaps.append(Gap("vital-uncoded", "Observation", res.get("id", ""), "VistA vital type", code.get("text", "")))
     _quantity(res.get("valueQuantity"), res, gaps, changes)
     for comp in res.get("component") or ():
         _quantity(comp.get("valueQuantity"), res, gaps, changes)
@@ -118,12 +152,34 @@ def standardize(bundle: dict[str, Any], *, copy: bool = True) -> StandardizeResu
     out = orjson.loads(orjson.dumps(bundle)) if copy else bundle
     gaps: list[Gap] = []
     changes: dict[str, int] = {}
+    by_type = _BY_TYPE
     for entry in out.get("entry") or ():
         res = entry.get("resource")
         if isinstance(res, dict):
-            fn = _BY_TYPE.get(res.get("resourceType", ""))
-            if fn is not None:
-                fn(res, gaps, changes)
+            fn = by_type.get(res.get("resourceType", ""))
+            if fn is None:
+                continue
+            if fn is _observation:  # the most common type (~40 %): its common case inline
+                q = res.get("valueQuantity")
+                code = res.get("code")
+                if (type(q) is dict and "component" not in res and type(code) is dict
+                        and q.get("system") != _UCUM):
+                    for c in code.get("coding") or ():
+                        if c.get("system") == _LOINC:
+                            break
+                    else:
+                        gaps.append(Gap("vital-uncoded", "Observation", res.get("id", ""), "VistA vital type",
+                                        code.get("text", "")))
+                    unit = q.get("unit")
+                    if unit:
+                        hit = _ucum_memo[unit] if unit in _ucum_memo else _ucum(unit)
+                        if hit is None:
+                            gaps.append(Gap("unit-unmapped", "Observation", res.get("id", ""), "VistA unit", unit))
+                        else:
+                            q["system"], q["code"] = _UCUM, hit[0]
+                            changes["unit->ucum"] = changes.get("unit->ucum", 0) + 1
+                    continue
+            fn(res, gaps, changes)
     return StandardizeResult(out, gaps, changes)
 
 
