@@ -35,10 +35,13 @@ def test_person_id_comes_from_the_icn_identifier() -> None:
 
 def test_stage_rows_accepts_a_mapping_and_keeps_input_order() -> None:
     staged = stage_rows("W", {"B": person_bundle(2), "A": person_bundle(1)})
-    assert [p[1] for p in staged.persons] == ["B", "A"]
-    assert [p[2] for p in staged.persons] == [0, 1]
-    assert {r[1] for r in staged.rows} == {"A", "B"}
-    assert all(content_hash(r[5].encode()) == r[4] for r in staged.rows)
+    assert [p[0] for p in staged.persons] == ["B", "A"]
+    assert [p[1] for p in staged.persons] == [0, 1]
+    assert {r[0] for r in staged.rows} == {"A", "B"}
+    assert all(content_hash(r[4].encode()) == r[3] for r in staged.rows)
+    # each person's rows are contiguous, starting where persons says
+    assert all({r[0] for r in staged.rows[i : i + n]} == {p} for p, _, i, n in staged.persons)
+    assert sum(n for *_, n in staged.persons) == len(staged.rows)
 
 
 def test_stage_rows_digest_tracks_content() -> None:
