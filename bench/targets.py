@@ -118,7 +118,7 @@ def person(k: int, n: int, rng: KeyedRNG, pad: int = 0) -> dict[str, Any]:
     if pad:
         for i, r in enumerate(res[1:]):
             r["identifier"] = [{"system": "urn:va:vista:500", "value": f"{k}-{i}-{r['resourceType']}"}]
-            r["note"] = [{"text": ("REMARK %d %d " % (k, i) * 40)[:pad]}]
+            r["note"] = [{"text": (f"REMARK {k} {i} " * 40)[:pad]}]
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in res]}
 
 
@@ -178,7 +178,9 @@ def bench(
         f"\n{first.split('/')[0]}  persons={n_persons} resources={n_res} waves={len(batches)} "
         f"persons_per_commit={persons_per_commit}  (best of {repeat})"
     )
-    print(f"  {'(stage_rows: canonical JSON + hash, in staging)':40s} {n_res / t_rows:>10,.0f} res/s  cpu {c_rows:6.2f} s {c_rows / n_res * 1e6:6.2f} us/res")
+    print(
+        f"  {'(stage_rows: canonical JSON + hash, in staging)':40s} {n_res / t_rows:>10,.0f} res/s  cpu {c_rows:6.2f} s {c_rows / n_res * 1e6:6.2f} us/res"
+    )
     total_w = total_c = 0.0
     for step, (dt, dc) in best.items():
         print(
@@ -223,7 +225,12 @@ def main() -> None:
         if args.sqlite:
             bench(args.sqlite, batches, args.persons_per_commit, 1)
         else:
-            bench(lambda: f"sqlite:///{os.path.join(tmp, f'bench{next(counter)}.db')}", batches, args.persons_per_commit, args.repeat)
+            bench(
+                lambda: f"sqlite:///{os.path.join(tmp, f'bench{next(counter)}.db')}",
+                batches,
+                args.persons_per_commit,
+                args.repeat,
+            )
     if args.start_pg:
         import _pg
 

@@ -177,3 +177,17 @@ def test_person_check_from_differences_equals_compare_person() -> None:
         want = compare_person("P", staged, prod, current, "W1")
         got = person_check("P", counts(staged), counts(prod), diffs, [("Flag", "f")], current, "W1")
         assert got == want
+
+
+def test_a_target_file_with_the_earlier_layout_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE resources (resource_type TEXT, id TEXT, person_id TEXT, wave_id TEXT, hash TEXT, body TEXT, "
+        "PRIMARY KEY (resource_type, id))"
+    )
+    conn.close()
+    with pytest.raises(InputError, match="earlier vistasim load layout"):
+        open_target(f"sqlite:///{path}")

@@ -72,8 +72,8 @@ from .base import (
     canonical_json,
     content_hash,
     person_check,
-    wave_digest,
     stage_rows,
+    wave_digest,
 )
 
 #: The tables, with the dialect's types: {blob} a digest, {body} a body, {sid} staging's key,
@@ -573,7 +573,9 @@ class SQLTarget:
         i, n = lo - first, len(hashes)
         return 0 <= i and i + n <= len(cached_h) and hashes == cached_h[i : i + n] and bodies == cached_b[i : i + n]
 
-    def _hashes_match_journal(self, wave_id: str, spans: dict[str, tuple[int, int]], known: dict[int, list[str]]) -> bool:
+    def _hashes_match_journal(
+        self, wave_id: str, spans: dict[str, tuple[int, int]], known: dict[int, list[str]]
+    ) -> bool:
         """Do the staged digest columns still give the wave digest the journal recorded at staging?
 
         ``known``: digests already read, {first sid of a range: digests of the range in sid order}.
@@ -581,7 +583,10 @@ class SQLTarget:
         los = sorted(known)
         missing = [sp for sp in spans.values() if sp[1] and not _covered(los, known, sp)]
         for lo, hi in _spans(missing):
-            known[lo] = [h for _, h in self._all("SELECT sid, hash FROM staging WHERE sid BETWEEN ? AND ? ORDER BY sid", (lo, hi))]
+            known[lo] = [
+                h
+                for _, h in self._all("SELECT sid, hash FROM staging WHERE sid BETWEEN ? AND ? ORDER BY sid", (lo, hi))
+            ]
         los = sorted(known)
 
         def hexes(first: int, n: int) -> list[str]:
@@ -681,5 +686,6 @@ class SQLTarget:
 def check_contiguous(url: str, first: int, n: int, last: int | None) -> None:
     """Staging's rows must have taken sids first .. first + n - 1 (OutputError otherwise)."""
     if n and last != first + n - 1:  # pragma: no cover - SQLite assigns max(rowid) + 1 to each new row
-        raise OutputError(f"{url}: staging rows did not get consecutive ids ({first}..{last} for {n}); restage the wave")
-
+        raise OutputError(
+            f"{url}: staging rows did not get consecutive ids ({first}..{last} for {n}); restage the wave"
+        )
