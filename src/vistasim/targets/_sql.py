@@ -88,7 +88,7 @@ DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS resources (
         resource_type TEXT NOT NULL, id TEXT NOT NULL, person_id TEXT NOT NULL, wave_id TEXT NOT NULL,
         sid BIGINT NOT NULL, PRIMARY KEY (resource_type, id)){without_rowid}""",
-    "CREATE INDEX IF NOT EXISTS resources_person ON resources (person_id)",
+    "CREATE INDEX IF NOT EXISTS resources_person ON resources (person_id, sid)",
     """CREATE TABLE IF NOT EXISTS persons (
         person_id TEXT PRIMARY KEY, wave_id TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS backout_resources (
@@ -297,13 +297,17 @@ class SQLTarget:
 
     def _create_tables(self, execute: Any) -> None:
         """Create the tables (idempotent); refuse a file or schema holding an older layout."""
-        for stmt in DDL:
+        tables = [stmt for stmt in DDL if not stmt.startswith("CREATE INDEX")]
+        for stmt in tables:
             execute(stmt.format(**self._DDL_TYPES))
         cols = [d[0] for d in execute("SELECT * FROM resources WHERE 1 = 0").description]
         if "body" in cols:
             raise InputError(
                 f"{self.url}: holds an earlier vistasim load layout (bodies in every row); load into a new target"
             )
+        for stmt in DDL:
+            if stmt not in tables:
+                execute(stmt)
 
     @contextlib.contextmanager
     def _commit_point(self, label: str) -> Iterator[Any]:
