@@ -193,11 +193,16 @@ def test_verification_detects_tampered_missing_and_extra_rows(target: Target, ba
     raw = backend[1]
     load_wave(target, "W1", wave([(k, 0) for k in range(4)]))
     body = '{"resourceType":"Observation","id":"obs-1-0","status":"entered-in-error"}'
-    raw("UPDATE resources SET body = ? WHERE resource_type = 'Observation' AND id = 'obs-1-0'", (body,))
+    # the body production points to is edited; no hash column is
+    raw(
+        "UPDATE staging SET body = ? WHERE sid = "
+        "(SELECT sid FROM resources WHERE resource_type = 'Observation' AND id = 'obs-1-0')",
+        (body,),
+    )
     raw("DELETE FROM resources WHERE resource_type = 'Condition' AND id = 'cond-2-1'", ())
     raw(
-        "INSERT INTO resources (resource_type, id, person_id, wave_id, hash, body) VALUES ('Flag', 'f1', ?, 'W1', 'x', ?)",
-        (icn(3), '{"resourceType":"Flag","id":"f1"}'),
+        "INSERT INTO resources (resource_type, id, person_id, wave_id, sid) VALUES ('Flag', 'f1', ?, 'W1', 0)",
+        (icn(3),),
     )
     res = target.verification("W1")
     assert res.passed is False
@@ -211,6 +216,53 @@ def test_verification_detects_tampered_missing_and_extra_rows(target: Target, ba
     by_person = {p.person_id: p for p in res.persons}
     assert by_person[icn(2)].staged["Condition"] == 1 and "Condition" not in by_person[icn(2)].production
     assert res.staged_counts["Condition"] - res.production_counts["Condition"] == 1
+
+
+def _forge(backend: tuple[str, Raw]) -> tuple[dict[str, Any], str, str]:
+    """A changed Condition for person 0: (resource, canonical body, its digest)."""
+    from vistasim.targets import canonical_json, content_hash
+
+    forged = {"resourceType": "Condition", "id": "cond-0-1", "clinicalStatus": {"coding": [{"code": "resolved"}]}}
+    body = canonical_json(forged)
+    return forged, body.decode(), content_hash(body)
+
+
+def test_verification_catches_production_repointed_to_a_consistent_forgery(
+    target: Target, backend: tuple[str, Raw]
+) -> None:
+    """Production pointed at another row whose body and digest agree with each other: staging disagrees."""
+    raw = backend[1]
+    load_wave(target, "W1", wave([(0, 0), (1, 0)]))
+    forged, body, digest = _forge(backend)
+    cast = "" if backend[0].startswith("sqlite") else "::jsonb"
+    raw(
+        "INSERT INTO staging (sid, person_id, resource_type, id, hash, body) "
+        f"SELECT MAX(sid) + 1, ?, 'Condition', 'cond-0-1', ?, ?{cast} FROM staging",
+        (icn(0), digest, body),
+    )
+    raw(
+        "UPDATE resources SET sid = (SELECT MAX(sid) FROM staging) "
+        "WHERE resource_type = 'Condition' AND id = 'cond-0-1'",
+        (),
+    )
+    res = target.verification("W1")
+    assert [(m.person_id, m.kind, m.id) for m in res.mismatches] == [(icn(0), "changed", "cond-0-1")]
+    assert target.read_person(icn(0))[0] == forged
+
+
+def test_verification_catches_a_body_edited_with_its_hash_column(target: Target, backend: tuple[str, Raw]) -> None:
+    """The staged row production points to rewritten with a matching digest: the journal's wave digest disagrees."""
+    raw = backend[1]
+    load_wave(target, "W1", wave([(0, 0), (1, 0)]))
+    forged, body, digest = _forge(backend)
+    raw(
+        "UPDATE staging SET body = ?, hash = ? WHERE sid = "
+        "(SELECT sid FROM resources WHERE resource_type = 'Condition' AND id = 'cond-0-1')",
+        (body, digest),
+    )
+    res = target.verification("W1")
+    assert res.passed is False
+    assert (icn(0), "changed", "cond-0-1") in {(m.person_id, m.kind, m.id) for m in res.mismatches}
 
 
 def test_verification_of_nothing_is_unknown_not_a_pass(target: Target) -> None:

@@ -35,10 +35,13 @@ def test_person_id_comes_from_the_icn_identifier() -> None:
 
 def test_stage_rows_accepts_a_mapping_and_keeps_input_order() -> None:
     staged = stage_rows("W", {"B": person_bundle(2), "A": person_bundle(1)})
-    assert [p[1] for p in staged.persons] == ["B", "A"]
-    assert [p[2] for p in staged.persons] == [0, 1]
-    assert {r[1] for r in staged.rows} == {"A", "B"}
-    assert all(content_hash(r[5].encode()) == r[4] for r in staged.rows)
+    assert [p[0] for p in staged.persons] == ["B", "A"]
+    assert [p[1] for p in staged.persons] == [0, 1]
+    assert {r[0] for r in staged.rows} == {"A", "B"}
+    assert all(content_hash(r[4].encode()) == r[3] for r in staged.rows)
+    # each person's rows are contiguous, starting where persons says
+    assert all({r[0] for r in staged.rows[i : i + n]} == {p} for p, _, i, n in staged.persons)
+    assert sum(n for *_, n in staged.persons) == len(staged.rows)
 
 
 def test_stage_rows_digest_tracks_content() -> None:
@@ -174,3 +177,17 @@ def test_person_check_from_differences_equals_compare_person() -> None:
         want = compare_person("P", staged, prod, current, "W1")
         got = person_check("P", counts(staged), counts(prod), diffs, [("Flag", "f")], current, "W1")
         assert got == want
+
+
+def test_a_target_file_with_the_earlier_layout_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE resources (resource_type TEXT, id TEXT, person_id TEXT, wave_id TEXT, hash TEXT, body TEXT, "
+        "PRIMARY KEY (resource_type, id))"
+    )
+    conn.close()
+    with pytest.raises(InputError, match="earlier vistasim load layout"):
+        open_target(f"sqlite:///{path}")

@@ -1,39 +1,59 @@
 """The load steps as SQL shared by the SQLite and PostgreSQL targets.
 
-Both databases speak the same upsert (``INSERT ... ON CONFLICT``), so the step logic lives here once;
-a subclass supplies the connection, its transaction handling, the DDL, the bulk staging write and
-how a stored body turns back into canonical bytes. SQL is written with ``?`` placeholders; the
-PostgreSQL target rewrites them to ``%s``.
+Both databases speak the same upsert (``INSERT ... ON CONFLICT``), so the step logic and the table
+layout live here once; a subclass supplies the connection, its transaction handling, the column
+types, the bulk staging write and how a stored body turns back into canonical bytes. SQL is written
+with ``?`` placeholders; the PostgreSQL target rewrites them to ``%s``.
 
-Tables (every one keyed so a re-run upserts instead of duplicating):
+Layout. A body is written once: staging rows are the bodies, appended with consecutive sids (the
+rowid on SQLite, so a wave's write is an append with no secondary index to maintain), each with the
+BLAKE2b-128 digest of its canonical JSON. Production and backout hold small pointer rows that name a
+staging row by sid, so promotion and backout move pointers, never bodies. A wave is a list of
+persons, each a sid range; restaging a wave writes new rows and repoints its persons, leaving the
+old rows for the production and backout rows that may still point to them (they cost disk only).
+(A content-addressed ``bodies`` table with a unique digest index was measured too: its random-order
+index made staging slower than writing bodies twice.)
 
-- ``staging``           (wave_id, person_id, resource_type, id) -> hash, body: what a wave brought
-- ``staging_persons``   (wave_id, person_id) -> ord, n: the wave's persons in input order
-- ``resources``         (resource_type, id) -> person_id, wave_id, hash, body: production
+- ``staging``           sid -> person_id, resource_type, id, hash, body: what waves brought
+- ``staging_persons``   (wave_id, person_id) -> ord, first sid, n, types: a wave's persons in input
+                        order, each a sid range, with its resources per type (JSON) for verification
+- ``resources``         (resource_type, id) -> person_id, wave_id, sid: production
 - ``persons``           person_id -> wave_id: who is in production, and which wave's version
 - ``backout_resources`` (wave_id, resource_type, id) -> the production row a wave's promote replaced
 - ``backout_persons``   (wave_id, person_id) -> prev_wave: the person's version before the wave (NULL: none)
 - ``journal``           (wave_id, step, person_id) -> digest: the commit points reached
 
-Atomicity: staging writes a whole wave in one transaction. Production's unit is the person: a
-transaction always holds whole persons (their rows, their backout snapshot and their journal row),
-so a person is in production completely or not at all, and the journal never claims more than
-production holds. How many persons share a commit is ``persons_per_commit``: 1 gives a commit per
-person; the default (50) is chosen because each commit rewrites ~10 pages (table, indexes,
-persons, journal) and per-person commits ran at a third of the speed, while a whole-wave transaction
-would hold the write lock for the wave and make a crash redo all of it. Backout is one transaction
-per wave.
+Atomicity: staging writes a whole wave (rows, persons, journal row) in one
+transaction. Production's unit is the person: a transaction always holds whole persons (their
+rows, their backout snapshot and their journal row), so a person is in production completely or
+not at all, and the journal never claims more than production holds. How many persons share a
+commit is ``persons_per_commit``: 1 gives a commit per person; the default (200) is chosen because
+each commit rewrites the pages it touched (table, index, persons, journal) and per-person commits ran
+at a third of the speed, while a whole-wave transaction would hold the write lock for the wave and
+make a crash redo all of it. Backout is one transaction per wave.
+
+Verification reads production back: it compares production's pointers with the wave's staged rows
+(missing, pointing elsewhere, extra), recomputes the digest of every body production points to and
+compares it with the digest staged for it, so an edited body is caught even if its hash column is
+not; and it recomputes the wave digest from the staged digest columns and compares it with the
+journal's, so a body edited together with its hash column is caught as well.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
+import hashlib
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from functools import partial
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import orjson
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from .base import (
     DEFAULT_PERSONS_PER_COMMIT,
     STEP_BACKED_OUT,
@@ -53,20 +73,54 @@ from .base import (
     content_hash,
     person_check,
     stage_rows,
+    wave_digest,
 )
 
-_SNAP_OWN = """
-INSERT INTO backout_resources (wave_id, person_id, resource_type, id, owner_id, owner_wave, hash, body)
-SELECT ?, ?, r.resource_type, r.id, r.person_id, r.wave_id, r.hash, r.body
-FROM resources r WHERE r.person_id = ? AND r.wave_id <> ?
+#: The tables, with the dialect's types: {blob} a digest, {body} a body, {sid} staging's key,
+#: {without_rowid} for tables that need no rowid besides their key.
+DDL: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS staging (
+        sid {sid}, person_id TEXT NOT NULL, resource_type TEXT NOT NULL, id TEXT NOT NULL,
+        hash {blob} NOT NULL, body {body} NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS staging_persons (
+        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, ord INTEGER NOT NULL, first BIGINT NOT NULL,
+        n INTEGER NOT NULL, types TEXT NOT NULL, PRIMARY KEY (wave_id, person_id))""",
+    """CREATE TABLE IF NOT EXISTS resources (
+        resource_type TEXT NOT NULL, id TEXT NOT NULL, person_id TEXT NOT NULL, wave_id TEXT NOT NULL,
+        sid BIGINT NOT NULL, PRIMARY KEY (resource_type, id)){without_rowid}""",
+    "CREATE INDEX IF NOT EXISTS resources_person ON resources (person_id, sid)",
+    """CREATE TABLE IF NOT EXISTS persons (
+        person_id TEXT PRIMARY KEY, wave_id TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS backout_resources (
+        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, resource_type TEXT NOT NULL, id TEXT NOT NULL,
+        owner_id TEXT NOT NULL, owner_wave TEXT NOT NULL, sid BIGINT NOT NULL,
+        PRIMARY KEY (wave_id, resource_type, id)){without_rowid}""",
+    "CREATE INDEX IF NOT EXISTS backout_resources_person ON backout_resources (wave_id, person_id)",
+    """CREATE TABLE IF NOT EXISTS backout_persons (
+        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, prev_wave TEXT,
+        PRIMARY KEY (wave_id, person_id))""",
+    """CREATE TABLE IF NOT EXISTS journal (
+        wave_id TEXT NOT NULL, step TEXT NOT NULL, person_id TEXT NOT NULL, digest TEXT NOT NULL,
+        PRIMARY KEY (wave_id, step, person_id))""",
+)
+
+_INSERT_STAGING_PERSON = """
+INSERT INTO staging_persons (wave_id, person_id, ord, first, n, types) VALUES (?, ?, ?, ?, ?, ?)"""
+
+# Rows of other persons that these staged rows will overwrite (same resource_type, id). CROSS JOIN
+# keeps SQLite driving from the staged sid range (PostgreSQL plans it as any join).
+_SNAP_DISPLACED = """
+INSERT INTO backout_resources (wave_id, person_id, resource_type, id, owner_id, owner_wave, sid)
+SELECT ?, s.person_id, r.resource_type, r.id, r.person_id, r.wave_id, r.sid
+FROM staging s CROSS JOIN resources r
+WHERE s.sid BETWEEN ? AND ? AND r.resource_type = s.resource_type AND r.id = s.id
+  AND r.person_id <> s.person_id AND r.wave_id <> ?
 ON CONFLICT DO NOTHING"""
 
-# Rows of other persons that these persons' resources will overwrite (same resource_type, id).
-_SNAP_DISPLACED = """
-INSERT INTO backout_resources (wave_id, person_id, resource_type, id, owner_id, owner_wave, hash, body)
-SELECT s.wave_id, s.person_id, r.resource_type, r.id, r.person_id, r.wave_id, r.hash, r.body
-FROM staging s JOIN resources r ON r.resource_type = s.resource_type AND r.id = s.id
-WHERE s.wave_id = ? AND s.person_id IN ({marks}) AND r.person_id <> s.person_id AND r.wave_id <> s.wave_id
+_SNAP_OWN = """
+INSERT INTO backout_resources (wave_id, person_id, resource_type, id, owner_id, owner_wave, sid)
+SELECT ?, r.person_id, r.resource_type, r.id, r.person_id, r.wave_id, r.sid
+FROM resources r WHERE r.person_id IN ({marks}) AND r.wave_id <> ?
 ON CONFLICT DO NOTHING"""
 
 _SNAP_PERSON = """
@@ -75,13 +129,20 @@ ON CONFLICT DO NOTHING"""
 
 _COUNT_DROPPED = """
 SELECT COUNT(*) FROM resources r WHERE r.person_id = ? AND NOT EXISTS (
-  SELECT 1 FROM staging s WHERE s.wave_id = ? AND s.person_id = ? AND s.resource_type = r.resource_type AND s.id = r.id)"""
+  SELECT 1 FROM staging s WHERE s.sid BETWEEN ? AND ? AND s.resource_type = r.resource_type AND s.id = r.id)"""
 
 _UPSERT_FROM_STAGING = """
-INSERT INTO resources (resource_type, id, person_id, wave_id, hash, body)
-SELECT resource_type, id, person_id, wave_id, hash, body FROM staging WHERE wave_id = ? AND person_id IN ({marks})
+INSERT INTO resources (resource_type, id, person_id, wave_id, sid)
+SELECT resource_type, id, person_id, CAST(? AS TEXT), sid FROM staging WHERE sid BETWEEN ? AND ?
 ON CONFLICT (resource_type, id) DO UPDATE SET
-  person_id = excluded.person_id, wave_id = excluded.wave_id, hash = excluded.hash, body = excluded.body"""
+  person_id = excluded.person_id, wave_id = excluded.wave_id, sid = excluded.sid"""
+
+# The common case, persons new to production: insert, and see from the row count whether any key
+# was already there (then the group takes the snapshot-and-upsert path).
+_INSERT_NEW = """
+INSERT INTO resources (resource_type, id, person_id, wave_id, sid)
+SELECT resource_type, id, person_id, CAST(? AS TEXT), sid FROM staging WHERE sid BETWEEN ? AND ?
+ON CONFLICT DO NOTHING"""
 
 _UPSERT_PERSON = """
 INSERT INTO persons (person_id, wave_id) VALUES (?, ?)
@@ -93,32 +154,83 @@ ON CONFLICT (wave_id, step, person_id) DO UPDATE SET digest = excluded.digest"""
 
 # Put back what the wave replaced, unless a later wave has since written that key.
 _RESTORE = """
-INSERT INTO resources (resource_type, id, person_id, wave_id, hash, body)
-SELECT resource_type, id, owner_id, owner_wave, hash, body FROM backout_resources WHERE wave_id = ? AND person_id = ?
+INSERT INTO resources (resource_type, id, person_id, wave_id, sid)
+SELECT resource_type, id, owner_id, owner_wave, sid FROM backout_resources WHERE wave_id = ? AND person_id = ?
 ON CONFLICT (resource_type, id) DO UPDATE SET
-  person_id = excluded.person_id, wave_id = excluded.wave_id, hash = excluded.hash, body = excluded.body
+  person_id = excluded.person_id, wave_id = excluded.wave_id, sid = excluded.sid
 WHERE resources.wave_id = ?"""
 
-
-# Verification, set-based: what was staged and what production holds, per (person, type) ...
-_STAGED_COUNTS = """
-SELECT person_id, resource_type, COUNT(*) FROM staging WHERE wave_id = ? GROUP BY person_id, resource_type"""
-_PROD_COUNTS = """
-SELECT r.person_id, r.resource_type, COUNT(*) FROM resources r
-JOIN staging_persons sp ON sp.person_id = r.person_id WHERE sp.wave_id = ? GROUP BY r.person_id, r.resource_type"""
-# ... staged rows production lacks (body NULL) or holds with other bytes ...
-_MISSING_OR_CHANGED = """
-SELECT s.person_id, s.resource_type, s.id, s.hash, r.{body} FROM staging s
+# Verification, set-based: what was staged per (person, type) (recorded at staging), production's
+# rows per person ...
+_STAGED_COUNTS = "SELECT person_id, types FROM staging_persons WHERE wave_id = ?"
+_PROD_TOTALS = """
+SELECT sp.person_id, (SELECT COUNT(*) FROM resources r WHERE r.person_id = sp.person_id)
+FROM staging_persons sp WHERE sp.wave_id = ?"""
+# ... staged rows whose key production lacks under the person (r.sid NULL) or holds as another row,
+# with that row's body (a restaged wave's earlier row can hold the same content) ...
+_POINTERS = """
+SELECT s.sid, s.hash, r.sid, p.{body} FROM staging s
 LEFT JOIN resources r ON r.resource_type = s.resource_type AND r.id = s.id AND r.person_id = s.person_id
-WHERE s.wave_id = ? AND (r.id IS NULL OR r.body <> s.body)"""
-# ... and production rows of the wave's persons that were not staged for them.
+LEFT JOIN staging p ON p.sid = r.sid
+WHERE s.sid BETWEEN ? AND ? AND (r.sid IS NULL OR r.sid <> s.sid)"""
+# ... the staged rows themselves, which production points to: digest column and body ...
+_BODIES = "SELECT hash, {body} FROM staging WHERE sid BETWEEN ? AND ? ORDER BY sid"
+# ... and, for a person holding more rows than it matched, its rows that were not staged for it.
 _EXTRA = """
-SELECT r.person_id, r.resource_type, r.id FROM resources r
-JOIN staging_persons sp ON sp.person_id = r.person_id WHERE sp.wave_id = ? AND NOT EXISTS (
-  SELECT 1 FROM staging s WHERE s.wave_id = sp.wave_id AND s.person_id = r.person_id
-  AND s.resource_type = r.resource_type AND s.id = r.id)"""
+SELECT r.resource_type, r.id FROM resources r WHERE r.person_id = ? AND NOT EXISTS (
+  SELECT 1 FROM staging s WHERE s.sid BETWEEN ? AND ? AND s.resource_type = r.resource_type AND s.id = r.id)"""
 
 _IN_LIST_MAX = 500  # persons per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
+
+_blake16 = partial(hashlib.blake2b, digest_size=16)
+_hexdigest = methodcaller("hexdigest")
+
+
+def text_digests(bodies: Iterable[str]) -> list[str]:
+    """Hex BLAKE2b-128 digests of bodies stored as text, looped in C (map over C callables)."""
+    return list(map(_hexdigest, map(_blake16, map(str.encode, bodies))))
+
+
+def canonical_digest(body: bytes | str | None) -> str:
+    """Hex digest of a stored body's content, whatever its key order and whitespace ('' if not JSON)."""
+    if body is None:
+        return ""
+    try:
+        return content_hash(canonical_json(orjson.loads(body)))
+    except orjson.JSONDecodeError:
+        return ""
+
+
+def _spans(first_n: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merge (first sid, count) spans into inclusive (lo, hi) sid ranges, adjacent spans joined."""
+    out: list[list[int]] = []
+    for first, n in sorted(first_n):
+        if n <= 0:
+            continue
+        if out and out[-1][1] + 1 == first:
+            out[-1][1] = first + n - 1
+        else:
+            out.append([first, first + n - 1])
+    return [(lo, hi) for lo, hi in out]
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a block that makes many short-lived, acyclic objects."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _covered(los: list[int], known: dict[int, list[str]], span: tuple[int, int]) -> bool:
+    """Is the (first sid, n) span inside one of the known ranges?"""
+    first, n = span
+    i = bisect_right(los, first) - 1
+    return i >= 0 and first + n <= los[i] + len(known[los[i]])
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
@@ -130,9 +242,10 @@ class SQLTarget:
     """Step logic over a DB-API connection; subclasses provide the dialect."""
 
     url: str
-    #: How verification and dump select a body: as text, hashed row by row, so that no parsed
-    #: resources pile up (tens of thousands of live dicts make the cyclic GC dominate a read-back).
+    #: How a body column is selected for hashing.
     _BODY_TEXT = "body"
+    #: Column types for :data:`DDL`.
+    _DDL_TYPES: dict[str, str] = {}
 
     def __init__(
         self, url: str, *, persons_per_commit: int = DEFAULT_PERSONS_PER_COMMIT, on_commit: CommitHook | None = None
@@ -142,6 +255,10 @@ class SQLTarget:
         self.url = url
         self.persons_per_commit = persons_per_commit
         self.on_commit = on_commit
+        # The last wave this object staged: (first sid, digests, bodies) as written. Verification in the
+        # same process compares what it reads back with these (C-level list equality) instead of
+        # hashing every body again; anything that differs takes the hashing path.
+        self._staged_cache: tuple[int, list[str], list[str]] | None = None
 
     # ------------------------------------------------------------------ dialect hooks
 
@@ -156,11 +273,12 @@ class SQLTarget:
         """A cursor for reads outside any explicit transaction."""
         raise NotImplementedError
 
-    def _write_staging(self, cur: Any, wave: StagedWave) -> None:  # pragma: no cover - abstract
+    def _write_staging(self, cur: Any, wave: StagedWave, first_sid: int) -> None:  # pragma: no cover - abstract
+        """Bodies (new ones only) and pointer rows with sids first_sid, first_sid + 1, ... in row order."""
         raise NotImplementedError
 
-    def _stored_hash(self, body: Any, staged_hash: str | None) -> str:  # pragma: no cover - abstract
-        """Content hash of a body as production holds it."""
+    def _digests(self, bodies: list[Any]) -> list[str]:  # pragma: no cover - abstract
+        """Digests of bodies as selected by _BODY_TEXT (fast path; a mismatch is re-checked canonically)."""
         raise NotImplementedError
 
     def _load_body(self, body: Any) -> dict[str, Any]:  # pragma: no cover - abstract
@@ -176,6 +294,20 @@ class SQLTarget:
         self.close()
 
     # ------------------------------------------------------------------ helpers
+
+    def _create_tables(self, execute: Any) -> None:
+        """Create the tables (idempotent); refuse a file or schema holding an older layout."""
+        tables = [stmt for stmt in DDL if not stmt.startswith("CREATE INDEX")]
+        for stmt in tables:
+            execute(stmt.format(**self._DDL_TYPES))
+        cols = [d[0] for d in execute("SELECT * FROM resources WHERE 1 = 0").description]
+        if "body" in cols:
+            raise InputError(
+                f"{self.url}: holds an earlier vistasim load layout (bodies in every row); load into a new target"
+            )
+        for stmt in DDL:
+            if stmt not in tables:
+                execute(stmt)
 
     @contextlib.contextmanager
     def _commit_point(self, label: str) -> Iterator[Any]:
@@ -196,9 +328,10 @@ class SQLTarget:
         rows = self._all("SELECT person_id, digest FROM journal WHERE wave_id = ? AND step = ?", (wave_id, step))
         return {r[0]: r[1] for r in rows}
 
-    def _wave_persons(self, wave_id: str) -> list[str]:
-        rows = self._all("SELECT person_id FROM staging_persons WHERE wave_id = ? ORDER BY ord", (wave_id,))
-        return [r[0] for r in rows]
+    def _wave_spans(self, wave_id: str) -> dict[str, tuple[int, int]]:
+        """The wave's persons in input order: person -> (first sid, resource count)."""
+        rows = self._all("SELECT person_id, first, n FROM staging_persons WHERE wave_id = ? ORDER BY ord", (wave_id,))
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
     # ------------------------------------------------------------------ steps
 
@@ -209,40 +342,52 @@ class SQLTarget:
         backout (``restage=True`` reopens a backed-out wave). Different input: the wave's staging is
         replaced and its promote/verify/backout journal rows cleared, so production re-promotes it.
         """
-        wave = stage_rows(wave_id, bundles)
+        with _gc_paused():  # tens of thousands of acyclic row tuples (see verification)
+            wave = stage_rows(wave_id, bundles)
         staged = self._journal_rows(wave_id, STEP_STAGED)
         previous = staged.get("")
         if previous == wave.digest and not restage:
             return StagingResult(wave_id, len(wave.persons), len(wave.rows), wave.counts, wave.digest, skipped=True)
+        q = self._q
+        self._staged_cache = None
         with self._commit_point(f"{STEP_STAGED}:{wave_id}") as cur:
             if previous is not None:
-                q = self._q
-                cur.execute(q("DELETE FROM staging WHERE wave_id = ?"), (wave_id,))
+                # The earlier rows stay: production and backout snapshots may still point to them.
                 cur.execute(q("DELETE FROM staging_persons WHERE wave_id = ?"), (wave_id,))
                 cur.execute(
                     q("DELETE FROM journal WHERE wave_id = ? AND step IN (?, ?, ?)"),
                     (wave_id, STEP_PROMOTED, STEP_VERIFIED, STEP_BACKED_OUT),
                 )
-            self._write_staging(cur, wave)
-            cur.execute(self._q(_JOURNAL), (wave_id, STEP_STAGED, "", wave.digest))
+            cur.execute("SELECT COALESCE(MAX(sid), 0) + 1 FROM staging")
+            first = int(cur.fetchone()[0])
+            self._write_staging(cur, wave, first)
+            types = list(map(itemgetter(1), wave.rows))
+            cur.executemany(
+                q(_INSERT_STAGING_PERSON),
+                [
+                    (wave_id, pid, o, first + i, n, orjson.dumps(Counter(types[i : i + n])).decode())
+                    for pid, o, i, n in wave.persons
+                ],
+            )
+            cur.execute(q(_JOURNAL), (wave_id, STEP_STAGED, "", wave.digest))
+        self._staged_cache = (first, list(map(itemgetter(3), wave.rows)), list(map(itemgetter(4), wave.rows)))
         return StagingResult(
             wave_id, len(wave.persons), len(wave.rows), wave.counts, wave.digest, restaged=previous is not None
         )
 
     def production(self, wave_id: str, person_ids: Iterable[str] | None = None) -> PromotionResult:
         """Promote persons of a staged wave (default: all, in input order), atomically per person."""
-        in_wave = self._wave_persons(wave_id)
-        if not in_wave:
+        spans = self._wave_spans(wave_id)
+        if not spans:
             raise InputError(f"wave {wave_id}: nothing staged; run staging for this wave first")
-        wanted = in_wave if person_ids is None else list(dict.fromkeys(person_ids))
-        staged_set = set(in_wave)
+        wanted = list(spans) if person_ids is None else list(dict.fromkeys(person_ids))
         done = self._journal_rows(wave_id, STEP_PROMOTED)
         digest = self._journal_rows(wave_id, STEP_STAGED).get("", "")
         failed: dict[str, str] = {}
         backed_out = bool(self._journal_rows(wave_id, STEP_BACKED_OUT))
         skipped, todo = [], []
         for pid in wanted:
-            if pid not in staged_set:
+            if pid not in spans:
                 failed[pid] = f"not staged in wave {wave_id}"
             elif pid in done:
                 skipped.append(pid)
@@ -257,16 +402,18 @@ class SQLTarget:
             label = f"{STEP_PROMOTED}:{wave_id}:{group[0]}" + (f"..{group[-1]}" if len(group) > 1 else "")
             with self._commit_point(label) as cur:
                 for chunk in _chunks(group, _IN_LIST_MAX):
-                    w, r = self._promote_group(cur, wave_id, chunk, digest)
+                    w, r = self._promote_group(cur, wave_id, chunk, spans, digest)
                     written += w
                     removed += r
         return PromotionResult(wave_id, tuple(todo), tuple(skipped), failed, written, removed)
 
-    def _promote_group(self, cur: Any, wave_id: str, group: list[str], digest: str) -> tuple[int, int]:
+    def _promote_group(
+        self, cur: Any, wave_id: str, group: list[str], spans: dict[str, tuple[int, int]], digest: str
+    ) -> tuple[int, int]:
         """Replace these persons' production rows by their staged rows; keep what is replaced for backout.
 
-        Set-based (a few statements per group, not per person); persons that already have a
-        version in production take the per-person path that snapshots and removes it.
+        Set-based: a few statements per group (per sid range of the group), whatever its size; only
+        persons that already have a version in production cost one more statement each (a count).
         """
         q = self._q
         marks = ",".join("?" * len(group))
@@ -277,16 +424,34 @@ class SQLTarget:
         cur.executemany(
             q(_SNAP_PERSON), [(wave_id, p, prev[p] if prev.get(p, wave_id) != wave_id else None) for p in group]
         )
-        cur.execute(q(_SNAP_DISPLACED.format(marks=marks)), (wave_id, *group))
+        ranges = _spans(spans[p] for p in group)
+        written = 0
+        if not prev:
+            # No person of the group is in production yet: nothing of theirs to snapshot or delete, and
+            # a key already in production (another person's) shows as a row the insert skipped.
+            conflicts = []
+            for lo, hi in ranges:
+                cur.execute(q(_INSERT_NEW), (wave_id, lo, hi))
+                if int(cur.rowcount) == hi - lo + 1:
+                    written += hi - lo + 1
+                else:
+                    conflicts.append((lo, hi))
+            ranges = conflicts
+        for lo, hi in ranges:
+            cur.execute(q(_SNAP_DISPLACED), (wave_id, lo, hi, wave_id))
         removed = 0
-        for pid, prev_wave in prev.items():
-            if prev_wave != wave_id:
-                cur.execute(q(_SNAP_OWN), (wave_id, pid, pid, wave_id))
-            cur.execute(q(_COUNT_DROPPED), (pid, wave_id, pid))
-            removed += int(cur.fetchone()[0])
-            cur.execute(q("DELETE FROM resources WHERE person_id = ?"), (pid,))
-        cur.execute(q(_UPSERT_FROM_STAGING.format(marks=marks)), (wave_id, *group))
-        written = int(cur.rowcount)
+        if prev:
+            older = [p for p, w in prev.items() if w != wave_id]
+            if older:
+                cur.execute(q(_SNAP_OWN.format(marks=",".join("?" * len(older)))), (wave_id, *older, wave_id))
+            for pid in prev:
+                first, n = spans[pid]
+                cur.execute(q(_COUNT_DROPPED), (pid, first, first + n - 1))
+                removed += int(cur.fetchone()[0])
+            cur.execute(q(f"DELETE FROM resources WHERE person_id IN ({','.join('?' * len(prev))})"), list(prev))
+        for lo, hi in ranges:
+            cur.execute(q(_UPSERT_FROM_STAGING), (wave_id, lo, hi))
+            written += int(cur.rowcount)
         cur.executemany(q(_UPSERT_PERSON), [(p, wave_id) for p in group])
         cur.executemany(q(_JOURNAL), [(wave_id, STEP_PROMOTED, p, digest) for p in group])
         return written, removed
@@ -297,42 +462,63 @@ class SQLTarget:
         Default persons: those the journal says this wave promoted. Always re-reads (a check must see
         the database as it is now, also after a resume); records a ``verified`` journal row.
         """
-        order = self._wave_persons(wave_id)
-        if not order:
+        spans = self._wave_spans(wave_id)
+        if not spans:
             raise InputError(f"wave {wave_id}: nothing staged; run staging for this wave first")
         if person_ids is None:
             promoted = self._journal_rows(wave_id, STEP_PROMOTED)
-            persons = [p for p in order if p in promoted]
+            persons = [p for p in spans if p in promoted]
         else:
             persons = list(dict.fromkeys(person_ids))
-        want = set(persons)
-        # Counts per (person, type) and only the differing rows come back from the database: bodies are
-        # compared there, byte for byte against staging (whose hash was computed from those bytes at
-        # staging time), so an edited body is caught even if its hash column is not. A body that differs
-        # is re-hashed here as before, so a byte-different but canonically equal body still passes.
-        # This replaced reading and hashing every production body in Python (the step's whole cost).
-        staged_n: dict[str, dict[str, int]] = {p: {} for p in persons}
-        prod_n: dict[str, dict[str, int]] = {p: {} for p in persons}
-        for pid, rtype, cnt in self._all(_STAGED_COUNTS, (wave_id,)):
-            if pid in want:
-                staged_n[pid][rtype] = int(cnt)
-        n = 0
-        for pid, rtype, cnt in self._all(_PROD_COUNTS, (wave_id,)):
-            if pid in want:
-                prod_n[pid][rtype] = int(cnt)
-                n += int(cnt)
+        in_wave = [p for p in persons if p in spans]
+        ranges = _spans(spans[p] for p in in_wave)
+        # Production's pointers for every staged key, and the staged bodies they point to, come from
+        # the database; Python compares what it reads with what this object staged (C-level list
+        # equality) or, in another process, recomputes each body's digest (looped in C) and compares
+        # it with the digest staged for it, so an edited body is caught even if its hash column is not;
+        # a body that differs is re-hashed canonically, so equal content still passes. Cyclic GC is
+        # paused meanwhile: the rows read are acyclic and freed by reference counting, and with a large
+        # heap (a pipeline's live records) each collection they would trigger costs more than the reading.
+        with _gc_paused():
+            bad, wave_hashes = self._check_rows(ranges)
+        if not self._hashes_match_journal(wave_id, spans, wave_hashes):
+            # A digest column was edited too: which row cannot be told, so every checked row is suspect.
+            for lo, hi in ranges:
+                for sid in range(lo, hi + 1):
+                    bad.setdefault(sid, "changed")
         diffs: dict[str, list[tuple[tuple[str, str], str]]] = {}
-        for pid, rtype, rid, h, body in self._all(_MISSING_OR_CHANGED.format(body=self._BODY_TEXT), (wave_id,)):
-            if pid not in want:
-                continue
-            if body is None:
-                diffs.setdefault(pid, []).append(((rtype, rid), "missing"))
-            elif self._stored_hash(body, h) != h:
-                diffs.setdefault(pid, []).append(((rtype, rid), "changed"))
-        extras: dict[str, list[tuple[str, str]]] = {}
-        for pid, rtype, rid in self._all(_EXTRA, (wave_id,)):
+        cur = self._cursor()
+        key_sql = self._q("SELECT person_id, resource_type, id FROM staging WHERE sid = ?")
+        for sid, kind in sorted(bad.items()):
+            cur.execute(key_sql, (sid,))
+            row = cur.fetchone()
+            if row is not None:  # None: a staged row deleted behind our back (its wave digest disagrees)
+                diffs.setdefault(row[0], []).append(((row[1], row[2]), kind))
+        # Per (person, type): staged counts as recorded at staging; production's follow from them, as
+        # production holds a person's staged keys less the missing ones, plus extras (looked up only
+        # when the person's row count says there are some).
+        want = set(persons)
+        staged_n: dict[str, dict[str, int]] = {p: {} for p in persons}
+        for pid, types in self._all(_STAGED_COUNTS, (wave_id,)):
             if pid in want:
-                extras.setdefault(pid, []).append((rtype, rid))
+                staged_n[pid] = orjson.loads(types)
+        totals = {pid: int(cnt) for pid, cnt in self._all(_PROD_TOTALS, (wave_id,))}
+        prod_n: dict[str, dict[str, int]] = {}
+        extras: dict[str, list[tuple[str, str]]] = {}
+        n = 0
+        for pid in persons:
+            counts = dict(staged_n[pid])
+            for (rtype, _), kind in diffs.get(pid, ()):
+                if kind == "missing":
+                    counts[rtype] -= 1
+            total = totals.get(pid, 0)
+            if pid in spans and total > sum(counts.values()):
+                first, cnt = spans[pid]
+                extras[pid] = [(t, i) for t, i in self._all(_EXTRA, (pid, first, first + cnt - 1))]
+                for rtype, _ in extras[pid]:
+                    counts[rtype] = counts.get(rtype, 0) + 1
+            prod_n[pid] = {t: c for t, c in counts.items() if c} if pid in spans else {}
+            n += sum(prod_n[pid].values())
         current = dict(
             self._all(
                 "SELECT p.person_id, p.wave_id FROM persons p "
@@ -348,6 +534,73 @@ class SQLTarget:
         with self._commit_point(f"{STEP_VERIFIED}:{wave_id}") as cur:
             cur.execute(self._q(_JOURNAL), (wave_id, STEP_VERIFIED, "", f"{result.n_passed}/{len(checks)}"))
         return result
+
+    def _check_rows(self, ranges: list[tuple[int, int]]) -> tuple[dict[int, str], dict[int, list[str]]]:
+        """Staged rows production lacks or holds otherwise ({sid: "missing" | "changed"}), and the
+        digest columns read ({first sid of a range: digests in sid order})."""
+        bad: dict[int, str] = {}
+        for lo, hi in ranges:
+            for sid, sh, psid, body in self._all(_POINTERS.format(body=self._BODY_TEXT), (lo, hi)):
+                if psid is None:
+                    bad[sid] = "missing"
+                elif canonical_digest(body) != sh:
+                    bad[sid] = "changed"
+        wave_hashes: dict[int, list[str]] = {}
+        body_sql = _BODIES.format(body=self._BODY_TEXT)
+        for lo, hi in ranges:
+            rows = self._all(body_sql, (lo, hi))
+            hashes = list(map(itemgetter(0), rows))
+            bodies = list(map(itemgetter(1), rows))
+            if len(rows) != hi - lo + 1:  # rows gone from staging: read them one by one
+                found = dict(self._all("SELECT sid, hash FROM staging WHERE sid BETWEEN ? AND ?", (lo, hi)))
+                wave_hashes[lo] = [found.get(sid, "") for sid in range(lo, hi + 1)]
+                for sid in range(lo, hi + 1):
+                    if sid not in found:
+                        bad.setdefault(sid, "missing")
+                continue
+            wave_hashes[lo] = hashes
+            try:
+                if self._same_as_staged(lo, hashes, bodies) or self._digests(bodies) == hashes:
+                    continue  # every staged body hashes to its digest
+            except (TypeError, AttributeError):  # a body that is not text (edited behind our back)
+                pass
+            for sid, sh, body in zip(range(lo, hi + 1), hashes, bodies):
+                if sid not in bad and canonical_digest(body) != sh:
+                    bad[sid] = "changed"
+        return bad, wave_hashes
+
+    def _same_as_staged(self, lo: int, hashes: list[str], bodies: list[Any]) -> bool:
+        """Are these rows (sids from lo) exactly what this object staged? Then they hash as staged."""
+        if self._staged_cache is None:
+            return False
+        first, cached_h, cached_b = self._staged_cache
+        i, n = lo - first, len(hashes)
+        return 0 <= i and i + n <= len(cached_h) and hashes == cached_h[i : i + n] and bodies == cached_b[i : i + n]
+
+    def _hashes_match_journal(
+        self, wave_id: str, spans: dict[str, tuple[int, int]], known: dict[int, list[str]]
+    ) -> bool:
+        """Do the staged digest columns still give the wave digest the journal recorded at staging?
+
+        ``known``: digests already read, {first sid of a range: digests of the range in sid order}.
+        """
+        los = sorted(known)
+        missing = [sp for sp in spans.values() if sp[1] and not _covered(los, known, sp)]
+        for lo, hi in _spans(missing):
+            known[lo] = [
+                h
+                for _, h in self._all("SELECT sid, hash FROM staging WHERE sid BETWEEN ? AND ? ORDER BY sid", (lo, hi))
+            ]
+        los = sorted(known)
+
+        def hexes(first: int, n: int) -> list[str]:
+            if not n:
+                return []
+            lo = los[bisect_right(los, first) - 1]
+            return known[lo][first - lo : first - lo + n]
+
+        digest = wave_digest((pid, hexes(first, n)) for pid, (first, n) in spans.items())
+        return digest == self._journal_rows(wave_id, STEP_STAGED).get("")
 
     def backout(self, wave_id: str) -> BackoutResult:
         """Remove the wave's persons from production in one transaction, restoring earlier versions.
@@ -392,7 +645,11 @@ class SQLTarget:
 
     def read_person(self, person_id: str) -> list[dict[str, Any]]:
         """A person's production resources, ordered by (resource_type, id)."""
-        rows = self._all("SELECT body FROM resources WHERE person_id = ? ORDER BY resource_type, id", (person_id,))
+        rows = self._all(
+            "SELECT s.body FROM resources r JOIN staging s ON s.sid = r.sid "
+            "WHERE r.person_id = ? ORDER BY r.resource_type, r.id",
+            (person_id,),
+        )
         return [self._load_body(r[0]) for r in rows]
 
     def counts(self, person_id: str | None = None) -> dict[str, int]:
@@ -419,27 +676,20 @@ class SQLTarget:
         return [JournalEntry(*r) for r in sorted(rows)]
 
     def dump(self) -> list[tuple[str, str, str, str, str]]:
-        """Canonical production state: (person_id, resource_type, id, wave_id, content hash), sorted."""
-        rows = self._all(f"SELECT person_id, resource_type, id, wave_id, {self._BODY_TEXT} FROM resources")
-        return sorted((p, t, i, w, self._stored_hash(b, None)) for p, t, i, w, b in rows)
+        """Canonical production state: (person_id, resource_type, id, wave_id, content hash), sorted.
+
+        The hash is of the body's canonical form ('' for a body that is missing or not JSON).
+        """
+        rows = self._all(
+            f"SELECT r.person_id, r.resource_type, r.id, r.wave_id, s.{self._BODY_TEXT} "
+            "FROM resources r LEFT JOIN staging s ON s.sid = r.sid"
+        )
+        return sorted((p, t, i, w, canonical_digest(b)) for p, t, i, w, b in rows)
 
 
-def _canonical_hash_of_text(text: str) -> str:
-    """Hash of a JSON text's content, whatever its key order and whitespace ('' if not JSON)."""
-    try:
-        return content_hash(canonical_json(orjson.loads(text)))
-    except orjson.JSONDecodeError:
-        return ""
-
-
-def text_body_hash(text: str, staged_hash: str | None) -> str:
-    """Hash of a body stored as text: the bytes as stored first (fast path), canonicalised if different."""
-    h = content_hash(text.encode())
-    if h == staged_hash:
-        return h
-    return _canonical_hash_of_text(text)
-
-
-def canonical_text_hash(text: str, staged_hash: str | None = None) -> str:
-    """Hash of a body whose stored text is never canonical (PostgreSQL's jsonb output)."""
-    return _canonical_hash_of_text(text)
+def check_contiguous(url: str, first: int, n: int, last: int | None) -> None:
+    """Staging's rows must have taken sids first .. first + n - 1 (OutputError otherwise)."""
+    if n and last != first + n - 1:  # pragma: no cover - SQLite assigns max(rowid) + 1 to each new row
+        raise OutputError(
+            f"{url}: staging rows did not get consecutive ids ({first}..{last} for {n}); restage the wave"
+        )

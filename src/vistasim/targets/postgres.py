@@ -1,7 +1,8 @@
 """PostgreSQL load target (``postgresql://user@host:port/db``), through psycopg 3 (extra ``postgres``).
 
-Bodies are JSONB. Staging is written with ``COPY`` (one transaction per wave), promotion and backout
-run as the same ``INSERT ... ON CONFLICT`` statements as SQLite. JSONB keeps neither key order nor
+Same layout and step logic as SQLite (``_sql``); bodies are JSONB. Staging is
+written with ``COPY`` (one transaction per wave), promotion and backout run as the same
+``INSERT ... ON CONFLICT`` statements as SQLite. JSONB keeps neither key order nor
 whitespace, so verification re-serialises each body canonically before hashing; the one content it
 cannot return as written is a float in exponent form that is integral (``1e20`` comes back as an
 integer), which FHIR resources do not carry.
@@ -17,37 +18,8 @@ from typing import Any
 import orjson
 
 from ..errors import InputError, OutputError, require
-from ._sql import SQLTarget, canonical_text_hash
+from ._sql import SQLTarget, canonical_digest
 from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, StagedWave
-
-_DDL = (
-    """CREATE TABLE IF NOT EXISTS staging (
-        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, resource_type TEXT NOT NULL, id TEXT NOT NULL,
-        hash TEXT NOT NULL, body JSONB NOT NULL,
-        PRIMARY KEY (wave_id, person_id, resource_type, id))""",
-    """CREATE TABLE IF NOT EXISTS staging_persons (
-        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, ord INTEGER NOT NULL, n INTEGER NOT NULL,
-        PRIMARY KEY (wave_id, person_id))""",
-    """CREATE TABLE IF NOT EXISTS resources (
-        resource_type TEXT NOT NULL, id TEXT NOT NULL, person_id TEXT NOT NULL, wave_id TEXT NOT NULL,
-        hash TEXT NOT NULL, body JSONB NOT NULL,
-        PRIMARY KEY (resource_type, id))""",
-    "CREATE INDEX IF NOT EXISTS resources_person ON resources (person_id)",
-    """CREATE TABLE IF NOT EXISTS persons (
-        person_id TEXT PRIMARY KEY, wave_id TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS backout_resources (
-        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, resource_type TEXT NOT NULL, id TEXT NOT NULL,
-        owner_id TEXT NOT NULL, owner_wave TEXT NOT NULL, hash TEXT NOT NULL, body JSONB NOT NULL,
-        PRIMARY KEY (wave_id, resource_type, id))""",
-    "CREATE INDEX IF NOT EXISTS backout_resources_person ON backout_resources (wave_id, person_id)",
-    """CREATE TABLE IF NOT EXISTS backout_persons (
-        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, prev_wave TEXT,
-        PRIMARY KEY (wave_id, person_id))""",
-    """CREATE TABLE IF NOT EXISTS journal (
-        wave_id TEXT NOT NULL, step TEXT NOT NULL, person_id TEXT NOT NULL, digest TEXT NOT NULL,
-        PRIMARY KEY (wave_id, step, person_id))""",
-)
-
 
 _COPY_CHUNK = 5000
 # COPY's text format gives backslash, tab, newline and carriage return a meaning: escape them.
@@ -60,8 +32,9 @@ def _copy_field(value: str) -> str:
     )
 
 
-def _copy_line(row: tuple[str, ...]) -> str:
-    return "\t".join(map(_copy_field, row)) + "\n"
+def _staging_line(sid: int, row: tuple[str, str, str, str, str]) -> str:
+    pid, rtype, rid, digest, body = row
+    return f"{sid}\t{_copy_field(pid)}\t{_copy_field(rtype)}\t{_copy_field(rid)}\t{digest}\t{_copy_field(body)}\n"
 
 
 def redact(url: str) -> str:
@@ -73,6 +46,12 @@ class PostgresTarget(SQLTarget):
     """Load target in a PostgreSQL database. See :class:`vistasim.targets.base.Target`."""
 
     _BODY_TEXT = "body::text"
+    _DDL_TYPES = {
+        "blob": "TEXT",
+        "body": "JSONB",
+        "sid": "BIGINT PRIMARY KEY",
+        "without_rowid": "",
+    }
 
     def __init__(
         self,
@@ -97,8 +76,7 @@ class PostgresTarget(SQLTarget):
             ) from exc
         set_json_loads(orjson.loads, self._conn)
         with self._conn.transaction():
-            for stmt in _DDL:
-                self._conn.execute(stmt)
+            self._create_tables(self._conn.execute)
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s")
@@ -114,21 +92,22 @@ class PostgresTarget(SQLTarget):
     def _cursor(self) -> Any:
         return self._conn.cursor()
 
-    def _write_staging(self, cur: Any, wave: StagedWave) -> None:
+    def _write_staging(self, cur: Any, wave: StagedWave, first_sid: int) -> None:
+        rows = wave.rows
         try:
-            with cur.copy("COPY staging (wave_id, person_id, resource_type, id, hash, body) FROM STDIN") as copy:
-                # COPY text format built here in bulk: write_row per row ran at a third of the speed.
-                for start in range(0, len(wave.rows), _COPY_CHUNK):
-                    copy.write("".join(_copy_line(r) for r in wave.rows[start : start + _COPY_CHUNK]))
-            with cur.copy("COPY staging_persons (wave_id, person_id, ord, n) FROM STDIN") as copy:
-                for row in wave.persons:
-                    copy.write_row(row)
+            # COPY text format built here in bulk: write_row per row ran at a third of the speed.
+            with cur.copy("COPY staging (sid, person_id, resource_type, id, hash, body) FROM STDIN") as copy:
+                for start in range(0, len(rows), _COPY_CHUNK):
+                    chunk = rows[start : start + _COPY_CHUNK]
+                    sids = range(first_sid + start, first_sid + start + len(chunk))
+                    copy.write("".join(map(_staging_line, sids, chunk)))
         except (self._psycopg.errors.IntegrityError, self._psycopg.errors.DataError) as exc:
             reason = str(exc).strip().splitlines()[0]
             raise InputError(f"wave {wave.wave_id}: staging rejected a row ({reason}); nothing was staged") from exc
 
-    def _stored_hash(self, body: Any, staged_hash: str | None) -> str:
-        return canonical_text_hash(body)
+    def _digests(self, bodies: list[Any]) -> list[str]:
+        # jsonb keeps neither key order nor whitespace: every body is re-serialised canonically.
+        return [canonical_digest(b) for b in bodies]
 
     def _load_body(self, body: Any) -> dict[str, Any]:
         return dict(body) if isinstance(body, Mapping) else orjson.loads(body)

@@ -1,10 +1,10 @@
 """SQLite load target: the embedded default (``sqlite:///out.db``, ``sqlite:///:memory:``).
 
-Bodies are canonical JSON in TEXT columns (written by orjson). The file runs in WAL mode with
-``synchronous=NORMAL``: a commit survives the process being killed (what resume needs); only a power
-loss can drop the last commits, never corrupt the file, which is the right trade for a rehearsal
-target. Transactions are explicit (``BEGIN IMMEDIATE`` ... ``COMMIT``) so the write lock is taken up
-front and a wave is never half-written.
+Bodies are canonical JSON in a TEXT column, each stored once, in staging (see ``_sql``). The file runs
+in WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed (what resume
+needs); only a power loss can drop the last commits, never corrupt the file, which is the right
+trade for a rehearsal target. Transactions are explicit (``BEGIN IMMEDIATE`` ... ``COMMIT``) so the
+write lock is taken up front and a wave is never half-written.
 """
 
 from __future__ import annotations
@@ -18,43 +18,22 @@ from typing import Any
 import orjson
 
 from ..errors import InputError, OutputError
-from ._sql import SQLTarget, text_body_hash
+from ._sql import SQLTarget, check_contiguous, text_digests
 from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, StagedWave
 
-_DDL = (
-    """CREATE TABLE IF NOT EXISTS staging (
-        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, resource_type TEXT NOT NULL, id TEXT NOT NULL,
-        hash TEXT NOT NULL, body TEXT NOT NULL,
-        PRIMARY KEY (wave_id, person_id, resource_type, id))""",
-    """CREATE TABLE IF NOT EXISTS staging_persons (
-        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, ord INTEGER NOT NULL, n INTEGER NOT NULL,
-        PRIMARY KEY (wave_id, person_id))""",
-    """CREATE TABLE IF NOT EXISTS resources (
-        resource_type TEXT NOT NULL, id TEXT NOT NULL, person_id TEXT NOT NULL, wave_id TEXT NOT NULL,
-        hash TEXT NOT NULL, body TEXT NOT NULL,
-        PRIMARY KEY (resource_type, id))""",
-    "CREATE INDEX IF NOT EXISTS resources_person ON resources (person_id)",
-    """CREATE TABLE IF NOT EXISTS persons (
-        person_id TEXT PRIMARY KEY, wave_id TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS backout_resources (
-        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, resource_type TEXT NOT NULL, id TEXT NOT NULL,
-        owner_id TEXT NOT NULL, owner_wave TEXT NOT NULL, hash TEXT NOT NULL, body TEXT NOT NULL,
-        PRIMARY KEY (wave_id, resource_type, id))""",
-    "CREATE INDEX IF NOT EXISTS backout_resources_person ON backout_resources (wave_id, person_id)",
-    """CREATE TABLE IF NOT EXISTS backout_persons (
-        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, prev_wave TEXT,
-        PRIMARY KEY (wave_id, person_id))""",
-    """CREATE TABLE IF NOT EXISTS journal (
-        wave_id TEXT NOT NULL, step TEXT NOT NULL, person_id TEXT NOT NULL, digest TEXT NOT NULL,
-        PRIMARY KEY (wave_id, step, person_id))""",
-)
-
-_INSERT_STAGING = "INSERT INTO staging (wave_id, person_id, resource_type, id, hash, body) VALUES (?, ?, ?, ?, ?, ?)"
-_INSERT_STAGING_PERSON = "INSERT INTO staging_persons (wave_id, person_id, ord, n) VALUES (?, ?, ?, ?)"
+# sid NULL: SQLite gives each new row max(sid) + 1, so a wave's rows get consecutive sids in row order.
+_INSERT_STAGING = "INSERT INTO staging (person_id, resource_type, id, hash, body) VALUES (?, ?, ?, ?, ?)"
 
 
 class SQLiteTarget(SQLTarget):
     """Load target in an SQLite file (or in memory). See :class:`vistasim.targets.base.Target`."""
+
+    _DDL_TYPES = {
+        "blob": "TEXT",
+        "body": "TEXT",
+        "sid": "INTEGER PRIMARY KEY",  # the rowid itself
+        "without_rowid": " WITHOUT ROWID",
+    }
 
     def __init__(
         self,
@@ -89,8 +68,7 @@ class SQLiteTarget(SQLTarget):
             self._conn.execute("PRAGMA wal_autocheckpoint = 1000")
             self._conn.execute("PRAGMA temp_store = MEMORY")
             self._conn.execute("PRAGMA cache_size = -65536")
-            for stmt in _DDL:
-                self._conn.execute(stmt)
+            self._create_tables(self._conn.execute)
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.url}: cannot open as an SQLite database ({exc}); check the path") from exc
 
@@ -115,15 +93,16 @@ class SQLiteTarget(SQLTarget):
     def _cursor(self) -> Any:
         return self._conn.cursor()
 
-    def _write_staging(self, cur: Any, wave: StagedWave) -> None:
+    def _write_staging(self, cur: Any, wave: StagedWave, first_sid: int) -> None:
         try:
             cur.executemany(_INSERT_STAGING, wave.rows)
-            cur.executemany(_INSERT_STAGING_PERSON, wave.persons)
         except sqlite3.IntegrityError as exc:
             raise InputError(f"wave {wave.wave_id}: staging rejected a row ({exc}); nothing was staged") from exc
+        cur.execute("SELECT MAX(sid) FROM staging")
+        check_contiguous(self.url, first_sid, len(wave.rows), cur.fetchone()[0])
 
-    def _stored_hash(self, body: Any, staged_hash: str | None) -> str:
-        return text_body_hash(body, staged_hash)
+    def _digests(self, bodies: list[Any]) -> list[str]:
+        return text_digests(bodies)
 
     def _load_body(self, body: Any) -> dict[str, Any]:
         return orjson.loads(body)  # type: ignore[no-any-return]
