@@ -90,6 +90,12 @@ def _dt(v: str | None, tz: str) -> str | None:
         return None
     if "T" not in v:
         return v
+    return _dt_time(v, tz)
+
+
+@lru_cache(maxsize=1 << 16)
+def _dt_time(v: str, tz: str) -> str:
+    """Memoised: a visit's vitals share their time, and the zone arithmetic is the costly part."""
     try:
         text = datetime.fromisoformat(v).replace(tzinfo=_zone(tz)).isoformat(timespec="seconds")
     except ValueError:
