@@ -119,7 +119,7 @@ def _convert(value: str, tz: str, zone: ZoneInfo) -> str:
             naive = datetime.fromisoformat(value)
         except ValueError:  # e.g. February 30th: passed through, as fhir_datetime does
             return value
-        return value + _offset_text(zone.utcoffset(naive))
+        return value + _offset_text(zone.utcoffset(naive) or timedelta(0))  # a ZoneInfo always has an offset
     return fhir_datetime.__wrapped__(value, tz)
 
 
@@ -473,7 +473,7 @@ _vital_kinds: dict[str, tuple[Any, str, str, dict[str, tuple[Any, ...]]]] = {}
 
 def _vital_kind(vital_type: str) -> tuple[Any, str, str, dict[str, tuple[Any, ...]]]:
     vc = T.vital_table().get(vital_type.strip().upper())
-    kind = (vc, vc.loinc, vc.display, {}) if vc else (None, "", "", {})
+    kind: tuple[Any, str, str, dict[str, tuple[Any, ...]]] = (vc, vc.loinc, vc.display, {}) if vc else (None, "", "", {})
     if len(_vital_kinds) >= 256:  # (types are few; this bounds the value memos too)
         _vital_kinds.clear()
     _vital_kinds[vital_type] = kind
