@@ -21,6 +21,7 @@ the migration itself.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -505,6 +506,19 @@ def reconcile(
     tz: str = "UTC",
 ) -> Reconciliation:
     """Compare the target with the expectation derived from ``records`` (status: patient_id -> disposition)."""
+    # The per-person dicts built here are acyclic and freed as the loop goes on: a cyclic-collector pass
+    # over the (long-lived) source records every few thousand allocations: 5-10 % of the time (10,000
+    # patients, 3.5 vs 3.2 CPU-s; noisy).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _reconcile(records, target, status, tz)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _reconcile(records: Sequence[PatientRecord], target: Any, status: Mapping[str, str], tz: str) -> Reconciliation:
     persons: dict[str, list[PatientRecord]] = defaultdict(list)
     for r in records:
         persons[person_of(r)].append(r)
@@ -521,6 +535,8 @@ def reconcile(
                 unconfirmed.append(pid)
             continue
         exp = expected_person(recs, tz)
+        # one person at a time: read, compare, drop (reading 500 at once measured slower: the bodies
+        # went cold in the cache before they were compared)
         got = (
             {(res.get("resourceType"), res.get("id")): res for res in target.read_person(pid)}
             if pid in in_target
