@@ -57,6 +57,19 @@ _sha1 = hashlib.sha1
 _VARIANT_OF = {f"{i:x}": _VARIANT[i] for i in range(16)}  # hex digit 16 -> the same digit with bits 10xx
 
 
+def _put_entry(prefix: Any, rtype: str, rid: str, res: dict[str, Any]) -> dict[str, Any]:
+    """A bundle entry whose fullUrl continues ``prefix`` (the SHA-1 state of namespace + type, see
+    ``full_url``) with the id: the same urn:uuid as ``full_url(rtype, rid)``, without rehashing the prefix."""
+    h = prefix.copy()
+    h.update(rid.encode())
+    x = h.hexdigest()
+    return {
+        "fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
+        "resource": res,
+        "request": {"method": "PUT", "url": f"{rtype}/{rid}"},
+    }
+
+
 def full_url(rtype: str, rid: str) -> str:
     """``urn:uuid:`` + uuid5(_NS, "Type/id"), the same text as ``uuid.uuid5`` gives.
 
@@ -348,11 +361,7 @@ def _conditions(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, ou
             res["abatementDateTime"] = get(p.resolved) or dt(p.resolved)
         if p.entered:
             res["recordedDate"] = get(p.entered) or dt(p.entered)
-        h = _U_COND.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
-        h.update(rid.encode())
-        x = h.hexdigest()
-        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
-                    "resource": res, "request": {"method": "PUT", "url": f"Condition/{rid}"}})
+        out.append(_put_entry(_U_COND, "Condition", rid, res))
 
 
 _ALLERGY_CATEGORY = {"D": "medication", "F": "food", "O": "environment"}
@@ -402,11 +411,7 @@ def _allergies(r: PatientRecord, patient: dict[str, str], get: Any, dt: Any, out
             res["recordedDate"] = get(a.origination) or dt(a.origination)
         if a.reactions:
             res["reaction"] = [{"manifestation": [{"text": x} for x in a.reactions]}]
-        h = _U_AI.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
-        h.update(rid.encode())
-        x = h.hexdigest()
-        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
-                    "resource": res, "request": {"method": "PUT", "url": f"AllergyIntolerance/{rid}"}})
+        out.append(_put_entry(_U_AI, "AllergyIntolerance", rid, res))
 
 
 _RX_STATUS = {"active": "active", "discontinued": "stopped", "expired": "completed", "hold": "on-hold",
@@ -450,11 +455,7 @@ def _prescriptions(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any,
                                   "quantity": {"value": _num(rx.quantity)},
                                   "expectedSupplyDuration": {"value": int(rx.days_supply), "unit": "days",
                                                              "system": _UCUM, "code": "d"}}
-        h = _U_MR.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
-        h.update(rid.encode())
-        x = h.hexdigest()
-        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
-                    "resource": res, "request": {"method": "PUT", "url": f"MedicationRequest/{rid}"}})
+        out.append(_put_entry(_U_MR, "MedicationRequest", rid, res))
 
 
 def _num(x: float | int | str) -> float | int:
@@ -550,11 +551,7 @@ def _vitals(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: l
                 comps.append({"code": {"coding": [cc]},
                               "valueQuantity": {"value": n, "unit": unit} if unit else {"value": n}})
             res["component"] = comps
-        h = _U_OBS.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
-        h.update(rid.encode())
-        x = h.hexdigest()
-        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
-                    "resource": res, "request": {"method": "PUT", "url": f"Observation/{rid}"}})
+        out.append(_put_entry(_U_OBS, "Observation", rid, res))
 
 
 _ENCOUNTER_CLASS = {"A": ("AMB", "ambulatory"), "I": ("AMB", "ambulatory"), "X": ("AMB", "ambulatory"),
@@ -583,11 +580,7 @@ def _encounters(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, ou
         }
         if v.location:
             res["location"] = [{"location": {"display": v.location}}]
-        h = _U_ENC.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
-        h.update(rid.encode())
-        x = h.hexdigest()
-        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
-                    "resource": res, "request": {"method": "PUT", "url": f"Encounter/{rid}"}})
+        out.append(_put_entry(_U_ENC, "Encounter", rid, res))
 
 
 # (kind) -> SNOMED category of a ServiceRequest (R4 example binding servicerequest-category)
@@ -643,11 +636,7 @@ def _orders(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: l
             res["subject"] = subject
         if o.entered:
             res["authoredOn"] = get(o.entered) or dt(o.entered)
-        h = upre.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
-        h.update(rid.encode())
-        x = h.hexdigest()
-        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
-                    "resource": res, "request": {"method": "PUT", "url": f"{rt}/{rid}"}})
+        out.append(_put_entry(upre, rt, rid, res))
 
 
 # VA Category I (national) flags -> R4 flag-category; local (Category II) flags default to clinical.
@@ -676,11 +665,7 @@ def _flags(r: PatientRecord, subject: dict[str, str], get: Any, dt: Any, out: li
         }
         if f.assigned:
             res["period"] = {"start": get(f.assigned) or dt(f.assigned)}
-        h = _U_FLAG.copy()  # full_url, inlined: the hash of the urn prefix continued with the id
-        h.update(rid.encode())
-        x = h.hexdigest()
-        out.append({"fullUrl": f"urn:uuid:{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}",
-                    "resource": res, "request": {"method": "PUT", "url": f"Flag/{rid}"}})
+        out.append(_put_entry(_U_FLAG, "Flag", rid, res))
 
 
 # --------------------------------------------------------------------------- bundles
