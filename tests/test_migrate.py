@@ -58,6 +58,11 @@ def test_migrate_writes_a_valid_run_folder(source, tmp_path):
         ]
     )
     assert code == 0
+    # every file of the run folder gets the umask's permissions, whichever writer made it
+    modes = {f.name: f.stat().st_mode & 0o777 for f in run.iterdir()}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert set(modes.values()) == {0o666 & ~umask}, modes
     assert {p.name for p in run.iterdir()} >= {
         "results.json",
         "report.txt",

@@ -52,12 +52,21 @@ def check_writable_file(path: Path, what: str = "output file") -> Path:
     return path
 
 
+def _default_mode() -> int:
+    """What ``open()`` would give a new file under the process umask (mkstemp always gives 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path = Path(path)
     check_writable_file(path)
     ensure_dir(path.parent if str(path.parent) else Path("."), "output folder")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
     try:
+        # the run folder's files get the same permissions whichever way they were written
+        os.fchmod(fd, _default_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
