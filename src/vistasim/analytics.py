@@ -280,7 +280,8 @@ def recommendations(analytics: dict[str, Any], config: MigrationConfig) -> list[
         )
         if exhausted:
             recs.append(
-                f"{exhausted} patients failed on transient errors after {config.retry_attempts} retries "
+                f"{exhausted} {'patient' if exhausted == 1 else 'patients'} failed on transient errors after "
+                f"{config.retry_attempts} {'retry' if config.retry_attempts == 1 else 'retries'} "
                 f"(backoff {config.retry_delay_seconds:g} s doubling): one more retry would recover most of them at the cost "
                 f"of {config.retry_delay_seconds * 2**config.retry_attempts:g} s more backoff per affected round."
             )
