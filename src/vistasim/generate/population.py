@@ -12,9 +12,7 @@ the person's home record, so a person's records at several stations agree; recor
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import repeat
@@ -22,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .._gc import gc_paused  # noqa: F401  (re-exported: generate's callers and tests import it here)
 from ..model import Address, Allergy, Order, PatientRecord, Prescription, Problem, RecordFlag, Visit, Vital
 from ..rng import hash_keys, name_key
 from .defects import DEFECT_FIELDS, NO_DEFECTS, DefectConfig, DefectEntry
@@ -326,24 +325,6 @@ def _duplicate_targets(seed: int, layout: Layout, si: np.ndarray, dfn: np.ndarra
     ok &= ek != cfg.kinds.index("duplicate_patient")
     target[idx[ok]] = e[ok]
     return target
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (restored on exit, whatever its state was).
-
-    Records and their entries never form reference cycles (refcounting frees them), but each object
-    made counts toward the collector's thresholds: a block of ~60,000 of them would trigger dozens of
-    collections that traverse every live record, costing a third of the generation time. Paused, the
-    block's objects are examined once, at the first collection after it.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def build_block(seed: int, layout: Layout, station_index: int, dfns: np.ndarray,

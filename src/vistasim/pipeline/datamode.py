@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from .._gc import gc_paused
 from ..config import MigrationConfig
 from ..engine import ERROR_INDEX, N_STEPS, Outcomes, patient_quality
 from ..model import ERROR_TYPES, PatientRecord, step_names
@@ -189,16 +190,13 @@ def run_data_mode(
     # No gc.collect() first: a full pass over the records costs ~0.4 s per 20,000 patients, and what it
     # could free is a little garbage that unfreeze hands back to the collector after the run.
     gc.freeze()
-    enabled = gc.isenabled()
-    gc.disable()
     try:
-        return _run(
-            records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier, progress,
-            name_index, parse_failures,
-        )
+        with gc_paused():
+            return _run(
+                records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier, progress,
+                name_index, parse_failures,
+            )
     finally:
-        if enabled:
-            gc.enable()
         gc.unfreeze()
 
 

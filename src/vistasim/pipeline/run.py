@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from .._gc import gc_paused
 from ..config import MigrationConfig
 from ..errors import InputError
 from ..results import model_results, provenance, write_results
@@ -40,15 +41,10 @@ def read_records(source: Path, station: str | None = None, bad_entries: str = "r
 
     from ..vista.station import read_source
 
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         result = read_source(source, station=station, bad_entries=bad_entries)
         gc.freeze()
-        return result
-    finally:
-        if enabled:
-            gc.enable()
+    return result
 
 
 @dataclass

@@ -42,7 +42,6 @@ journal's, so a body edited together with its hash column is caught as well.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 from bisect import bisect_right
 from collections import Counter
@@ -53,6 +52,7 @@ from typing import Any
 
 import orjson
 
+from .._gc import gc_paused
 from ..errors import InputError, OutputError
 from .base import (
     DEFAULT_PERSONS_PER_COMMIT,
@@ -214,18 +214,6 @@ def _spans(first_n: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in out]
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a block that makes many short-lived, acyclic objects."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _covered(los: list[int], known: dict[int, list[str]], span: tuple[int, int]) -> bool:
     """Is the (first sid, n) span inside one of the known ranges?"""
     first, n = span
@@ -342,7 +330,7 @@ class SQLTarget:
         backout (``restage=True`` reopens a backed-out wave). Different input: the wave's staging is
         replaced and its promote/verify/backout journal rows cleared, so production re-promotes it.
         """
-        with _gc_paused():  # tens of thousands of acyclic row tuples (see verification)
+        with gc_paused():  # tens of thousands of acyclic row tuples (see verification)
             wave = stage_rows(wave_id, bundles)
         staged = self._journal_rows(wave_id, STEP_STAGED)
         previous = staged.get("")
@@ -479,7 +467,7 @@ class SQLTarget:
         # a body that differs is re-hashed canonically, so equal content still passes. Cyclic GC is
         # paused meanwhile: the rows read are acyclic and freed by reference counting, and with a large
         # heap (a pipeline's live records) each collection they would trigger costs more than the reading.
-        with _gc_paused():
+        with gc_paused():
             bad, wave_hashes = self._check_rows(ranges)
         if not self._hashes_match_journal(wave_id, spans, wave_hashes):
             # A digest column was edited too: which row cannot be told, so every checked row is suspect.
