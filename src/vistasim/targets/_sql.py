@@ -65,6 +65,7 @@ from .base import (
     CommitHook,
     JournalEntry,
     PersonCheck,
+    Prepared,
     PromotionResult,
     StagedWave,
     StagingResult,
@@ -323,7 +324,9 @@ class SQLTarget:
 
     # ------------------------------------------------------------------ steps
 
-    def staging(self, wave_id: str, bundles: BundleInput, *, restage: bool = False) -> StagingResult:
+    def staging(
+        self, wave_id: str, bundles: BundleInput, *, restage: bool = False, prepared: Prepared | None = None
+    ) -> StagingResult:
         """Write a wave's bundles to staging in one transaction.
 
         Same input as the journal's staged digest: nothing is written (``skipped``), also after a
@@ -331,7 +334,7 @@ class SQLTarget:
         replaced and its promote/verify/backout journal rows cleared, so production re-promotes it.
         """
         with gc_paused():  # tens of thousands of acyclic row tuples (see verification)
-            wave = stage_rows(wave_id, bundles)
+            wave = stage_rows(wave_id, bundles, prepared)
         staged = self._journal_rows(wave_id, STEP_STAGED)
         previous = staged.get("")
         if previous == wave.digest and not restage:

@@ -182,7 +182,9 @@ class Target(Protocol):
 
     url: str
 
-    def staging(self, wave_id: str, bundles: BundleInput, *, restage: bool = False) -> StagingResult: ...
+    def staging(
+        self, wave_id: str, bundles: BundleInput, *, restage: bool = False, prepared: Prepared | None = None
+    ) -> StagingResult: ...
 
     def production(self, wave_id: str, person_ids: Iterable[str] | None = None) -> PromotionResult: ...
 
@@ -277,12 +279,55 @@ class StagedWave:
     digest: str = ""
 
 
-def stage_rows(wave_id: str, bundles: BundleInput) -> StagedWave:
+#: One person's staging rows computed ahead of staging by :func:`prepare_person` (opaque to callers).
+PreparedPerson = list[tuple[str, str, str, str, str]]
+#: person id -> what prepare_person returned for exactly the bundle staging is given for that person.
+Prepared = Mapping[str, PreparedPerson]
+
+
+def prepare_person(person_id: str, bundle: Mapping[str, Any]) -> PreparedPerson | None:
+    """Canonicalise and hash one person's resources now, for a later ``staging(..., prepared=...)``.
+
+    The pipeline calls it right after validating the person, while the bundle's objects are still in
+    the CPU cache: serialising a whole wave later reads them all back from memory (bench: about 40 %
+    more CPU for the same bytes). The caller promises not to change the bundle afterwards. None when
+    the bundle is unusual (a missing key, a non-dict): staging then takes its checked path for it.
+    """
+    try:
+        return _person_rows(person_id, bundle)
+    except (_Recheck, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _person_rows(pid: str, bundle: Mapping[str, Any]) -> PreparedPerson:
+    """A person's rows with C-level loops (map over C callables, zip into row tuples): no Python
+    bytecode runs per resource. Raises on anything unusual (a missing key, a non-dict, a value orjson
+    refuses); the callers then take the checked path."""
+    entries = bundle["entry"]
+    if type(entries) is not list:
+        raise _Recheck
+    resources = list(map(_RESOURCE, entries))
+    if resources and set(map(type, resources)) != {dict}:
+        raise _Recheck
+    bodies = list(map(_canonical, resources))
+    return list(
+        zip(
+            repeat(pid),
+            map(_TYPE, resources),
+            map(_ID, resources),
+            map(_HEXDIGEST, map(_BLAKE16, bodies)),
+            map(bytes.decode, bodies),
+        )
+    )
+
+
+def stage_rows(wave_id: str, bundles: BundleInput, prepared: Prepared | None = None) -> StagedWave:
     """Canonicalise and hash every resource of a wave; reject what a load could not key.
 
     Raises InputError for a resource without resourceType or id, a resource that is not JSON, a
     person twice in one wave, or one (resource_type, id) twice in one wave (production is keyed by it).
     The digest covers persons, keys and content hashes in input order: same input, same digest.
+    ``prepared``: rows from :func:`prepare_person`, used instead of serialising those persons again.
     """
     if not isinstance(wave_id, str) or not wave_id:
         raise InputError(f"wave id {wave_id!r}: must be a non-empty string")
@@ -290,32 +335,18 @@ def stage_rows(wave_id: str, bundles: BundleInput) -> StagedWave:
     persons: list[tuple[str, int, int, int]] = []
     seen_persons: set[str] = set()
     extend = rows.extend
-    # The hot path works a person at a time with C-level loops (map over C callables, zip into row
-    # tuples): no Python bytecode runs per resource. Anything unusual (a missing key, a non-dict, a
-    # value orjson refuses) raises, and the wave is then redone by _stage_rows_checked, which names the
-    # first offending resource (or stages what is merely unusual, such as a dict subclass).
+    # The hot path works a person at a time (_person_rows). Anything unusual raises, and the wave is
+    # then redone by _stage_rows_checked, which names the first offending resource (or stages what is
+    # merely unusual, such as a dict subclass).
+    get_ready = prepared.get if prepared is not None else {}.get
     try:
         for order, (pid, bundle) in enumerate(person_bundles(bundles)):
             if not pid or pid in seen_persons:
                 raise _Recheck
             seen_persons.add(pid)
-            entries = bundle["entry"]
-            if type(entries) is not list:
-                raise _Recheck
-            resources = list(map(_RESOURCE, entries))
-            if resources and set(map(type, resources)) != {dict}:
-                raise _Recheck
-            bodies = list(map(_canonical, resources))
+            ready = get_ready(pid)
             n = len(rows)
-            extend(
-                zip(
-                    repeat(pid),
-                    map(_TYPE, resources),
-                    map(_ID, resources),
-                    map(_HEXDIGEST, map(_BLAKE16, bodies)),
-                    map(bytes.decode, bodies),
-                )
-            )
+            extend(_person_rows(pid, bundle) if ready is None else ready)
             persons.append((pid, order, n, len(rows) - n))
         types = list(map(itemgetter(1), rows))
         ids = list(map(itemgetter(2), rows))
