@@ -338,7 +338,8 @@ def stage_rows(wave_id: str, bundles: BundleInput, prepared: Prepared | None = N
     # The hot path works a person at a time (_person_rows). Anything unusual raises, and the wave is
     # then redone by _stage_rows_checked, which names the first offending resource (or stages what is
     # merely unusual, such as a dict subclass).
-    get_ready: Callable[[str], PreparedPerson | None] = prepared.get if prepared is not None else {}.get
+    ready_rows: Mapping[str, PreparedPerson] = prepared if prepared is not None else {}
+    get_ready = ready_rows.get
     try:
         for order, (pid, bundle) in enumerate(person_bundles(bundles)):
             if not pid or pid in seen_persons:
