@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import pytest
 from _pg import pg_server, pg_url  # noqa: F401  (fixtures)
 from _targets_fixtures import icn, person_bundle, sorted_resources, wave
@@ -18,7 +19,7 @@ from _targets_fixtures import icn, person_bundle, sorted_resources, wave
 from vistasim.errors import InputError
 from vistasim.targets import Target, load_wave, open_target
 
-Raw = Callable[[str, tuple[Any, ...]], None]
+Raw = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
 class Boom(RuntimeError):
@@ -26,23 +27,65 @@ class Boom(RuntimeError):
 
 
 def _sqlite_raw(path: str) -> Raw:
-    def run(sql: str, params: tuple[Any, ...] = ()) -> None:
+    def run(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(path)
         with conn:
-            conn.execute(sql, params)
+            rows = conn.execute(sql, params).fetchall()
         conn.close()
+        return rows
 
     return run
 
 
 def _pg_raw(url: str) -> Raw:
-    def run(sql: str, params: tuple[Any, ...] = ()) -> None:
+    def run(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.replace("?", "%s"), params)
+            cur = conn.execute(sql.replace("?", "%s"), params)
+            return cur.fetchall() if cur.description else []
 
     return run
+
+
+def _edit_document(raw: Raw, person: str, edit: Callable[[list[dict[str, Any]], list[str]], None]) -> None:
+    """Rewrite, behind the target's back, the staged document production points to for a person:
+    ``edit`` changes its resources and/or their digests (in entry order) in place."""
+    from vistasim.targets import canonical_json
+
+    [(sid, body, hashes)] = raw(
+        "SELECT s.sid, s.body, s.hashes FROM persons p JOIN staging s ON s.sid = p.sid WHERE p.person_id = ?", (person,)
+    )
+    resources = orjson.loads(body) if isinstance(body, str) else body
+    digests = [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
+    edit(resources, digests)
+    doc = "[" + ",".join(canonical_json(r).decode() for r in resources) + "]"
+    raw("UPDATE staging SET body = ?, hashes = ? WHERE sid = ?", (doc, "".join(digests), sid))
+
+
+def _forge_row(raw: Raw, backend: str, person: str, resources: list[dict[str, Any]]) -> int:
+    """A staging row outside any wave's range holding these resources for a person, self-consistent
+    (keys, digests and counts agree with the body); its sid."""
+    from collections import Counter
+
+    from vistasim.targets import canonical_json, content_hash
+
+    bodies = [canonical_json(r) for r in resources]
+    keys = [f"{r['resourceType']}/{r['id']}" for r in resources]
+    cast = "" if backend.startswith("sqlite") else "::jsonb"
+    raw(
+        "INSERT INTO staging (sid, wave_id, person_id, n, types, keys, hashes, body) "
+        f"SELECT MAX(sid) + 1, 'W1', ?, ?, ?, ?{cast}, ?, ?{cast} FROM staging",
+        (
+            person,
+            len(resources),
+            orjson.dumps(Counter(r["resourceType"] for r in resources)).decode(),
+            orjson.dumps(keys).decode(),
+            "".join(content_hash(b) for b in bodies),
+            "[" + ",".join(b.decode() for b in bodies) + "]",
+        ),
+    )
+    return int(raw("SELECT MAX(sid) FROM staging", ())[0][0])
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -190,20 +233,23 @@ def test_unknown_person_fails_without_touching_others(target: Target) -> None:
 
 
 def test_verification_detects_tampered_missing_and_extra_rows(target: Target, backend: tuple[str, Raw]) -> None:
-    raw = backend[1]
+    url, raw = backend
     load_wave(target, "W1", wave([(k, 0) for k in range(4)]))
-    body = '{"resourceType":"Observation","id":"obs-1-0","status":"entered-in-error"}'
-    # the body production points to is edited; no hash column is
-    raw(
-        "UPDATE staging SET body = ? WHERE sid = "
-        "(SELECT sid FROM resources WHERE resource_type = 'Observation' AND id = 'obs-1-0')",
-        (body,),
-    )
-    raw("DELETE FROM resources WHERE resource_type = 'Condition' AND id = 'cond-2-1'", ())
-    raw(
-        "INSERT INTO resources (resource_type, id, person_id, wave_id, sid) VALUES ('Flag', 'f1', ?, 'W1', 0)",
-        (icn(3),),
-    )
+    edited = {"resourceType": "Observation", "id": "obs-1-0", "status": "entered-in-error"}
+
+    def edit_obs(resources: list[dict[str, Any]], digests: list[str]) -> None:
+        # the document production points to is edited; its digests are not
+        resources[[r["id"] for r in resources].index("obs-1-0")] = edited
+
+    _edit_document(raw, icn(1), edit_obs)
+    # a key production held for person 2 is gone
+    raw("DELETE FROM resource_keys WHERE rkey = 'Condition/cond-2-1'", ())
+    # person 3 points to a document with one resource more, and holds its keys
+    flag = {"resourceType": "Flag", "id": "f1", "status": "active"}
+    sid = _forge_row(raw, url, icn(3), [*sorted_resources(person_bundle(3, 0)), flag])
+    raw("UPDATE resource_keys SET sid = ? WHERE sid = (SELECT sid FROM persons WHERE person_id = ?)", (sid, icn(3)))
+    raw("INSERT INTO resource_keys (rkey, sid) VALUES ('Flag/f1', ?)", (sid,))
+    raw("UPDATE persons SET sid = ? WHERE person_id = ?", (sid, icn(3)))
     res = target.verification("W1")
     assert res.passed is False
     assert (res.n_passed, res.n_failed) == (1, 3)
@@ -215,51 +261,46 @@ def test_verification_detects_tampered_missing_and_extra_rows(target: Target, ba
     }
     by_person = {p.person_id: p for p in res.persons}
     assert by_person[icn(2)].staged["Condition"] == 1 and "Condition" not in by_person[icn(2)].production
+    assert by_person[icn(3)].production["Flag"] == 1 and "Flag" not in by_person[icn(3)].staged
     assert res.staged_counts["Condition"] - res.production_counts["Condition"] == 1
+    # the readers show the same production
+    assert edited in target.read_person(icn(1))
+    assert "cond-2-1" not in {r["id"] for r in target.read_person(icn(2))}
+    assert flag in target.read_person(icn(3)) and target.counts(icn(3))["Flag"] == 1
+    # and a verification in another process (no staging cache) finds the same
+    other = open_target(url)
+    assert {(m.person_id, m.kind, m.resource_type, m.id) for m in other.verification("W1").mismatches} == kinds
+    other.close()
 
 
-def _forge(backend: tuple[str, Raw]) -> tuple[dict[str, Any], str, str]:
-    """A changed Condition for person 0: (resource, canonical body, its digest)."""
-    from vistasim.targets import canonical_json, content_hash
-
-    forged = {"resourceType": "Condition", "id": "cond-0-1", "clinicalStatus": {"coding": [{"code": "resolved"}]}}
-    body = canonical_json(forged)
-    return forged, body.decode(), content_hash(body)
+_FORGED = {"resourceType": "Condition", "id": "cond-0-1", "clinicalStatus": {"coding": [{"code": "resolved"}]}}
 
 
 def test_verification_catches_production_repointed_to_a_consistent_forgery(
     target: Target, backend: tuple[str, Raw]
 ) -> None:
-    """Production pointed at another row whose body and digest agree with each other: staging disagrees."""
-    raw = backend[1]
+    """A production key pointed at another document whose body and digests agree: staging disagrees."""
+    url, raw = backend
     load_wave(target, "W1", wave([(0, 0), (1, 0)]))
-    forged, body, digest = _forge(backend)
-    cast = "" if backend[0].startswith("sqlite") else "::jsonb"
-    raw(
-        "INSERT INTO staging (sid, person_id, resource_type, id, hash, body) "
-        f"SELECT MAX(sid) + 1, ?, 'Condition', 'cond-0-1', ?, ?{cast} FROM staging",
-        (icn(0), digest, body),
-    )
-    raw(
-        "UPDATE resources SET sid = (SELECT MAX(sid) FROM staging) "
-        "WHERE resource_type = 'Condition' AND id = 'cond-0-1'",
-        (),
-    )
+    sid = _forge_row(raw, url, icn(0), [_FORGED])
+    raw("UPDATE resource_keys SET sid = ? WHERE rkey = 'Condition/cond-0-1'", (sid,))
     res = target.verification("W1")
     assert [(m.person_id, m.kind, m.id) for m in res.mismatches] == [(icn(0), "changed", "cond-0-1")]
-    assert target.read_person(icn(0))[0] == forged
+    assert target.read_person(icn(0))[0] == _FORGED
 
 
 def test_verification_catches_a_body_edited_with_its_hash_column(target: Target, backend: tuple[str, Raw]) -> None:
-    """The staged row production points to rewritten with a matching digest: the journal's wave digest disagrees."""
+    """The staged document production points to rewritten with matching digests: the journal's wave digest disagrees."""
+    from vistasim.targets import canonical_json, content_hash
+
     raw = backend[1]
     load_wave(target, "W1", wave([(0, 0), (1, 0)]))
-    forged, body, digest = _forge(backend)
-    raw(
-        "UPDATE staging SET body = ?, hash = ? WHERE sid = "
-        "(SELECT sid FROM resources WHERE resource_type = 'Condition' AND id = 'cond-0-1')",
-        (body, digest),
-    )
+
+    def forge(resources: list[dict[str, Any]], digests: list[str]) -> None:
+        i = [r["id"] for r in resources].index("cond-0-1")
+        resources[i], digests[i] = _FORGED, content_hash(canonical_json(_FORGED))
+
+    _edit_document(raw, icn(0), forge)
     res = target.verification("W1")
     assert res.passed is False
     assert (icn(0), "changed", "cond-0-1") in {(m.person_id, m.kind, m.id) for m in res.mismatches}

@@ -1,6 +1,6 @@
 """SQLite load target: the embedded default (``sqlite:///out.db``, ``sqlite:///:memory:``).
 
-Bodies are canonical JSON in a TEXT column, each stored once, in staging (see ``_sql``). The file runs
+A person's resources are one canonical JSON array in a TEXT column, stored once, in staging (see ``_sql``). The file runs
 in WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed (what resume
 needs); only a power loss can drop the last commits, never corrupt the file, which is the right
 trade for a rehearsal target. Transactions are explicit (``BEGIN IMMEDIATE`` ... ``COMMIT``) so the
@@ -18,22 +18,23 @@ from typing import Any
 import orjson
 
 from ..errors import InputError, OutputError
-from ._sql import SQLTarget, check_contiguous, text_digests
+from ._sql import SQLTarget, check_contiguous
 from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, StagedWave
 
 # sid NULL: SQLite gives each new row max(sid) + 1, so a wave's rows get consecutive sids in row order.
-_INSERT_STAGING = "INSERT INTO staging (person_id, resource_type, id, hash, body) VALUES (?, ?, ?, ?, ?)"
+_INSERT_STAGING = "INSERT INTO staging (wave_id, person_id, n, types, keys, hashes, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 class SQLiteTarget(SQLTarget):
     """Load target in an SQLite file (or in memory). See :class:`vistasim.targets.base.Target`."""
 
     _DDL_TYPES = {
-        "blob": "TEXT",
-        "body": "TEXT",
+        "json": "TEXT",
         "sid": "INTEGER PRIMARY KEY",  # the rowid itself
         "without_rowid": " WITHOUT ROWID",
     }
+    _EACH = "json_each(s.keys) j"
+    _KEY_TYPE = "substr(rkey, 1, instr(rkey, '/') - 1)"
 
     def __init__(
         self,
@@ -96,18 +97,26 @@ class SQLiteTarget(SQLTarget):
         return self._conn.cursor()
 
     def _write_staging(self, cur: Any, wave: StagedWave, first_sid: int) -> None:
+        wid = wave.wave_id
+        rows = [(wid, p[0], len(p[3]), p[4], p[5], p[6], p[7]) for p in wave.persons]
         try:
-            cur.executemany(_INSERT_STAGING, wave.rows)
+            cur.executemany(_INSERT_STAGING, rows)
         except sqlite3.IntegrityError as exc:
             raise InputError(f"wave {wave.wave_id}: staging rejected a row ({exc}); nothing was staged") from exc
         cur.execute("SELECT MAX(sid) FROM staging")
-        check_contiguous(self.url, first_sid, len(wave.rows), cur.fetchone()[0])
+        check_contiguous(self.url, first_sid, len(rows), cur.fetchone()[0])
 
-    def _digests(self, bodies: list[Any]) -> list[str]:
-        return text_digests(bodies)
+    def _table_names(self, execute: Any) -> set[str]:
+        return {r[0] for r in execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
 
-    def _load_body(self, body: Any) -> dict[str, Any]:
-        return orjson.loads(body)  # type: ignore[no-any-return]
+    def _load_doc(self, body: Any) -> list[Any]:
+        doc = orjson.loads(body)
+        if not isinstance(doc, list):
+            raise ValueError("not a JSON array")
+        return doc
+
+    def _load_json(self, value: Any) -> Any:
+        return orjson.loads(value)
 
     def close(self) -> None:
         self._conn.close()
