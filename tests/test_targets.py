@@ -48,19 +48,23 @@ def _pg_raw(url: str) -> Raw:
     return run
 
 
-def _edit_document(raw: Raw, person: str, edit: Callable[[list[dict[str, Any]], list[str]], None]) -> None:
+def _edit_document(raw: Raw, person: str, edit: Callable[[list[dict[str, Any]]], None], *, digests: bool) -> None:
     """Rewrite, behind the target's back, the staged document production points to for a person:
-    ``edit`` changes its resources and/or their digests (in entry order) in place."""
+    ``edit`` changes its resources in place; with ``digests`` its digest column is rewritten to match."""
     from vistasim.targets import canonical_json
+    from vistasim.targets.base import document_digests
 
-    [(sid, body, hashes)] = raw(
-        "SELECT s.sid, s.body, s.hashes FROM persons p JOIN staging s ON s.sid = p.sid WHERE p.person_id = ?", (person,)
+    [(sid, body)] = raw(
+        "SELECT s.sid, s.body FROM persons p JOIN staging s ON s.sid = p.sid WHERE p.person_id = ?", (person,)
     )
     resources = orjson.loads(body) if isinstance(body, str) else body
-    digests = [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
-    edit(resources, digests)
-    doc = "[" + ",".join(canonical_json(r).decode() for r in resources) + "]"
-    raw("UPDATE staging SET body = ?, hashes = ? WHERE sid = ?", (doc, "".join(digests), sid))
+    edit(resources)
+    bodies = [canonical_json(r) for r in resources]
+    doc = b"[" + b",".join(bodies) + b"]"
+    if digests:
+        raw("UPDATE staging SET body = ?, hashes = ? WHERE sid = ?", (doc.decode(), document_digests(doc, bodies), sid))
+    else:
+        raw("UPDATE staging SET body = ? WHERE sid = ?", (doc.decode(), sid))
 
 
 def _forge_row(raw: Raw, backend: str, person: str, resources: list[dict[str, Any]]) -> int:
@@ -68,7 +72,8 @@ def _forge_row(raw: Raw, backend: str, person: str, resources: list[dict[str, An
     (keys, digests and counts agree with the body); its sid."""
     from collections import Counter
 
-    from vistasim.targets import canonical_json, content_hash
+    from vistasim.targets import canonical_json
+    from vistasim.targets.base import document_digests
 
     bodies = [canonical_json(r) for r in resources]
     keys = [f"{r['resourceType']}/{r['id']}" for r in resources]
@@ -81,7 +86,7 @@ def _forge_row(raw: Raw, backend: str, person: str, resources: list[dict[str, An
             len(resources),
             orjson.dumps(Counter(r["resourceType"] for r in resources)).decode(),
             orjson.dumps(keys).decode(),
-            "".join(content_hash(b) for b in bodies),
+            document_digests(b"[" + b",".join(bodies) + b"]", bodies),
             "[" + ",".join(b.decode() for b in bodies) + "]",
         ),
     )
@@ -237,11 +242,11 @@ def test_verification_detects_tampered_missing_and_extra_rows(target: Target, ba
     load_wave(target, "W1", wave([(k, 0) for k in range(4)]))
     edited = {"resourceType": "Observation", "id": "obs-1-0", "status": "entered-in-error"}
 
-    def edit_obs(resources: list[dict[str, Any]], digests: list[str]) -> None:
-        # the document production points to is edited; its digests are not
+    def edit_obs(resources: list[dict[str, Any]]) -> None:
         resources[[r["id"] for r in resources].index("obs-1-0")] = edited
 
-    _edit_document(raw, icn(1), edit_obs)
+    # the document production points to is edited; its digests are not
+    _edit_document(raw, icn(1), edit_obs, digests=False)
     # a key production held for person 2 is gone
     raw("DELETE FROM resource_keys WHERE rkey = 'Condition/cond-2-1'", ())
     # person 3 points to a document with one resource more, and holds its keys
@@ -291,19 +296,35 @@ def test_verification_catches_production_repointed_to_a_consistent_forgery(
 
 def test_verification_catches_a_body_edited_with_its_hash_column(target: Target, backend: tuple[str, Raw]) -> None:
     """The staged document production points to rewritten with matching digests: the journal's wave digest disagrees."""
-    from vistasim.targets import canonical_json, content_hash
-
     raw = backend[1]
     load_wave(target, "W1", wave([(0, 0), (1, 0)]))
 
-    def forge(resources: list[dict[str, Any]], digests: list[str]) -> None:
-        i = [r["id"] for r in resources].index("cond-0-1")
-        resources[i], digests[i] = _FORGED, content_hash(canonical_json(_FORGED))
+    def forge(resources: list[dict[str, Any]]) -> None:
+        resources[[r["id"] for r in resources].index("cond-0-1")] = _FORGED
 
-    _edit_document(raw, icn(0), forge)
+    _edit_document(raw, icn(0), forge, digests=True)
     res = target.verification("W1")
     assert res.passed is False
     assert (icn(0), "changed", "cond-0-1") in {(m.person_id, m.kind, m.id) for m in res.mismatches}
+
+
+def test_verification_without_the_staging_cache_and_of_reformatted_documents(
+    target: Target, backend: tuple[str, Raw]
+) -> None:
+    """Another target object (another process: nothing cached) verifies from the digests alone, and a
+    document holding the same content in another form (key order, whitespace) still passes."""
+    url, raw = backend
+    bundles = wave([(k, 0) for k in range(3)])
+    load_wave(target, "W1", bundles)
+    [(sid,)] = raw("SELECT sid FROM persons WHERE person_id = ?", (icn(1),))
+    resources = [dict(reversed(list(r.items()))) for r in sorted_resources(bundles[1])]
+    raw(
+        "UPDATE staging SET body = ? WHERE sid = ?", (orjson.dumps(resources, option=orjson.OPT_INDENT_2).decode(), sid)
+    )
+    for t in (target, open_target(url)):
+        res = t.verification("W1")
+        assert res.passed is True and res.resources_checked == sum(len(b["entry"]) for b in bundles)
+    assert target.read_person(icn(1)) == sorted_resources(bundles[1])
 
 
 def test_verification_of_nothing_is_unknown_not_a_pass(target: Target) -> None:

@@ -15,8 +15,8 @@ so Python never binds a row per resource.
 - ``staging``        sid -> wave_id, person_id, n, types, keys, hashes, body: one person's resources as
                      a wave brought them. ``body`` is a JSON array of the resources' canonical JSON (keys
                      sorted, compact) in entry order; ``keys`` the JSON array of their keys
-                     ``"Type/id"`` in the same order; ``hashes`` each resource's BLAKE2b-128 (32 hex
-                     digits) concatenated in that order; ``types`` the count per resource type (JSON).
+                     ``"Type/id"`` in the same order; ``hashes`` the body's SHA-256 and each resource's
+                     CRC-32 (``base.document_digests``); ``types`` the count per resource type (JSON).
                      Rows are only appended: a wave's rows take consecutive sids (the rowid on SQLite).
 - ``waves``          wave_id -> lo, hi: the sid range of the wave's current staging. Restaging a wave
                      appends new rows and moves the range; the earlier rows stay for the production and
@@ -46,16 +46,18 @@ more than production holds. How many persons share a commit is ``persons_per_com
 
 Verification reads production back per person: the production pointer must name the wave's staged
 document, every key of that document must be held by it (one probe per key, in SQL), and the
-document must still hash to the digests staged for it (compared with what this object staged, as
-text, or else re-serialised and hashed); the wave digest is recomputed from the staged digest
-columns and compared with the journal's, so a body edited together with its digest column is
-caught too. Only a person failing one of these is compared resource by resource (missing, changed,
-extra) against what production holds for it.
+document must still be what was staged (compared with what this object staged, as text, or else
+hashed and compared with its SHA-256, the CRC-32s then naming the damaged resources); the wave
+digest is recomputed from the staged digest columns and compared with the journal's, so a body
+edited together with its digest column is caught too. Only a person failing one of these is
+compared resource by resource (missing, changed, extra) against what production holds for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from operator import itemgetter
@@ -221,9 +223,9 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def _hexes(hashes: str) -> list[str]:
-    """The concatenated 32-hex-digit digests of a staging row, one per resource."""
-    return [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
+def _crcs(hashes: str) -> list[str]:
+    """The per-resource CRC-32s (8 hex digits each) after a staging row's 64-hex-digit SHA-256."""
+    return [hashes[i : i + 8] for i in range(64, len(hashes), 8)]
 
 
 class SQLTarget:
@@ -278,6 +280,10 @@ class SQLTarget:
 
     def _load_json(self, value: Any) -> Any:  # pragma: no cover - abstract
         """A stored JSON column (keys) as Python."""
+        raise NotImplementedError
+
+    def _doc_bytes(self, body: Any) -> bytes:  # pragma: no cover - abstract
+        """A stored body as the bytes its SHA-256 was taken of, if it is unchanged."""
         raise NotImplementedError
 
     def close(self) -> None:  # pragma: no cover - abstract
@@ -342,17 +348,43 @@ class SQLTarget:
         rows = self._all("SELECT person_id, sid, n FROM staging WHERE sid BETWEEN ? AND ? ORDER BY sid", span)
         return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
-    def _doc_digests(self, body: Any) -> dict[str, str]:
-        """{key: content hash} of the resources a stored document holds ({} if it is not a list)."""
+    def _doc_resources(self, body: Any) -> dict[str, bytes]:
+        """{key: canonical JSON} of the resources a stored document holds ({} if it is not a list)."""
         try:
             resources = self._load_doc(body)
         except (ValueError, TypeError):
             return {}
-        out: dict[str, str] = {}
-        for res in resources if isinstance(resources, list) else ():
+        out: dict[str, bytes] = {}
+        for res in resources:
             if isinstance(res, dict) and isinstance(res.get("resourceType"), str) and isinstance(res.get("id"), str):
-                out[f"{res['resourceType']}/{res['id']}"] = content_hash(canonical_json(res))
+                out[f"{res['resourceType']}/{res['id']}"] = canonical_json(res)
         return out
+
+    def _damaged(self, body: Any, hashes: str, keys: list[str]) -> dict[str, str]:
+        """Keys of a staged document that no longer hold what was staged ({} if it is intact).
+
+        Intact: its bytes, or else its resources re-serialised canonically in the staged key order
+        (equal content in another form passes), still give the SHA-256 recorded at staging. A damaged
+        document's resources are told apart by their CRC-32s; if none differs (a forgery keeping
+        them), all are suspect.
+        """
+        digest = hashes[:64]
+        try:
+            if hashlib.sha256(self._doc_bytes(body)).hexdigest() == digest:
+                return {}
+        except (ValueError, TypeError, AttributeError):
+            pass
+        found = self._doc_resources(body)
+        if all(k in found for k in keys):
+            rebuilt = b"[" + b",".join(found[k] for k in keys) + b"]"
+            if hashlib.sha256(rebuilt).hexdigest() == digest:
+                return {}
+        bad = {}
+        for key, crc in zip(keys, _crcs(hashes)):
+            got = found.get(key)
+            if got is None or f"{zlib.crc32(got):08x}" != crc:
+                bad[key] = "changed"
+        return bad or dict.fromkeys(keys, "changed")
 
     def _docs(self, sids: Iterable[int]) -> dict[int, Any]:
         """Stored bodies by sid."""
@@ -375,12 +407,12 @@ class SQLTarget:
                 out[pid].append((rkey, int(sid), wave))
         return out
 
-    def _production_digests(self, person_ids: list[str]) -> dict[str, dict[str, str]]:
-        """person -> {key: content hash of the body production holds for it ('' if none)}."""
+    def _production_bodies(self, person_ids: list[str]) -> dict[str, dict[str, bytes]]:
+        """person -> {key: canonical JSON of the body production holds for it (b'' if none)}."""
         held = self._held(person_ids)
         docs = self._docs(sid for rows in held.values() for _, sid, _ in rows)
-        digests = {sid: self._doc_digests(body) for sid, body in docs.items()}
-        return {pid: {rkey: digests.get(sid, {}).get(rkey, "") for rkey, sid, _ in rows} for pid, rows in held.items()}
+        found = {sid: self._doc_resources(body) for sid, body in docs.items()}
+        return {pid: {rkey: found.get(sid, {}).get(rkey, b"") for rkey, sid, _ in rows} for pid, rows in held.items()}
 
     # ------------------------------------------------------------------ steps
 
@@ -564,43 +596,41 @@ class SQLTarget:
             cur = self._cursor()
             cur.execute(self._sql(_HELD_COUNTS), (lo, hi))
             held_n.update(cur.fetchall())
-        # Per person: (staged keys, staged digests), and the differences found.
-        staged: dict[str, tuple[list[str], list[str]]] = {}
+        # Per person: the staged keys (read when needed), and the differences found.
+        staged: dict[str, list[str]] = {}
         diffs: dict[str, dict[str, str]] = {}
         extras: dict[str, list[str]] = {}
         slow: list[str] = []
         cache = self._staged_cache
         first, cached = cache if cache is not None else (0, [])
 
-        def staged_of(pid: str) -> tuple[list[str], list[str]]:
+        def keys_of(pid: str) -> list[str]:
             got = staged.get(pid)
             if got is None:
-                row = rows[pid]
-                got = staged[pid] = (list(self._load_json(row[4])), _hexes(row[5]))
+                got = staged[pid] = list(self._load_json(rows[pid][4]))
             return got
 
         for pid in in_wave:
             sid, _, n, _, _, hashes, body, psid, _ = rows[pid]
-            # The staged document must still hash to its digests: compared as text with what this
-            # object wrote, else re-serialised and hashed (the differences, if any, named per key).
+            # The staged document must still be what was staged: compared as text with what this
+            # object wrote, else checked against its digests (the damaged resources named).
             if not (0 <= sid - first < len(cached) and cached[sid - first] == body):
-                got = self._doc_digests(body)
-                keys, hexes = staged_of(pid)
-                bad = {k: "changed" for k, h in zip(keys, hexes) if got.get(k, "") != h}
+                bad = self._damaged(body, hashes, keys_of(pid))
                 if bad:
                     diffs[pid] = bad
             if psid is None or int(psid) != sid or held_n.get(sid, 0) != n:
                 slow.append(pid)
         # Persons whose pointer names another document, or whose document does not hold all its keys:
-        # compared key by key with what production holds for them.
-        for pid, prod in self._production_digests(slow).items():
-            keys, hexes = staged_of(pid)
+        # what production holds for them, resource by resource, against the staged document.
+        for pid, prod in self._production_bodies(slow).items():
+            keys = keys_of(pid)
+            want = self._doc_resources(rows[pid][6])
             bad = {}
-            for k, h in zip(keys, hexes):
+            for k in keys:
                 holds = prod.get(k)
                 if holds is None:
                     bad[k] = "missing"
-                elif holds != h:
+                elif holds != want.get(k):
                     bad[k] = "changed"
             bad.update((k, v) for k, v in diffs.get(pid, {}).items() if k not in bad)
             if bad:
@@ -611,7 +641,7 @@ class SQLTarget:
         if not self._hashes_match_journal(wave_id, spans, rows):
             for pid in in_wave:
                 bad = diffs.setdefault(pid, {})
-                for k in staged_of(pid)[0]:
+                for k in keys_of(pid):
                     bad.setdefault(k, "changed")
         checks: list[PersonCheck] = []
         n_checked = 0
@@ -769,7 +799,7 @@ class SQLTarget:
             if not part:
                 break
             for sid, body in part:
-                digests[int(sid)] = self._doc_digests(body)
+                digests[int(sid)] = {k: content_hash(b) for k, b in self._doc_resources(body).items()}
         out = []
         for rkey, sid, pid, wave in held:
             rtype, rid = split_key(rkey)

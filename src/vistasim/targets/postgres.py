@@ -20,7 +20,7 @@ import orjson
 
 from ..errors import InputError, OutputError, require
 from ._sql import SQLTarget
-from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, StagedPerson, StagedWave
+from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, StagedPerson, StagedWave, canonical_json
 
 _COPY_CHUNK = 500  # persons (~20 KB each) per write
 # COPY's text format gives backslash, tab, newline and carriage return a meaning: escape them.
@@ -121,6 +121,10 @@ class PostgresTarget(SQLTarget):
 
     def _load_json(self, value: Any) -> Any:
         return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+    def _doc_bytes(self, body: Any) -> bytes:
+        # jsonb keeps neither key order nor whitespace: the document is re-serialised canonically.
+        return canonical_json(self._load_doc(body))  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._conn.close()
