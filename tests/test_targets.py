@@ -381,6 +381,27 @@ def test_backout_restores_a_resource_another_person_took(target: Target) -> None
     assert target.persons() == [icn(0)]
 
 
+def test_a_key_passed_between_persons_walks_back_on_newest_first_backouts(target: Target) -> None:
+    """A takes a key back from B, who took it from A: backing the waves out newest first restores every state."""
+    a = person_bundle(0, 0, n_obs=2)
+    b = person_bundle(1, 0, n_obs=1)
+    b["entry"].append({"resource": dict(a["entry"][2]["resource"], status="amended")})  # B's Observation/obs-0-0
+    a2 = person_bundle(0, 1, n_obs=3)  # A again, obs-0-0 included
+    states = [target.dump()]
+    for wave_id, bundles in (("W1", [a]), ("W2", [b]), ("W3", [a2])):
+        load_wave(target, wave_id, bundles)
+        states.append(target.dump())
+    holder = {s[2]: s[0] for s in states[2] if s[1] == "Observation"}
+    assert holder["obs-0-0"] == icn(1) and {s[2]: s[0] for s in states[3]}["obs-0-0"] == icn(0)
+    assert [(m.kind, m.id) for m in target.verification("W2").mismatches] == [("missing", "obs-0-0")]
+    assert target.read_person(icn(0)) == sorted_resources(a2) and len(target.read_person(icn(1))) == 3
+    assert target.counts(icn(1)) == {"Condition": 1, "Observation": 1, "Patient": 1}
+    for wave_id, before in (("W3", states[2]), ("W2", states[1]), ("W1", states[0])):
+        target.backout(wave_id)
+        assert target.dump() == before
+    assert target.persons() == []
+
+
 # --------------------------------------------------------------------------- readers
 
 
@@ -450,3 +471,13 @@ def test_generated_and_mapped_persons_load_and_verify(target: Target) -> None:
     assert len(target.persons()) == len(bundles) and sum(target.counts().values()) == n_resources
     again = load_wave(target, "W1", list(map_people(generate_patients(60, seed=11, sites=2))))
     assert again.staging.skipped and again.production.promoted == ()
+
+
+@pytest.mark.parametrize("table", ["resources", "staging_persons"])
+def test_a_database_with_an_earlier_layout_is_refused(backend: tuple[str, Raw], table: str) -> None:
+    """A file or schema written by an earlier layout (a row per resource) is refused, one line, naming it."""
+    url, raw = backend
+    raw(f"CREATE TABLE {table} (wave_id TEXT, person_id TEXT)", ())
+    with pytest.raises(InputError, match=f"earlier vistasim load layout \\(table {table}") as err:
+        open_target(url)
+    assert "\n" not in str(err.value)

@@ -8,6 +8,7 @@ import hashlib
 import socket
 import sys
 import zlib
+from typing import Any
 
 import pytest
 from _targets_fixtures import icn, person_bundle, sorted_resources, wave
@@ -154,6 +155,50 @@ def test_loads_then_backouts_walk_the_same_states(waves: list[list[tuple[int, in
     for w, spec in enumerate(waves):
         assert load_wave(t, f"W{w}", wave(spec)).production.promoted == ()
     assert t.dump() == states[-1]
+    for w in reversed(range(len(waves))):
+        t.backout(f"W{w}")
+        assert t.dump() == states[w]
+    t.close()
+
+
+def _with_stolen_key(k: int, v: int, steal: int | None) -> dict[str, Any]:
+    """Person k's bundle, holding also (with its own content) person ``steal``'s first observation key."""
+    bundle = person_bundle(k, v, n_obs=2)
+    if steal is not None and steal != k:
+        stolen = dict(person_bundle(steal, 0, n_obs=2)["entry"][2]["resource"], status=f"taken-by-{k}-{v}")
+        bundle["entry"].append({"resource": stolen})
+    return bundle
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    waves=st.lists(
+        st.lists(
+            st.tuples(st.integers(0, 4), st.integers(0, 2), st.none() | st.integers(0, 4)),
+            min_size=1,
+            max_size=3,
+            unique_by=lambda kvs: kvs[0],
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_keys_taken_between_persons_walk_back_on_backouts(waves: list[list[tuple[int, int, int | None]]]) -> None:
+    """Persons taking each other's resource keys: every load verifies, and newest-first backouts walk
+    production back through every earlier state exactly."""
+    t = open_target("sqlite:///:memory:")
+    states = [t.dump()]
+    for w, spec in enumerate(waves):
+        # one wave never holds a key twice: no steal from a person of the same wave, nor twice from one
+        in_wave, taken, bundles = {k for k, _, _ in spec}, set(), []
+        for k, v, s in spec:
+            ok = s is not None and s not in in_wave and s not in taken
+            taken |= {s} if ok else set()
+            bundles.append(_with_stolen_key(k, v, s if ok else None))
+        res = load_wave(t, f"W{w}", bundles)
+        assert res.verification.passed is True
+        states.append(t.dump())
+    assert sorted({p for p, *_ in states[-1]}) == t.persons()
     for w in reversed(range(len(waves))):
         t.backout(f"W{w}")
         assert t.dump() == states[w]
