@@ -22,7 +22,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, Protocol, runtime_checkable
 
@@ -320,7 +320,9 @@ def _person_row(pid: str, bundle: Mapping[str, Any]) -> StagedPerson:
     resources = list(map(_RESOURCE, entries))
     if resources and set(map(type, resources)) != {dict}:
         raise _Recheck
-    bodies = list(map(_canonical, resources))
+    # orjson.dumps(resource, None, OPT_SORT_KEYS) with positional arguments: a partial with option=
+    # passes a keyword per call (serialising alone: 41 vs 46 us per person; whole prepare: 1-3 us).
+    bodies = list(map(orjson.dumps, resources, repeat(None), repeat(orjson.OPT_SORT_KEYS)))
     types = list(map(_TYPE, resources))
     ids = list(map(_ID, resources))
     keys = list(map("/".join, zip(types, ids)))  # TypeError unless both are str
@@ -403,7 +405,6 @@ def wave_digest(persons: Iterable[tuple[str, Iterable[str]]]) -> str:
 
 
 _RESOURCE, _TYPE, _ID = itemgetter("resource"), itemgetter("resourceType"), itemgetter("id")
-_canonical = partial(orjson.dumps, option=orjson.OPT_SORT_KEYS)
 
 
 class _Recheck(Exception):
