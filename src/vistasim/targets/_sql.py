@@ -30,13 +30,16 @@ so Python never binds a row per resource.
 - ``backout_keys``   (wave_id, rkey) -> person_id, sid: the key's holder the wave's promote replaced
 - ``journal``        (wave_id, step, person_id) -> digest: the commit points reached
 
-Alternatives measured (20 waves of ~950 generated + mapped persons, 551 k resources, CPU us per
-person, staging / production / verification, prepared rows handed in): ownership keyed by one text
-``"Type/id"`` 46 / 25 / 23; by two text columns (type, id) 45 / 44 / 41 (a wider key: more pages,
-slower probes); a rowid table with the same two columns as a unique key 49 / 51 / 46. The previous
+Alternatives measured (a bare script, 20 waves of ~950 generated + mapped persons, 551 k resources,
+CPU us per person, staging / production / verification, rows prepared beforehand): ownership keyed
+by one text ``"Type/id"`` 46 / 25 / 23; by two text columns (type, id) 45 / 44 / 41 (a wider key:
+more pages, slower probes); a rowid table with the same two columns as a unique key 49 / 51 / 46;
+inserting the keys sorted (ORDER BY) 45 / 29 / 22. Without any per-key table, production could not
+see that a key is already held by another person (the take-over the semantics require) without
+scanning every document. These targets, bench/targets.py --mapped 20000 --waves 20 --prepared:
+57-83 / 32 / 31 (staging is mostly the kernel writing ~460 MB, and varies run to run); the previous
 layout (a staging row per resource, a production pointer per resource with a person index) took
-about 240 / 112 / 74. Without any per-key table, production could not see that a key is already
-held by another person (the take-over the semantics require) without scanning every document.
+109 / 106 / 72 (staging without serialising).
 
 Atomicity: staging writes a whole wave (rows, range, journal row) in one transaction. Production's
 unit is the person: a transaction always holds whole persons (pointer, keys, backout snapshot,

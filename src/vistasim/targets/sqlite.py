@@ -59,7 +59,11 @@ class SQLiteTarget(SQLTarget):
             # verification): 100,000 patients 74 s vs 89 s with 4 KiB pages; 20,000 patients 14.2 s vs
             # 13.6 s (production pays for whole 16 KiB pages in the WAL, staging gains more at scale).
             # Re-measured with the write-once layout, whole data mode at 100,000 patients: 794 patients
-            # per CPU-s with 16 KiB pages, 710 with 4 KiB, 682 with 32 KiB (one run each).
+            # per CPU-s with 16 KiB pages, 710 with 4 KiB, 682 with 32 KiB (one run each). With a row
+            # per person (bodies of ~20 KB), production of 20,000 mapped persons, best of 3: 0.59-0.63
+            # CPU-s with 16 KiB, 0.68-0.70 with 8 KiB, 0.81 with 4 KiB, 1.0 with 64 KiB; staging varies
+            # more between runs (kernel time) than between sizes. WAL vs a rollback journal (TRUNCATE)
+            # and mmap measured no clear difference either.
             self._conn.execute("PRAGMA page_size = 16384")
             if path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode = WAL")
