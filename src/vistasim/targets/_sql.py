@@ -45,7 +45,7 @@ Atomicity: staging writes a whole wave (rows, range, journal row) in one transac
 unit is the person: a transaction always holds whole persons (pointer, keys, backout snapshot,
 journal row), so a person is in production completely or not at all, and the journal never claims
 more than production holds. How many persons share a commit is ``persons_per_commit`` (default
-200: each commit rewrites the pages it touched). Backout is one transaction per wave.
+1,000, see ``base.DEFAULT_PERSONS_PER_COMMIT``). Backout is one transaction per wave.
 
 Verification reads production back per person: the production pointer must name the wave's staged
 document, every key of that document must be held by it (one probe per key, in SQL), and the
