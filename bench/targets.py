@@ -6,10 +6,13 @@
     python bench/targets.py --start-pg               # also start a throwaway PostgreSQL cluster (tests/_pg.py)
     python bench/targets.py --realistic              # 20,000 persons x 27 resources of ~700 bytes, 20 waves
     python bench/targets.py --mapped 20000 --waves 20 --repeat 3   # generated + mapped persons (the real shape)
+    python bench/targets.py --mapped 20000 --waves 20 --prepared   # rows prepared per person first, as data mode does
 
 Prints resources/s and persons/s per step, and CPU time (time.process_time, the one-core figure on a shared
 machine) per step and per resource; with --repeat the best of the runs, each on a fresh database. The staging
-figure includes canonical JSON + hashing (the Python side of the step). Never used in unit tests.
+figure includes canonical JSON + hashing (the Python side of the step), unless --prepared: then
+``prepare_person`` runs per person beforehand (timed on its own line, as data mode does it in its validation
+loop) and staging gets the prepared rows. Never used in unit tests.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from vistasim.rng import KeyedRNG  # noqa: E402
 from vistasim.targets import ICN_SYSTEM, open_target  # noqa: E402
-from vistasim.targets.base import DEFAULT_PERSONS_PER_COMMIT, stage_rows  # noqa: E402
+from vistasim.targets.base import DEFAULT_PERSONS_PER_COMMIT, person_bundles, prepare_person, stage_rows  # noqa: E402
 
 
 def person(k: int, n: int, rng: KeyedRNG, pad: int = 0) -> dict[str, Any]:
@@ -139,14 +142,24 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return out, time.perf_counter() - t0, time.process_time() - c0
 
 
-def run_once(url: str, batches: list[list[dict[str, Any]]], persons_per_commit: int) -> dict[str, tuple[float, float]]:
+def run_once(
+    url: str, batches: list[list[dict[str, Any]]], persons_per_commit: int, prepared: bool = False
+) -> dict[str, tuple[float, float]]:
     """Stage, promote and verify every wave into a fresh target: {step: (wall s, CPU s)}."""
     target = open_target(url, persons_per_commit=persons_per_commit)
     totals = {"staging": [0.0, 0.0], "production": [0.0, 0.0], "verification": [0.0, 0.0]}
+    if prepared:
+        totals = {"prepare_person (per person, before staging)": [0.0, 0.0], **totals}
     for w, batch in enumerate(batches):
         wid = f"W{w}"
+        ready: dict[str, Any] = {}
+        if prepared:
+            pairs = list(person_bundles(batch))
+            ready, dt, dc = timed(lambda pairs=pairs: {pid: prepare_person(pid, b) for pid, b in pairs})
+            totals["prepare_person (per person, before staging)"][0] += dt
+            totals["prepare_person (per person, before staging)"][1] += dc
         for step, fn in (
-            ("staging", lambda wid=wid, batch=batch: target.staging(wid, batch)),
+            ("staging", lambda wid=wid, batch=batch, ready=ready: target.staging(wid, batch, prepared=ready or None)),
             ("production", lambda wid=wid: target.production(wid)),
             ("verification", lambda wid=wid: target.verification(wid)),
         ):
@@ -166,22 +179,24 @@ def bench(
     batches: list[list[dict[str, Any]]],
     persons_per_commit: int,
     repeat: int = 1,
+    prepared: bool = False,
 ) -> None:
     new_url = url if callable(url) else (lambda: url)
     n_res = sum(len(b["entry"]) for batch in batches for b in batch)
     n_persons = sum(len(batch) for batch in batches)
     (_, t_rows, c_rows) = timed(lambda: [stage_rows(f"W{w}", batch) for w, batch in enumerate(batches)])
-    runs = [run_once(new_url(), batches, persons_per_commit) for _ in range(repeat)]
+    runs = [run_once(new_url(), batches, persons_per_commit, prepared) for _ in range(repeat)]
     best = {k: (min(r[k][0] for r in runs), min(r[k][1] for r in runs)) for k in runs[0]}
     first = new_url()
     print(
         f"\n{first.split('/')[0]}  persons={n_persons} resources={n_res} waves={len(batches)} "
-        f"persons_per_commit={persons_per_commit}  (best of {repeat})"
+        f"persons_per_commit={persons_per_commit}  (best of {repeat}){'  prepared rows' if prepared else ''}"
     )
     print(
         f"  {'(stage_rows: canonical JSON + hash, in staging)':40s} {n_res / t_rows:>10,.0f} res/s  cpu {c_rows:6.2f} s {c_rows / n_res * 1e6:6.2f} us/res"
     )
     total_w = total_c = 0.0
+    label = "all steps" if prepared else "all three steps"
     for step, (dt, dc) in best.items():
         print(
             f"  {step:40s} {n_res / dt:>10,.0f} res/s {n_persons / dt:>8,.0f} persons/s  "
@@ -191,7 +206,7 @@ def bench(
             total_w += dt
             total_c += dc
     print(
-        f"  {'all three steps':40s} {n_res / total_w:>10,.0f} res/s {n_persons / total_w:>8,.0f} persons/s  "
+        f"  {label:40s} {n_res / total_w:>10,.0f} res/s {n_persons / total_w:>8,.0f} persons/s  "
         f"wall {total_w:6.2f} s  cpu {total_c:6.2f} s {total_c / n_res * 1e6:6.2f} us/res"
     )
 
@@ -207,6 +222,7 @@ def main() -> None:
     ap.add_argument("--realistic", action="store_true", help="20,000 persons x 27 resources of ~700 bytes, 20 waves")
     ap.add_argument("--mapped", type=int, default=0, help="load N generated + mapped persons instead")
     ap.add_argument("--repeat", type=int, default=1, help="runs on fresh databases; the best is printed")
+    ap.add_argument("--prepared", action="store_true", help="prepare_person per person first (as data mode)")
     ap.add_argument("--pg", default=None, help="PostgreSQL URL to bench as well (tables are created in it)")
     ap.add_argument("--start-pg", action="store_true", help="start a throwaway PostgreSQL cluster for --pg")
     args = ap.parse_args()
@@ -223,13 +239,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(1_000_000))
         if args.sqlite:
-            bench(args.sqlite, batches, args.persons_per_commit, 1)
+            bench(args.sqlite, batches, args.persons_per_commit, 1, args.prepared)
         else:
             bench(
                 lambda: f"sqlite:///{os.path.join(tmp, f'bench{next(counter)}.db')}",
                 batches,
                 args.persons_per_commit,
                 args.repeat,
+                args.prepared,
             )
     if args.start_pg:
         import _pg
@@ -237,11 +254,11 @@ def main() -> None:
         cluster = _pg.start_cluster()
         try:
             for ppc in sorted({args.persons_per_commit, 1}):
-                bench(lambda: _pg.fresh_schema_url(cluster.url), batches, ppc, args.repeat)
+                bench(lambda: _pg.fresh_schema_url(cluster.url), batches, ppc, args.repeat, args.prepared)
         finally:
             cluster.stop()
     elif args.pg:
-        bench(args.pg, batches, args.persons_per_commit, 1)
+        bench(args.pg, batches, args.persons_per_commit, 1, args.prepared)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import pytest
 from _pg import pg_server, pg_url  # noqa: F401  (fixtures)
 from _targets_fixtures import icn, person_bundle, sorted_resources, wave
@@ -18,7 +19,7 @@ from _targets_fixtures import icn, person_bundle, sorted_resources, wave
 from vistasim.errors import InputError
 from vistasim.targets import Target, load_wave, open_target
 
-Raw = Callable[[str, tuple[Any, ...]], None]
+Raw = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
 class Boom(RuntimeError):
@@ -26,23 +27,70 @@ class Boom(RuntimeError):
 
 
 def _sqlite_raw(path: str) -> Raw:
-    def run(sql: str, params: tuple[Any, ...] = ()) -> None:
+    def run(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(path)
         with conn:
-            conn.execute(sql, params)
+            rows = conn.execute(sql, params).fetchall()
         conn.close()
+        return rows
 
     return run
 
 
 def _pg_raw(url: str) -> Raw:
-    def run(sql: str, params: tuple[Any, ...] = ()) -> None:
+    def run(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.replace("?", "%s"), params)
+            cur = conn.execute(sql.replace("?", "%s"), params)
+            return cur.fetchall() if cur.description else []
 
     return run
+
+
+def _edit_document(raw: Raw, person: str, edit: Callable[[list[dict[str, Any]]], None], *, digests: bool) -> None:
+    """Rewrite, behind the target's back, the staged document production points to for a person:
+    ``edit`` changes its resources in place; with ``digests`` its digest column is rewritten to match."""
+    from vistasim.targets import canonical_json
+    from vistasim.targets.base import document_digests
+
+    [(sid, body)] = raw(
+        "SELECT s.sid, s.body FROM persons p JOIN staging s ON s.sid = p.sid WHERE p.person_id = ?", (person,)
+    )
+    resources = orjson.loads(body) if isinstance(body, str) else body
+    edit(resources)
+    bodies = [canonical_json(r) for r in resources]
+    doc = b"[" + b",".join(bodies) + b"]"
+    if digests:
+        raw("UPDATE staging SET body = ?, hashes = ? WHERE sid = ?", (doc.decode(), document_digests(doc, bodies), sid))
+    else:
+        raw("UPDATE staging SET body = ? WHERE sid = ?", (doc.decode(), sid))
+
+
+def _forge_row(raw: Raw, backend: str, person: str, resources: list[dict[str, Any]]) -> int:
+    """A staging row outside any wave's range holding these resources for a person, self-consistent
+    (keys, digests and counts agree with the body); its sid."""
+    from collections import Counter
+
+    from vistasim.targets import canonical_json
+    from vistasim.targets.base import document_digests
+
+    bodies = [canonical_json(r) for r in resources]
+    keys = [f"{r['resourceType']}/{r['id']}" for r in resources]
+    cast = "" if backend.startswith("sqlite") else "::jsonb"
+    raw(
+        "INSERT INTO staging (sid, wave_id, person_id, n, types, keys, hashes, body) "
+        f"SELECT MAX(sid) + 1, 'W1', ?, ?, ?, ?{cast}, ?, ?{cast} FROM staging",
+        (
+            person,
+            len(resources),
+            orjson.dumps(Counter(r["resourceType"] for r in resources)).decode(),
+            orjson.dumps(keys).decode(),
+            document_digests(b"[" + b",".join(bodies) + b"]", bodies),
+            "[" + ",".join(b.decode() for b in bodies) + "]",
+        ),
+    )
+    return int(raw("SELECT MAX(sid) FROM staging", ())[0][0])
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -190,20 +238,23 @@ def test_unknown_person_fails_without_touching_others(target: Target) -> None:
 
 
 def test_verification_detects_tampered_missing_and_extra_rows(target: Target, backend: tuple[str, Raw]) -> None:
-    raw = backend[1]
+    url, raw = backend
     load_wave(target, "W1", wave([(k, 0) for k in range(4)]))
-    body = '{"resourceType":"Observation","id":"obs-1-0","status":"entered-in-error"}'
-    # the body production points to is edited; no hash column is
-    raw(
-        "UPDATE staging SET body = ? WHERE sid = "
-        "(SELECT sid FROM resources WHERE resource_type = 'Observation' AND id = 'obs-1-0')",
-        (body,),
-    )
-    raw("DELETE FROM resources WHERE resource_type = 'Condition' AND id = 'cond-2-1'", ())
-    raw(
-        "INSERT INTO resources (resource_type, id, person_id, wave_id, sid) VALUES ('Flag', 'f1', ?, 'W1', 0)",
-        (icn(3),),
-    )
+    edited = {"resourceType": "Observation", "id": "obs-1-0", "status": "entered-in-error"}
+
+    def edit_obs(resources: list[dict[str, Any]]) -> None:
+        resources[[r["id"] for r in resources].index("obs-1-0")] = edited
+
+    # the document production points to is edited; its digests are not
+    _edit_document(raw, icn(1), edit_obs, digests=False)
+    # a key production held for person 2 is gone
+    raw("DELETE FROM resource_keys WHERE rkey = 'Condition/cond-2-1'", ())
+    # person 3 points to a document with one resource more, and holds its keys
+    flag = {"resourceType": "Flag", "id": "f1", "status": "active"}
+    sid = _forge_row(raw, url, icn(3), [*sorted_resources(person_bundle(3, 0)), flag])
+    raw("UPDATE resource_keys SET sid = ? WHERE sid = (SELECT sid FROM persons WHERE person_id = ?)", (sid, icn(3)))
+    raw("INSERT INTO resource_keys (rkey, sid) VALUES ('Flag/f1', ?)", (sid,))
+    raw("UPDATE persons SET sid = ? WHERE person_id = ?", (sid, icn(3)))
     res = target.verification("W1")
     assert res.passed is False
     assert (res.n_passed, res.n_failed) == (1, 3)
@@ -215,54 +266,65 @@ def test_verification_detects_tampered_missing_and_extra_rows(target: Target, ba
     }
     by_person = {p.person_id: p for p in res.persons}
     assert by_person[icn(2)].staged["Condition"] == 1 and "Condition" not in by_person[icn(2)].production
+    assert by_person[icn(3)].production["Flag"] == 1 and "Flag" not in by_person[icn(3)].staged
     assert res.staged_counts["Condition"] - res.production_counts["Condition"] == 1
+    # the readers show the same production
+    assert edited in target.read_person(icn(1))
+    assert "cond-2-1" not in {r["id"] for r in target.read_person(icn(2))}
+    assert flag in target.read_person(icn(3)) and target.counts(icn(3))["Flag"] == 1
+    # and a verification in another process (no staging cache) finds the same
+    other = open_target(url)
+    assert {(m.person_id, m.kind, m.resource_type, m.id) for m in other.verification("W1").mismatches} == kinds
+    other.close()
 
 
-def _forge(backend: tuple[str, Raw]) -> tuple[dict[str, Any], str, str]:
-    """A changed Condition for person 0: (resource, canonical body, its digest)."""
-    from vistasim.targets import canonical_json, content_hash
-
-    forged = {"resourceType": "Condition", "id": "cond-0-1", "clinicalStatus": {"coding": [{"code": "resolved"}]}}
-    body = canonical_json(forged)
-    return forged, body.decode(), content_hash(body)
+_FORGED = {"resourceType": "Condition", "id": "cond-0-1", "clinicalStatus": {"coding": [{"code": "resolved"}]}}
 
 
 def test_verification_catches_production_repointed_to_a_consistent_forgery(
     target: Target, backend: tuple[str, Raw]
 ) -> None:
-    """Production pointed at another row whose body and digest agree with each other: staging disagrees."""
-    raw = backend[1]
+    """A production key pointed at another document whose body and digests agree: staging disagrees."""
+    url, raw = backend
     load_wave(target, "W1", wave([(0, 0), (1, 0)]))
-    forged, body, digest = _forge(backend)
-    cast = "" if backend[0].startswith("sqlite") else "::jsonb"
-    raw(
-        "INSERT INTO staging (sid, person_id, resource_type, id, hash, body) "
-        f"SELECT MAX(sid) + 1, ?, 'Condition', 'cond-0-1', ?, ?{cast} FROM staging",
-        (icn(0), digest, body),
-    )
-    raw(
-        "UPDATE resources SET sid = (SELECT MAX(sid) FROM staging) "
-        "WHERE resource_type = 'Condition' AND id = 'cond-0-1'",
-        (),
-    )
+    sid = _forge_row(raw, url, icn(0), [_FORGED])
+    raw("UPDATE resource_keys SET sid = ? WHERE rkey = 'Condition/cond-0-1'", (sid,))
     res = target.verification("W1")
     assert [(m.person_id, m.kind, m.id) for m in res.mismatches] == [(icn(0), "changed", "cond-0-1")]
-    assert target.read_person(icn(0))[0] == forged
+    assert target.read_person(icn(0))[0] == _FORGED
 
 
 def test_verification_catches_a_body_edited_with_its_hash_column(target: Target, backend: tuple[str, Raw]) -> None:
-    """The staged row production points to rewritten with a matching digest: the journal's wave digest disagrees."""
+    """The staged document production points to rewritten with matching digests: the journal's wave digest disagrees."""
     raw = backend[1]
     load_wave(target, "W1", wave([(0, 0), (1, 0)]))
-    forged, body, digest = _forge(backend)
-    raw(
-        "UPDATE staging SET body = ?, hash = ? WHERE sid = "
-        "(SELECT sid FROM resources WHERE resource_type = 'Condition' AND id = 'cond-0-1')",
-        (body, digest),
-    )
+
+    def forge(resources: list[dict[str, Any]]) -> None:
+        resources[[r["id"] for r in resources].index("cond-0-1")] = _FORGED
+
+    _edit_document(raw, icn(0), forge, digests=True)
     res = target.verification("W1")
     assert res.passed is False
     assert (icn(0), "changed", "cond-0-1") in {(m.person_id, m.kind, m.id) for m in res.mismatches}
+
+
+def test_verification_without_the_staging_cache_and_of_reformatted_documents(
+    target: Target, backend: tuple[str, Raw]
+) -> None:
+    """Another target object (another process: nothing cached) verifies from the digests alone, and a
+    document holding the same content in another form (key order, whitespace) still passes."""
+    url, raw = backend
+    bundles = wave([(k, 0) for k in range(3)])
+    load_wave(target, "W1", bundles)
+    [(sid,)] = raw("SELECT sid FROM persons WHERE person_id = ?", (icn(1),))
+    resources = [dict(reversed(list(r.items()))) for r in sorted_resources(bundles[1])]
+    raw(
+        "UPDATE staging SET body = ? WHERE sid = ?", (orjson.dumps(resources, option=orjson.OPT_INDENT_2).decode(), sid)
+    )
+    for t in (target, open_target(url)):
+        res = t.verification("W1")
+        assert res.passed is True and res.resources_checked == sum(len(b["entry"]) for b in bundles)
+    assert target.read_person(icn(1)) == sorted_resources(bundles[1])
 
 
 def test_verification_of_nothing_is_unknown_not_a_pass(target: Target) -> None:
@@ -317,6 +379,27 @@ def test_backout_restores_a_resource_another_person_took(target: Target) -> None
     target.backout("W2")
     assert target.read_person(icn(0)) == sorted_resources(a)
     assert target.persons() == [icn(0)]
+
+
+def test_a_key_passed_between_persons_walks_back_on_newest_first_backouts(target: Target) -> None:
+    """A takes a key back from B, who took it from A: backing the waves out newest first restores every state."""
+    a = person_bundle(0, 0, n_obs=2)
+    b = person_bundle(1, 0, n_obs=1)
+    b["entry"].append({"resource": dict(a["entry"][2]["resource"], status="amended")})  # B's Observation/obs-0-0
+    a2 = person_bundle(0, 1, n_obs=3)  # A again, obs-0-0 included
+    states = [target.dump()]
+    for wave_id, bundles in (("W1", [a]), ("W2", [b]), ("W3", [a2])):
+        load_wave(target, wave_id, bundles)
+        states.append(target.dump())
+    holder = {s[2]: s[0] for s in states[2] if s[1] == "Observation"}
+    assert holder["obs-0-0"] == icn(1) and {s[2]: s[0] for s in states[3]}["obs-0-0"] == icn(0)
+    assert [(m.kind, m.id) for m in target.verification("W2").mismatches] == [("missing", "obs-0-0")]
+    assert target.read_person(icn(0)) == sorted_resources(a2) and len(target.read_person(icn(1))) == 3
+    assert target.counts(icn(1)) == {"Condition": 1, "Observation": 1, "Patient": 1}
+    for wave_id, before in (("W3", states[2]), ("W2", states[1]), ("W1", states[0])):
+        target.backout(wave_id)
+        assert target.dump() == before
+    assert target.persons() == []
 
 
 # --------------------------------------------------------------------------- readers
@@ -388,3 +471,13 @@ def test_generated_and_mapped_persons_load_and_verify(target: Target) -> None:
     assert len(target.persons()) == len(bundles) and sum(target.counts().values()) == n_resources
     again = load_wave(target, "W1", list(map_people(generate_patients(60, seed=11, sites=2))))
     assert again.staging.skipped and again.production.promoted == ()
+
+
+@pytest.mark.parametrize("table", ["resources", "staging_persons"])
+def test_a_database_with_an_earlier_layout_is_refused(backend: tuple[str, Raw], table: str) -> None:
+    """A file or schema written by an earlier layout (a row per resource) is refused, one line, naming it."""
+    url, raw = backend
+    raw(f"CREATE TABLE {table} (wave_id TEXT, person_id TEXT)", ())
+    with pytest.raises(InputError, match=f"earlier vistasim load layout \\(table {table}") as err:
+        open_target(url)
+    assert "\n" not in str(err.value)

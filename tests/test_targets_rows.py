@@ -4,8 +4,11 @@ newest first walks production back through every earlier state exactly."""
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import sys
+import zlib
+from typing import Any
 
 import pytest
 from _targets_fixtures import icn, person_bundle, sorted_resources, wave
@@ -34,14 +37,34 @@ def test_person_id_comes_from_the_icn_identifier() -> None:
 
 
 def test_stage_rows_accepts_a_mapping_and_keeps_input_order() -> None:
-    staged = stage_rows("W", {"B": person_bundle(2), "A": person_bundle(1)})
+    import orjson
+
+    bundles = {"B": person_bundle(2), "A": person_bundle(1)}
+    staged = stage_rows("W", bundles)
     assert [p[0] for p in staged.persons] == ["B", "A"]
-    assert [p[1] for p in staged.persons] == [0, 1]
-    assert {r[0] for r in staged.rows} == {"A", "B"}
-    assert all(content_hash(r[4].encode()) == r[3] for r in staged.rows)
-    # each person's rows are contiguous, starting where persons says
-    assert all({r[0] for r in staged.rows[i : i + n]} == {p} for p, _, i, n in staged.persons)
-    assert sum(n for *_, n in staged.persons) == len(staged.rows)
+    for (_pid, types, ids, keys, counts, keys_json, hashes, body), bundle in zip(staged.persons, bundles.values()):
+        resources = [e["resource"] for e in bundle["entry"]]
+        # one document per person: its resources' canonical JSON as one array, in entry order
+        assert body == "[" + ",".join(canonical_json(r).decode() for r in resources) + "]"
+        assert orjson.loads(body) == resources
+        assert keys == [f"{t}/{i}" for t, i in zip(types, ids)] == orjson.loads(keys_json)
+        assert types == [r["resourceType"] for r in resources] and ids == [r["id"] for r in resources]
+        # the document's SHA-256, then each resource's CRC-32
+        assert hashes[:64] == hashlib.sha256(body.encode()).hexdigest()
+        assert hashes[64:] == "".join(f"{zlib.crc32(canonical_json(r)):08x}" for r in resources)
+        assert orjson.loads(counts) == {t: types.count(t) for t in types}
+    assert staged.n_resources == sum(len(b["entry"]) for b in bundles.values())
+    assert staged.counts == dict(sorted({"Patient": 2, "Condition": 2, "Observation": staged.n_resources - 4}.items()))
+
+
+def test_prepare_person_is_what_staging_computes() -> None:
+    from vistasim.targets.base import prepare_person
+
+    bundles = wave([(1, 0), (2, 1)])
+    prepared = {icn(k): prepare_person(icn(k), b) for k, b in zip((1, 2), bundles)}
+    assert stage_rows("W", bundles, prepared) == stage_rows("W", bundles)  # type: ignore[arg-type]
+    assert [p[0] for p in stage_rows("W", bundles).persons] == [icn(1), icn(2)]
+    assert prepare_person("X", {"entry": [{"resource": {"resourceType": "Patient"}}]}) is None
 
 
 def test_stage_rows_digest_tracks_content() -> None:
@@ -58,6 +81,7 @@ def test_stage_rows_digest_tracks_content() -> None:
         (lambda b: b[0]["entry"][1]["resource"].update(bad={1, 2}), "not JSON-serialisable"),
         (lambda b: b[0].pop("entry"), "no 'entry' list"),
         (lambda b: b[0]["entry"].append({"fullUrl": "x"}), "no 'resource' object"),
+        (lambda b: b[0]["entry"][1]["resource"].update(resourceType="Condition/x"), "holds '/'"),
     ],
 )
 def test_stage_rows_rejects_unkeyable_input(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -137,6 +161,50 @@ def test_loads_then_backouts_walk_the_same_states(waves: list[list[tuple[int, in
     t.close()
 
 
+def _with_stolen_key(k: int, v: int, steal: int | None) -> dict[str, Any]:
+    """Person k's bundle, holding also (with its own content) person ``steal``'s first observation key."""
+    bundle = person_bundle(k, v, n_obs=2)
+    if steal is not None and steal != k:
+        stolen = dict(person_bundle(steal, 0, n_obs=2)["entry"][2]["resource"], status=f"taken-by-{k}-{v}")
+        bundle["entry"].append({"resource": stolen})
+    return bundle
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    waves=st.lists(
+        st.lists(
+            st.tuples(st.integers(0, 4), st.integers(0, 2), st.none() | st.integers(0, 4)),
+            min_size=1,
+            max_size=3,
+            unique_by=lambda kvs: kvs[0],
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_keys_taken_between_persons_walk_back_on_backouts(waves: list[list[tuple[int, int, int | None]]]) -> None:
+    """Persons taking each other's resource keys: every load verifies, and newest-first backouts walk
+    production back through every earlier state exactly."""
+    t = open_target("sqlite:///:memory:")
+    states = [t.dump()]
+    for w, spec in enumerate(waves):
+        # one wave never holds a key twice: no steal from a person of the same wave, nor twice from one
+        in_wave, taken, bundles = {k for k, _, _ in spec}, set(), []
+        for k, v, s in spec:
+            ok = s is not None and s not in in_wave and s not in taken
+            taken |= {s} if ok else set()
+            bundles.append(_with_stolen_key(k, v, s if ok else None))
+        res = load_wave(t, f"W{w}", bundles)
+        assert res.verification.passed is True
+        states.append(t.dump())
+    assert sorted({p for p, *_ in states[-1]}) == t.persons()
+    for w in reversed(range(len(waves))):
+        t.backout(f"W{w}")
+        assert t.dump() == states[w]
+    t.close()
+
+
 # --------------------------------------------------------------------------- public surface
 
 
@@ -179,15 +247,26 @@ def test_person_check_from_differences_equals_compare_person() -> None:
         assert got == want
 
 
-def test_a_target_file_with_the_earlier_layout_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        # bodies in every production row
+        "CREATE TABLE resources (resource_type TEXT, id TEXT, person_id TEXT, wave_id TEXT, hash TEXT, body TEXT, "
+        "PRIMARY KEY (resource_type, id))",
+        # a staging row per resource, production pointer rows
+        "CREATE TABLE staging (sid INTEGER PRIMARY KEY, person_id TEXT, resource_type TEXT, id TEXT, hash TEXT, "
+        "body TEXT); CREATE TABLE staging_persons (wave_id TEXT, person_id TEXT, ord INTEGER, first BIGINT, "
+        "n INTEGER, types TEXT); CREATE TABLE resources (resource_type TEXT, id TEXT, person_id TEXT, "
+        "wave_id TEXT, sid BIGINT)",
+    ],
+)
+def test_a_target_file_with_an_earlier_layout_is_refused(tmp_path, ddl: str) -> None:  # type: ignore[no-untyped-def]
     import sqlite3
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    conn.execute(
-        "CREATE TABLE resources (resource_type TEXT, id TEXT, person_id TEXT, wave_id TEXT, hash TEXT, body TEXT, "
-        "PRIMARY KEY (resource_type, id))"
-    )
+    conn.executescript(ddl)
     conn.close()
-    with pytest.raises(InputError, match="earlier vistasim load layout"):
+    with pytest.raises(InputError, match="earlier vistasim load layout") as err:
         open_target(f"sqlite:///{path}")
+    assert "\n" not in str(err.value)

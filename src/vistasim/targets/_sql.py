@@ -2,52 +2,68 @@
 
 Both databases speak the same upsert (``INSERT ... ON CONFLICT``), so the step logic and the table
 layout live here once; a subclass supplies the connection, its transaction handling, the column
-types, the bulk staging write and how a stored body turns back into canonical bytes. SQL is written
-with ``?`` placeholders; the PostgreSQL target rewrites them to ``%s``.
+types, the bulk staging write, how a JSON array column is unnested and how a stored document turns
+back into resources. SQL is written with ``?`` placeholders; the PostgreSQL target rewrites them to
+``%s``.
 
-Layout. A body is written once: staging rows are the bodies, appended with consecutive sids (the
-rowid on SQLite, so a wave's write is an append with no secondary index to maintain), each with the
-BLAKE2b-128 digest of its canonical JSON. Production and backout hold small pointer rows that name a
-staging row by sid, so promotion and backout move pointers, never bodies. A wave is a list of
-persons, each a sid range; restaging a wave writes new rows and repoints its persons, leaving the
-old rows for the production and backout rows that may still point to them (they cost disk only).
-(A content-addressed ``bodies`` table with a unique digest index was measured too: its random-order
-index made staging slower than writing bodies twice.)
+Layout: one row per person, not per resource. Every insert costs about the same whatever its
+size (SQLite: ~130 k rows/s with their index entries), so a wave writes one staging row per person,
+and production moves per-person pointers; only the key ownership is kept per resource, in a narrow
+table filled by SQL from each staging row's key list (``json_each`` / ``jsonb_array_elements_text``),
+so Python never binds a row per resource.
 
-- ``staging``           sid -> person_id, resource_type, id, hash, body: what waves brought
-- ``staging_persons``   (wave_id, person_id) -> ord, first sid, n, types: a wave's persons in input
-                        order, each a sid range, with its resources per type (JSON) for verification
-- ``resources``         (resource_type, id) -> person_id, wave_id, sid: production
-- ``persons``           person_id -> wave_id: who is in production, and which wave's version
-- ``backout_resources`` (wave_id, resource_type, id) -> the production row a wave's promote replaced
-- ``backout_persons``   (wave_id, person_id) -> prev_wave: the person's version before the wave (NULL: none)
-- ``journal``           (wave_id, step, person_id) -> digest: the commit points reached
+- ``staging``        sid -> wave_id, person_id, n, types, keys, hashes, body: one person's resources as
+                     a wave brought them. ``body`` is a JSON array of the resources' canonical JSON (keys
+                     sorted, compact) in entry order; ``keys`` the JSON array of their keys
+                     ``"Type/id"`` in the same order; ``hashes`` the body's SHA-256 and each resource's
+                     CRC-32 (``base.document_digests``); ``types`` the count per resource type (JSON).
+                     Rows are only appended: a wave's rows take consecutive sids (the rowid on SQLite).
+- ``waves``          wave_id -> lo, hi: the sid range of the wave's current staging. Restaging a wave
+                     appends new rows and moves the range; the earlier rows stay for the production and
+                     backout rows that may still point to them (they cost disk only).
+- ``persons``        person_id -> wave_id, sid: who is in production, with which staged document.
+- ``resource_keys``  rkey -> sid: which document holds a resource key in production. A person's
+                     production resources are the keys of its document held by a document of that
+                     person, each with its body from that document; a key another person's document
+                     took is not the person's (it shows as missing), and backout hands it back.
+- ``backout_persons`` (wave_id, person_id) -> prev_wave, prev_sid: the person's version before the wave
+- ``backout_keys``   (wave_id, rkey) -> person_id, sid: the key's holder the wave's promote replaced
+- ``journal``        (wave_id, step, person_id) -> digest: the commit points reached
 
-Atomicity: staging writes a whole wave (rows, persons, journal row) in one
-transaction. Production's unit is the person: a transaction always holds whole persons (their
-rows, their backout snapshot and their journal row), so a person is in production completely or
-not at all, and the journal never claims more than production holds. How many persons share a
-commit is ``persons_per_commit``: 1 gives a commit per person; the default (200) is chosen because
-each commit rewrites the pages it touched (table, index, persons, journal) and per-person commits ran
-at a third of the speed, while a whole-wave transaction would hold the write lock for the wave and
-make a crash redo all of it. Backout is one transaction per wave.
+Alternatives measured (a bare script, 20 waves of ~950 generated + mapped persons, 551 k resources,
+CPU us per person, staging / production / verification, rows prepared beforehand): ownership keyed
+by one text ``"Type/id"`` 46 / 25 / 23; by two text columns (type, id) 45 / 44 / 41 (a wider key:
+more pages, slower probes); a rowid table with the same two columns as a unique key 49 / 51 / 46;
+inserting the keys sorted (ORDER BY) 45 / 29 / 22. Without any per-key table, production could not
+see that a key is already held by another person (the take-over the semantics require) without
+scanning every document. These targets, bench/targets.py --mapped 20000 --waves 20 --prepared:
+57-83 / 32 / 31 (staging is mostly the kernel writing ~460 MB, and varies run to run); the previous
+layout (a staging row per resource, a production pointer per resource with a person index) took
+109 / 106 / 72 (staging without serialising).
 
-Verification reads production back: it compares production's pointers with the wave's staged rows
-(missing, pointing elsewhere, extra), recomputes the digest of every body production points to and
-compares it with the digest staged for it, so an edited body is caught even if its hash column is
-not; and it recomputes the wave digest from the staged digest columns and compares it with the
-journal's, so a body edited together with its hash column is caught as well.
+Atomicity: staging writes a whole wave (rows, range, journal row) in one transaction. Production's
+unit is the person: a transaction always holds whole persons (pointer, keys, backout snapshot,
+journal row), so a person is in production completely or not at all, and the journal never claims
+more than production holds. How many persons share a commit is ``persons_per_commit`` (default
+1,000, see ``base.DEFAULT_PERSONS_PER_COMMIT``). Backout is one transaction per wave.
+
+Verification reads production back per person: the production pointer must name the wave's staged
+document, every key of that document must be held by it (one probe per key, in SQL), and the
+document must still be what was staged (compared with what this object staged, as text, or else
+hashed and compared with its SHA-256, the CRC-32s then naming the damaged resources); the wave
+digest is recomputed from the staged digest columns and compared with the journal's, so a body
+edited together with its digest column is caught too. Only a person failing one of these is
+compared resource by resource (missing, changed, extra) against what production holds for it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from bisect import bisect_right
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from functools import partial
-from operator import itemgetter, methodcaller
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -77,149 +93,132 @@ from .base import (
     wave_digest,
 )
 
-#: The tables, with the dialect's types: {blob} a digest, {body} a body, {sid} staging's key,
-#: {without_rowid} for tables that need no rowid besides their key.
+#: The tables, with the dialect's types: {json} a JSON column, {sid} staging's key, {without_rowid}
+#: for tables that need no rowid besides their key.
 DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS staging (
-        sid {sid}, person_id TEXT NOT NULL, resource_type TEXT NOT NULL, id TEXT NOT NULL,
-        hash {blob} NOT NULL, body {body} NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS staging_persons (
-        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, ord INTEGER NOT NULL, first BIGINT NOT NULL,
-        n INTEGER NOT NULL, types TEXT NOT NULL, PRIMARY KEY (wave_id, person_id))""",
-    """CREATE TABLE IF NOT EXISTS resources (
-        resource_type TEXT NOT NULL, id TEXT NOT NULL, person_id TEXT NOT NULL, wave_id TEXT NOT NULL,
-        sid BIGINT NOT NULL, PRIMARY KEY (resource_type, id)){without_rowid}""",
-    "CREATE INDEX IF NOT EXISTS resources_person ON resources (person_id, sid)",
+        sid {sid}, wave_id TEXT NOT NULL, person_id TEXT NOT NULL, n INTEGER NOT NULL, types TEXT NOT NULL,
+        keys {json} NOT NULL, hashes TEXT NOT NULL, body {json} NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS waves (
+        wave_id TEXT PRIMARY KEY, lo BIGINT NOT NULL, hi BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS persons (
-        person_id TEXT PRIMARY KEY, wave_id TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS backout_resources (
-        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, resource_type TEXT NOT NULL, id TEXT NOT NULL,
-        owner_id TEXT NOT NULL, owner_wave TEXT NOT NULL, sid BIGINT NOT NULL,
-        PRIMARY KEY (wave_id, resource_type, id)){without_rowid}""",
-    "CREATE INDEX IF NOT EXISTS backout_resources_person ON backout_resources (wave_id, person_id)",
+        person_id TEXT PRIMARY KEY, wave_id TEXT NOT NULL, sid BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS resource_keys (
+        rkey TEXT PRIMARY KEY, sid BIGINT NOT NULL){without_rowid}""",
     """CREATE TABLE IF NOT EXISTS backout_persons (
-        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, prev_wave TEXT,
+        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, prev_wave TEXT, prev_sid BIGINT,
         PRIMARY KEY (wave_id, person_id))""",
+    """CREATE TABLE IF NOT EXISTS backout_keys (
+        wave_id TEXT NOT NULL, person_id TEXT NOT NULL, rkey TEXT NOT NULL, sid BIGINT NOT NULL,
+        PRIMARY KEY (wave_id, rkey)){without_rowid}""",
+    "CREATE INDEX IF NOT EXISTS backout_keys_person ON backout_keys (wave_id, person_id)",
     """CREATE TABLE IF NOT EXISTS journal (
         wave_id TEXT NOT NULL, step TEXT NOT NULL, person_id TEXT NOT NULL, digest TEXT NOT NULL,
         PRIMARY KEY (wave_id, step, person_id))""",
 )
 
-_INSERT_STAGING_PERSON = """
-INSERT INTO staging_persons (wave_id, person_id, ord, first, n, types) VALUES (?, ?, ?, ?, ?, ?)"""
+#: Tables of earlier layouts: a file or schema holding one is refused.
+_EARLIER_TABLES = ("resources", "staging_persons")
 
-# Rows of other persons that these staged rows will overwrite (same resource_type, id). CROSS JOIN
-# keeps SQLite driving from the staged sid range (PostgreSQL plans it as any join).
+# In the statements below {each} unnests the key list of staging row ``s`` as rows ``j(value)``.
+
+_UPSERT_WAVE = """
+INSERT INTO waves (wave_id, lo, hi) VALUES (?, ?, ?)
+ON CONFLICT (wave_id) DO UPDATE SET lo = excluded.lo, hi = excluded.hi"""
+
+# The common case, persons new to production: insert their keys, and see from the row count whether
+# any key was already held (then the group takes the snapshot-and-upsert path).
+_INSERT_KEYS = """
+INSERT INTO resource_keys (rkey, sid)
+SELECT j.value, s.sid FROM staging s CROSS JOIN {each} WHERE s.sid BETWEEN ? AND ?
+ON CONFLICT DO NOTHING"""
+
+_UPSERT_KEYS = """
+INSERT INTO resource_keys (rkey, sid)
+SELECT j.value, s.sid FROM staging s CROSS JOIN {each} WHERE s.sid BETWEEN ? AND ?
+ON CONFLICT (rkey) DO UPDATE SET sid = excluded.sid"""
+
+# Keys of these staged documents that another person's document (of another wave) holds: the promote
+# takes them over, backout hands them back. CROSS JOIN keeps SQLite driving from the staged range.
 _SNAP_DISPLACED = """
-INSERT INTO backout_resources (wave_id, person_id, resource_type, id, owner_id, owner_wave, sid)
-SELECT ?, s.person_id, r.resource_type, r.id, r.person_id, r.wave_id, r.sid
-FROM staging s CROSS JOIN resources r
-WHERE s.sid BETWEEN ? AND ? AND r.resource_type = s.resource_type AND r.id = s.id
-  AND r.person_id <> s.person_id AND r.wave_id <> ?
+INSERT INTO backout_keys (wave_id, person_id, rkey, sid)
+SELECT ?, s.person_id, k.rkey, k.sid
+FROM staging s CROSS JOIN {each} CROSS JOIN resource_keys k CROSS JOIN staging o
+WHERE s.sid BETWEEN ? AND ? AND k.rkey = j.value AND o.sid = k.sid
+  AND o.person_id <> s.person_id AND o.wave_id <> ?
 ON CONFLICT DO NOTHING"""
 
 _SNAP_OWN = """
-INSERT INTO backout_resources (wave_id, person_id, resource_type, id, owner_id, owner_wave, sid)
-SELECT ?, r.person_id, r.resource_type, r.id, r.person_id, r.wave_id, r.sid
-FROM resources r WHERE r.person_id IN ({marks}) AND r.wave_id <> ?
+INSERT INTO backout_keys (wave_id, person_id, rkey, sid) VALUES (?, ?, ?, ?)
 ON CONFLICT DO NOTHING"""
 
 _SNAP_PERSON = """
-INSERT INTO backout_persons (wave_id, person_id, prev_wave) VALUES (?, ?, ?)
+INSERT INTO backout_persons (wave_id, person_id, prev_wave, prev_sid) VALUES (?, ?, ?, ?)
 ON CONFLICT DO NOTHING"""
 
-_COUNT_DROPPED = """
-SELECT COUNT(*) FROM resources r WHERE r.person_id = ? AND NOT EXISTS (
-  SELECT 1 FROM staging s WHERE s.sid BETWEEN ? AND ? AND s.resource_type = r.resource_type AND s.id = r.id)"""
-
-_UPSERT_FROM_STAGING = """
-INSERT INTO resources (resource_type, id, person_id, wave_id, sid)
-SELECT resource_type, id, person_id, CAST(? AS TEXT), sid FROM staging WHERE sid BETWEEN ? AND ?
-ON CONFLICT (resource_type, id) DO UPDATE SET
-  person_id = excluded.person_id, wave_id = excluded.wave_id, sid = excluded.sid"""
-
-# The common case, persons new to production: insert, and see from the row count whether any key
-# was already there (then the group takes the snapshot-and-upsert path).
-_INSERT_NEW = """
-INSERT INTO resources (resource_type, id, person_id, wave_id, sid)
-SELECT resource_type, id, person_id, CAST(? AS TEXT), sid FROM staging WHERE sid BETWEEN ? AND ?
-ON CONFLICT DO NOTHING"""
+# What production holds for these persons: the keys of each one's document held by a document of the
+# same person: (person, key, holding sid, that document's wave).
+_HELD = """
+SELECT p.person_id, j.value, k.sid, o.wave_id
+FROM persons p CROSS JOIN staging s CROSS JOIN {each} CROSS JOIN resource_keys k CROSS JOIN staging o
+WHERE p.person_id IN ({marks}) AND s.sid = p.sid AND k.rkey = j.value AND o.sid = k.sid
+  AND o.person_id = p.person_id"""
 
 _UPSERT_PERSON = """
-INSERT INTO persons (person_id, wave_id) VALUES (?, ?)
-ON CONFLICT (person_id) DO UPDATE SET wave_id = excluded.wave_id"""
+INSERT INTO persons (person_id, wave_id, sid) VALUES (?, ?, ?)
+ON CONFLICT (person_id) DO UPDATE SET wave_id = excluded.wave_id, sid = excluded.sid"""
 
 _JOURNAL = """
 INSERT INTO journal (wave_id, step, person_id, digest) VALUES (?, ?, ?, ?)
 ON CONFLICT (wave_id, step, person_id) DO UPDATE SET digest = excluded.digest"""
 
-# Put back what the wave replaced, unless a later wave has since written that key.
+# Backout: the person's keys held by its documents of the wave go ...
+_DELETE_OWN = """
+DELETE FROM resource_keys WHERE rkey IN (
+  SELECT j.value FROM persons p CROSS JOIN staging s CROSS JOIN {each} WHERE p.person_id = ? AND s.sid = p.sid)
+AND EXISTS (SELECT 1 FROM staging o WHERE o.sid = resource_keys.sid AND o.person_id = ? AND o.wave_id = ?)"""
+# ... and what the wave replaced comes back, unless a later wave has since taken that key.
 _RESTORE = """
-INSERT INTO resources (resource_type, id, person_id, wave_id, sid)
-SELECT resource_type, id, owner_id, owner_wave, sid FROM backout_resources WHERE wave_id = ? AND person_id = ?
-ON CONFLICT (resource_type, id) DO UPDATE SET
-  person_id = excluded.person_id, wave_id = excluded.wave_id, sid = excluded.sid
-WHERE resources.wave_id = ?"""
+INSERT INTO resource_keys (rkey, sid)
+SELECT rkey, sid FROM backout_keys WHERE wave_id = ? AND person_id = ?
+ON CONFLICT (rkey) DO UPDATE SET sid = excluded.sid
+WHERE EXISTS (SELECT 1 FROM staging o WHERE o.sid = resource_keys.sid AND o.wave_id = ?)"""
 
-# Verification, set-based: what was staged per (person, type) (recorded at staging), production's
-# rows per person ...
-_STAGED_COUNTS = "SELECT person_id, types FROM staging_persons WHERE wave_id = ?"
-_PROD_TOTALS = """
-SELECT sp.person_id, (SELECT COUNT(*) FROM resources r WHERE r.person_id = sp.person_id)
-FROM staging_persons sp WHERE sp.wave_id = ?"""
-# ... staged rows whose key production lacks under the person (r.sid NULL) or holds as another row,
-# with that row's body (a restaged wave's earlier row can hold the same content) ...
-_POINTERS = """
-SELECT s.sid, s.hash, r.sid, p.{body} FROM staging s
-LEFT JOIN resources r ON r.resource_type = s.resource_type AND r.id = s.id AND r.person_id = s.person_id
-LEFT JOIN staging p ON p.sid = r.sid
-WHERE s.sid BETWEEN ? AND ? AND (r.sid IS NULL OR r.sid <> s.sid)"""
-# ... the staged rows themselves, which production points to: digest column and body ...
-_BODIES = "SELECT hash, {body} FROM staging WHERE sid BETWEEN ? AND ? ORDER BY sid"
-# ... and, for a person holding more rows than it matched, its rows that were not staged for it.
-_EXTRA = """
-SELECT r.resource_type, r.id FROM resources r WHERE r.person_id = ? AND NOT EXISTS (
-  SELECT 1 FROM staging s WHERE s.sid BETWEEN ? AND ? AND s.resource_type = r.resource_type AND s.id = r.id)"""
+# Verification: the staged documents with their production pointer ...
+_CHECK_ROWS = """
+SELECT s.sid, s.person_id, s.n, s.types, s.keys, s.hashes, s.body, p.sid, p.wave_id
+FROM staging s LEFT JOIN persons p ON p.person_id = s.person_id WHERE s.sid BETWEEN ? AND ? ORDER BY s.sid"""
+# ... and how many of each document's keys that document holds.
+_HELD_COUNTS = """
+SELECT s.sid, COUNT(*) FROM staging s CROSS JOIN {each} CROSS JOIN resource_keys k
+WHERE s.sid BETWEEN ? AND ? AND k.rkey = j.value AND k.sid = s.sid GROUP BY s.sid"""
+
+# read_person's common case: the person's document, and how many of its keys it holds.
+_READ_PERSON = """
+SELECT s.sid, s.n, s.body,
+  (SELECT COUNT(*) FROM {each} CROSS JOIN resource_keys k WHERE k.rkey = j.value AND k.sid = s.sid)
+FROM persons p CROSS JOIN staging s WHERE p.person_id = ? AND s.sid = p.sid"""
 
 _IN_LIST_MAX = 500  # persons per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
 
-_blake16 = partial(hashlib.blake2b, digest_size=16)
-_hexdigest = methodcaller("hexdigest")
+_by_key = itemgetter("resourceType", "id")
 
 
-def text_digests(bodies: Iterable[str]) -> list[str]:
-    """Hex BLAKE2b-128 digests of bodies stored as text, looped in C (map over C callables)."""
-    return list(map(_hexdigest, map(_blake16, map(str.encode, bodies))))
+def split_key(rkey: str) -> tuple[str, str]:
+    """``"Type/id"`` -> (type, id): a resource type holds no '/', an id may."""
+    rtype, _, rid = rkey.partition("/")
+    return rtype, rid
 
 
-def canonical_digest(body: bytes | str | None) -> str:
-    """Hex digest of a stored body's content, whatever its key order and whitespace ('' if not JSON)."""
-    if body is None:
-        return ""
-    try:
-        return content_hash(canonical_json(orjson.loads(body)))
-    except orjson.JSONDecodeError:
-        return ""
-
-
-def _spans(first_n: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Merge (first sid, count) spans into inclusive (lo, hi) sid ranges, adjacent spans joined."""
+def _ranges(sids: Iterable[int]) -> list[tuple[int, int]]:
+    """Inclusive (lo, hi) ranges covering these sids, adjacent ones joined."""
     out: list[list[int]] = []
-    for first, n in sorted(first_n):
-        if n <= 0:
-            continue
-        if out and out[-1][1] + 1 == first:
-            out[-1][1] = first + n - 1
+    for sid in sorted(sids):
+        if out and out[-1][1] + 1 == sid:
+            out[-1][1] = sid
         else:
-            out.append([first, first + n - 1])
+            out.append([sid, sid])
     return [(lo, hi) for lo, hi in out]
-
-
-def _covered(los: list[int], known: dict[int, list[str]], span: tuple[int, int]) -> bool:
-    """Is the (first sid, n) span inside one of the known ranges?"""
-    first, n = span
-    i = bisect_right(los, first) - 1
-    return i >= 0 and first + n <= los[i] + len(known[los[i]])
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
@@ -227,14 +226,21 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
+def _crcs(hashes: str) -> list[str]:
+    """The per-resource CRC-32s (8 hex digits each) after a staging row's 64-hex-digit SHA-256."""
+    return [hashes[i : i + 8] for i in range(64, len(hashes), 8)]
+
+
 class SQLTarget:
     """Step logic over a DB-API connection; subclasses provide the dialect."""
 
     url: str
-    #: How a body column is selected for hashing.
-    _BODY_TEXT = "body"
     #: Column types for :data:`DDL`.
     _DDL_TYPES: dict[str, str] = {}
+    #: A staging row's keys (``s.keys``) unnested as rows ``j(value)``.
+    _EACH = ""
+    #: The resource type of ``rkey`` in SQL.
+    _KEY_TYPE = ""
 
     def __init__(
         self, url: str, *, persons_per_commit: int = DEFAULT_PERSONS_PER_COMMIT, on_commit: CommitHook | None = None
@@ -244,10 +250,11 @@ class SQLTarget:
         self.url = url
         self.persons_per_commit = persons_per_commit
         self.on_commit = on_commit
-        # The last wave this object staged: (first sid, digests, bodies) as written. Verification in the
-        # same process compares what it reads back with these (C-level list equality) instead of
-        # hashing every body again; anything that differs takes the hashing path.
-        self._staged_cache: tuple[int, list[str], list[str]] | None = None
+        # The last wave this object staged: (first sid, bodies as written). Verification in the same
+        # process compares the documents it reads back with these (C-level string equality) instead
+        # of re-serialising and hashing them; anything that differs takes the hashing path.
+        self._staged_cache: tuple[int, list[str]] | None = None
+        self._sql_cache: dict[str, str] = {}
 
     # ------------------------------------------------------------------ dialect hooks
 
@@ -263,14 +270,23 @@ class SQLTarget:
         raise NotImplementedError
 
     def _write_staging(self, cur: Any, wave: StagedWave, first_sid: int) -> None:  # pragma: no cover - abstract
-        """Bodies (new ones only) and pointer rows with sids first_sid, first_sid + 1, ... in row order."""
+        """The wave's staging rows with sids first_sid, first_sid + 1, ... in person order."""
         raise NotImplementedError
 
-    def _digests(self, bodies: list[Any]) -> list[str]:  # pragma: no cover - abstract
-        """Digests of bodies as selected by _BODY_TEXT (fast path; a mismatch is re-checked canonically)."""
+    def _table_names(self, execute: Any) -> set[str]:  # pragma: no cover - abstract
+        """Tables already in the database (schema)."""
         raise NotImplementedError
 
-    def _load_body(self, body: Any) -> dict[str, Any]:  # pragma: no cover - abstract
+    def _load_doc(self, body: Any) -> list[Any]:  # pragma: no cover - abstract
+        """A stored body as its list of resources (raises ValueError/TypeError if it is not one)."""
+        raise NotImplementedError
+
+    def _load_json(self, value: Any) -> Any:  # pragma: no cover - abstract
+        """A stored JSON column (keys) as Python."""
+        raise NotImplementedError
+
+    def _doc_bytes(self, body: Any) -> bytes:  # pragma: no cover - abstract
+        """A stored body as the bytes its SHA-256 was taken of, if it is unchanged."""
         raise NotImplementedError
 
     def close(self) -> None:  # pragma: no cover - abstract
@@ -284,19 +300,25 @@ class SQLTarget:
 
     # ------------------------------------------------------------------ helpers
 
+    def _sql(self, template: str, **extra: str) -> str:
+        """A statement with the dialect's unnesting and placeholders filled in (cached when fixed)."""
+        if extra:
+            return self._q(template.format(each=self._EACH, **extra))
+        sql = self._sql_cache.get(template)
+        if sql is None:
+            sql = self._sql_cache[template] = self._q(template.format(each=self._EACH))
+        return sql
+
     def _create_tables(self, execute: Any) -> None:
-        """Create the tables (idempotent); refuse a file or schema holding an older layout."""
-        tables = [stmt for stmt in DDL if not stmt.startswith("CREATE INDEX")]
-        for stmt in tables:
-            execute(stmt.format(**self._DDL_TYPES))
-        cols = [d[0] for d in execute("SELECT * FROM resources WHERE 1 = 0").description]
-        if "body" in cols:
+        """Create the tables (idempotent); refuse a file or schema holding an earlier layout."""
+        earlier = self._table_names(execute) & set(_EARLIER_TABLES)
+        if earlier:
             raise InputError(
-                f"{self.url}: holds an earlier vistasim load layout (bodies in every row); load into a new target"
+                f"{self.url}: holds an earlier vistasim load layout (table {sorted(earlier)[0]}, a row per "
+                "resource); load into a new target"
             )
         for stmt in DDL:
-            if stmt not in tables:
-                execute(stmt)
+            execute(stmt.format(**self._DDL_TYPES))
 
     @contextlib.contextmanager
     def _commit_point(self, label: str) -> Iterator[Any]:
@@ -308,7 +330,7 @@ class SQLTarget:
         if self.on_commit is not None:
             self.on_commit(f"after:{label}")
 
-    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _all(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self._cursor()
         cur.execute(self._q(sql), params)
         return list(cur.fetchall())
@@ -317,10 +339,83 @@ class SQLTarget:
         rows = self._all("SELECT person_id, digest FROM journal WHERE wave_id = ? AND step = ?", (wave_id, step))
         return {r[0]: r[1] for r in rows}
 
-    def _wave_spans(self, wave_id: str) -> dict[str, tuple[int, int]]:
-        """The wave's persons in input order: person -> (first sid, resource count)."""
-        rows = self._all("SELECT person_id, first, n FROM staging_persons WHERE wave_id = ? ORDER BY ord", (wave_id,))
+    def _wave_range(self, wave_id: str) -> tuple[int, int] | None:
+        rows = self._all("SELECT lo, hi FROM waves WHERE wave_id = ?", (wave_id,))
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def _wave_persons(self, wave_id: str) -> dict[str, tuple[int, int]]:
+        """The wave's staged persons in input order: person -> (sid, resource count)."""
+        span = self._wave_range(wave_id)
+        if span is None:
+            return {}
+        rows = self._all("SELECT person_id, sid, n FROM staging WHERE sid BETWEEN ? AND ? ORDER BY sid", span)
         return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+    def _doc_resources(self, body: Any) -> dict[str, bytes]:
+        """{key: canonical JSON} of the resources a stored document holds ({} if it is not a list)."""
+        try:
+            resources = self._load_doc(body)
+        except (ValueError, TypeError):
+            return {}
+        out: dict[str, bytes] = {}
+        for res in resources:
+            if isinstance(res, dict) and isinstance(res.get("resourceType"), str) and isinstance(res.get("id"), str):
+                out[f"{res['resourceType']}/{res['id']}"] = canonical_json(res)
+        return out
+
+    def _damaged(self, body: Any, hashes: str, keys: list[str]) -> dict[str, str]:
+        """Keys of a staged document that no longer hold what was staged ({} if it is intact).
+
+        Intact: its bytes, or else its resources re-serialised canonically in the staged key order
+        (equal content in another form passes), still give the SHA-256 recorded at staging. A damaged
+        document's resources are told apart by their CRC-32s; if none differs (a forgery keeping
+        them), all are suspect.
+        """
+        digest = hashes[:64]
+        try:
+            if hashlib.sha256(self._doc_bytes(body)).hexdigest() == digest:
+                return {}
+        except (ValueError, TypeError, AttributeError):
+            pass
+        found = self._doc_resources(body)
+        if all(k in found for k in keys):
+            rebuilt = b"[" + b",".join(found[k] for k in keys) + b"]"
+            if hashlib.sha256(rebuilt).hexdigest() == digest:
+                return {}
+        bad = {}
+        for key, crc in zip(keys, _crcs(hashes)):
+            got = found.get(key)
+            if got is None or f"{zlib.crc32(got):08x}" != crc:
+                bad[key] = "changed"
+        return bad or dict.fromkeys(keys, "changed")
+
+    def _docs(self, sids: Iterable[int]) -> dict[int, Any]:
+        """Stored bodies by sid."""
+        out: dict[int, Any] = {}
+        wanted = sorted(set(sids))
+        for start in range(0, len(wanted), _IN_LIST_MAX):
+            part = wanted[start : start + _IN_LIST_MAX]
+            marks = ",".join("?" * len(part))
+            out.update((int(s), b) for s, b in self._all(f"SELECT sid, body FROM staging WHERE sid IN ({marks})", part))
+        return out
+
+    def _held(self, person_ids: list[str]) -> dict[str, list[tuple[str, int, str]]]:
+        """What production holds for these persons: person -> [(key, holding sid, its wave)]."""
+        out: dict[str, list[tuple[str, int, str]]] = {p: [] for p in person_ids}
+        for chunk in _chunks(person_ids, _IN_LIST_MAX):
+            sql = self._sql(_HELD, marks=",".join("?" * len(chunk)))
+            cur = self._cursor()
+            cur.execute(sql, chunk)
+            for pid, rkey, sid, wave in cur.fetchall():
+                out[pid].append((rkey, int(sid), wave))
+        return out
+
+    def _production_bodies(self, person_ids: list[str]) -> dict[str, dict[str, bytes]]:
+        """person -> {key: canonical JSON of the body production holds for it (b'' if none)}."""
+        held = self._held(person_ids)
+        docs = self._docs(sid for rows in held.values() for _, sid, _ in rows)
+        found = {sid: self._doc_resources(body) for sid, body in docs.items()}
+        return {pid: {rkey: found.get(sid, {}).get(rkey, b"") for rkey, sid, _ in rows} for pid, rows in held.items()}
 
     # ------------------------------------------------------------------ steps
 
@@ -333,18 +428,18 @@ class SQLTarget:
         backout (``restage=True`` reopens a backed-out wave). Different input: the wave's staging is
         replaced and its promote/verify/backout journal rows cleared, so production re-promotes it.
         """
-        with gc_paused():  # tens of thousands of acyclic row tuples (see verification)
+        with gc_paused():  # tens of thousands of acyclic strings and lists (see verification)
             wave = stage_rows(wave_id, bundles, prepared)
+        n_res = wave.n_resources
         staged = self._journal_rows(wave_id, STEP_STAGED)
         previous = staged.get("")
         if previous == wave.digest and not restage:
-            return StagingResult(wave_id, len(wave.persons), len(wave.rows), wave.counts, wave.digest, skipped=True)
+            return StagingResult(wave_id, len(wave.persons), n_res, wave.counts, wave.digest, skipped=True)
         q = self._q
         self._staged_cache = None
         with self._commit_point(f"{STEP_STAGED}:{wave_id}") as cur:
             if previous is not None:
-                # The earlier rows stay: production and backout snapshots may still point to them.
-                cur.execute(q("DELETE FROM staging_persons WHERE wave_id = ?"), (wave_id,))
+                # The earlier rows stay: production and backout rows may still point to them.
                 cur.execute(
                     q("DELETE FROM journal WHERE wave_id = ? AND step IN (?, ?, ?)"),
                     (wave_id, STEP_PROMOTED, STEP_VERIFIED, STEP_BACKED_OUT),
@@ -352,23 +447,14 @@ class SQLTarget:
             cur.execute("SELECT COALESCE(MAX(sid), 0) + 1 FROM staging")
             first = int(cur.fetchone()[0])
             self._write_staging(cur, wave, first)
-            types = list(map(itemgetter(1), wave.rows))
-            cur.executemany(
-                q(_INSERT_STAGING_PERSON),
-                [
-                    (wave_id, pid, o, first + i, n, orjson.dumps(Counter(types[i : i + n])).decode())
-                    for pid, o, i, n in wave.persons
-                ],
-            )
+            cur.execute(q(_UPSERT_WAVE), (wave_id, first, first + len(wave.persons) - 1))
             cur.execute(q(_JOURNAL), (wave_id, STEP_STAGED, "", wave.digest))
-        self._staged_cache = (first, list(map(itemgetter(3), wave.rows)), list(map(itemgetter(4), wave.rows)))
-        return StagingResult(
-            wave_id, len(wave.persons), len(wave.rows), wave.counts, wave.digest, restaged=previous is not None
-        )
+        self._staged_cache = (first, list(map(itemgetter(7), wave.persons)))
+        return StagingResult(wave_id, len(wave.persons), n_res, wave.counts, wave.digest, restaged=previous is not None)
 
     def production(self, wave_id: str, person_ids: Iterable[str] | None = None) -> PromotionResult:
         """Promote persons of a staged wave (default: all, in input order), atomically per person."""
-        spans = self._wave_spans(wave_id)
+        spans = self._wave_persons(wave_id)
         if not spans:
             raise InputError(f"wave {wave_id}: nothing staged; run staging for this wave first")
         wanted = list(spans) if person_ids is None else list(dict.fromkeys(person_ids))
@@ -393,59 +479,86 @@ class SQLTarget:
             label = f"{STEP_PROMOTED}:{wave_id}:{group[0]}" + (f"..{group[-1]}" if len(group) > 1 else "")
             with self._commit_point(label) as cur:
                 for chunk in _chunks(group, _IN_LIST_MAX):
-                    w, r = self._promote_group(cur, wave_id, chunk, spans, digest)
+                    w, r = self._promote_group(cur, wave_id, chunk, spans)
                     written += w
                     removed += r
+                cur.executemany(self._q(_JOURNAL), [(wave_id, STEP_PROMOTED, p, digest) for p in group])
         return PromotionResult(wave_id, tuple(todo), tuple(skipped), failed, written, removed)
 
     def _promote_group(
-        self, cur: Any, wave_id: str, group: list[str], spans: dict[str, tuple[int, int]], digest: str
+        self, cur: Any, wave_id: str, group: list[str], spans: dict[str, tuple[int, int]]
     ) -> tuple[int, int]:
-        """Replace these persons' production rows by their staged rows; keep what is replaced for backout.
-
-        Set-based: a few statements per group (per sid range of the group), whatever its size; only
-        persons that already have a version in production cost one more statement each (a count).
-        """
+        """Point these persons at their staged documents and hand them their keys; keep what is
+        replaced for backout. Set-based: a few statements per group (per sid range of the group);
+        persons that already have a version in production cost a few rows more each."""
         q = self._q
         marks = ",".join("?" * len(group))
-        cur.execute(q(f"SELECT person_id, wave_id FROM persons WHERE person_id IN ({marks})"), group)
-        prev = dict(cur.fetchall())
+        cur.execute(q(f"SELECT person_id, wave_id, sid FROM persons WHERE person_id IN ({marks})"), group)
+        prev = {pid: (wave, int(sid)) for pid, wave, sid in cur.fetchall()}
         # The first promote of a person in this wave records the version before it; a re-promote
         # after a restage finds that row and must not replace it with the wave's own version.
-        cur.executemany(
-            q(_SNAP_PERSON), [(wave_id, p, prev[p] if prev.get(p, wave_id) != wave_id else None) for p in group]
-        )
-        ranges = _spans(spans[p] for p in group)
+        snaps: list[tuple[str, str, str | None, int | None]] = []
+        for pid in group:
+            before = prev.get(pid)
+            if before is None or before[0] == wave_id:
+                snaps.append((wave_id, pid, None, None))
+            else:
+                snaps.append((wave_id, pid, before[0], before[1]))
+        cur.executemany(q(_SNAP_PERSON), snaps)
+        ranges = _ranges(spans[p][0] for p in group)
         written = 0
         if not prev:
-            # No person of the group is in production yet: nothing of theirs to snapshot or delete, and
-            # a key already in production (another person's) shows as a row the insert skipped.
+            # No person of the group is in production yet: nothing of theirs to snapshot or drop, and
+            # a key already held (by another person) shows as a row the insert skipped.
             conflicts = []
+            insert = self._sql(_INSERT_KEYS)
             for lo, hi in ranges:
-                cur.execute(q(_INSERT_NEW), (wave_id, lo, hi))
-                if int(cur.rowcount) == hi - lo + 1:
-                    written += hi - lo + 1
+                want = sum(spans[p][1] for p in group if lo <= spans[p][0] <= hi)
+                cur.execute(insert, (lo, hi))
+                if int(cur.rowcount) == want:
+                    written += want
                 else:
                     conflicts.append((lo, hi))
             ranges = conflicts
         for lo, hi in ranges:
-            cur.execute(q(_SNAP_DISPLACED), (wave_id, lo, hi, wave_id))
+            cur.execute(self._sql(_SNAP_DISPLACED), (wave_id, lo, hi, wave_id))
         removed = 0
         if prev:
-            older = [p for p, w in prev.items() if w != wave_id]
-            if older:
-                cur.execute(q(_SNAP_OWN.format(marks=",".join("?" * len(older)))), (wave_id, *older, wave_id))
-            for pid in prev:
-                first, n = spans[pid]
-                cur.execute(q(_COUNT_DROPPED), (pid, first, first + n - 1))
-                removed += int(cur.fetchone()[0])
-            cur.execute(q(f"DELETE FROM resources WHERE person_id IN ({','.join('?' * len(prev))})"), list(prev))
+            held = self._held_in(cur, list(prev))
+            staged_keys = self._keys_of(cur, [spans[p][0] for p in prev])
+            own, dropped = [], []
+            for pid, rows in held.items():
+                keep = staged_keys.get(spans[pid][0], set())
+                snapshot = prev[pid][0] != wave_id
+                for rkey, sid, wave in rows:
+                    if snapshot and wave != wave_id:
+                        own.append((wave_id, pid, rkey, sid))
+                    if rkey not in keep:
+                        dropped.append((rkey,))
+            if own:
+                cur.executemany(q(_SNAP_OWN), own)
+            if dropped:
+                cur.executemany(q("DELETE FROM resource_keys WHERE rkey = ?"), dropped)
+            removed = len(dropped)
+        upsert = self._sql(_UPSERT_KEYS)
         for lo, hi in ranges:
-            cur.execute(q(_UPSERT_FROM_STAGING), (wave_id, lo, hi))
+            cur.execute(upsert, (lo, hi))
             written += int(cur.rowcount)
-        cur.executemany(q(_UPSERT_PERSON), [(p, wave_id) for p in group])
-        cur.executemany(q(_JOURNAL), [(wave_id, STEP_PROMOTED, p, digest) for p in group])
+        cur.executemany(q(_UPSERT_PERSON), [(p, wave_id, spans[p][0]) for p in group])
         return written, removed
+
+    def _held_in(self, cur: Any, person_ids: list[str]) -> dict[str, list[tuple[str, int, str]]]:
+        """Like :meth:`_held`, inside the caller's transaction."""
+        out: dict[str, list[tuple[str, int, str]]] = {p: [] for p in person_ids}
+        cur.execute(self._sql(_HELD, marks=",".join("?" * len(person_ids))), person_ids)
+        for pid, rkey, sid, wave in cur.fetchall():
+            out[pid].append((rkey, int(sid), wave))
+        return out
+
+    def _keys_of(self, cur: Any, sids: list[int]) -> dict[int, set[str]]:
+        """The key sets of these staging rows."""
+        cur.execute(self._q(f"SELECT sid, keys FROM staging WHERE sid IN ({','.join('?' * len(sids))})"), sids)
+        return {int(sid): set(self._load_json(keys)) for sid, keys in cur.fetchall()}
 
     def verification(self, wave_id: str, person_ids: Iterable[str] | None = None) -> VerificationResult:
         """Read production back for the wave's persons and compare it with staging.
@@ -453,7 +566,7 @@ class SQLTarget:
         Default persons: those the journal says this wave promoted. Always re-reads (a check must see
         the database as it is now, also after a resume); records a ``verified`` journal row.
         """
-        spans = self._wave_spans(wave_id)
+        spans = self._wave_persons(wave_id)
         if not spans:
             raise InputError(f"wave {wave_id}: nothing staged; run staging for this wave first")
         if person_ids is None:
@@ -461,136 +574,114 @@ class SQLTarget:
             persons = [p for p in spans if p in promoted]
         else:
             persons = list(dict.fromkeys(person_ids))
-        in_wave = [p for p in persons if p in spans]
-        ranges = _spans(spans[p] for p in in_wave)
-        # Production's pointers for every staged key, and the staged bodies they point to, come from
-        # the database; Python compares what it reads with what this object staged (C-level list
-        # equality) or, in another process, recomputes each body's digest (looped in C) and compares
-        # it with the digest staged for it, so an edited body is caught even if its hash column is not;
-        # a body that differs is re-hashed canonically, so equal content still passes. Cyclic GC is
-        # paused meanwhile: the rows read are acyclic and freed by reference counting, and with a large
-        # heap (a pipeline's live records) each collection they would trigger costs more than the reading.
+        # Cyclic GC is paused meanwhile: the rows read are acyclic and freed by reference counting, and
+        # with a large heap (a pipeline's live records) each collection they would trigger costs more
+        # than the reading.
         with gc_paused():
-            bad, wave_hashes = self._check_rows(ranges)
-        if not self._hashes_match_journal(wave_id, spans, wave_hashes):
-            # A digest column was edited too: which row cannot be told, so every checked row is suspect.
-            for lo, hi in ranges:
-                for sid in range(lo, hi + 1):
-                    bad.setdefault(sid, "changed")
-        diffs: dict[str, list[tuple[tuple[str, str], str]]] = {}
-        cur = self._cursor()
-        key_sql = self._q("SELECT person_id, resource_type, id FROM staging WHERE sid = ?")
-        for sid, kind in sorted(bad.items()):
-            cur.execute(key_sql, (sid,))
-            row = cur.fetchone()
-            if row is not None:  # None: a staged row deleted behind our back (its wave digest disagrees)
-                diffs.setdefault(row[0], []).append(((row[1], row[2]), kind))
-        # Per (person, type): staged counts as recorded at staging; production's follow from them, as
-        # production holds a person's staged keys less the missing ones, plus extras (looked up only
-        # when the person's row count says there are some).
-        want = set(persons)
-        staged_n: dict[str, dict[str, int]] = {p: {} for p in persons}
-        for pid, types in self._all(_STAGED_COUNTS, (wave_id,)):
-            if pid in want:
-                staged_n[pid] = orjson.loads(types)
-        totals = {pid: int(cnt) for pid, cnt in self._all(_PROD_TOTALS, (wave_id,))}
-        prod_n: dict[str, dict[str, int]] = {}
-        extras: dict[str, list[tuple[str, str]]] = {}
-        n = 0
-        for pid in persons:
-            counts = dict(staged_n[pid])
-            for (rtype, _), kind in diffs.get(pid, ()):
-                if kind == "missing":
-                    counts[rtype] -= 1
-            total = totals.get(pid, 0)
-            if pid in spans and total > sum(counts.values()):
-                first, cnt = spans[pid]
-                extras[pid] = [(t, i) for t, i in self._all(_EXTRA, (pid, first, first + cnt - 1))]
-                for rtype, _ in extras[pid]:
-                    counts[rtype] = counts.get(rtype, 0) + 1
-            prod_n[pid] = {t: c for t, c in counts.items() if c} if pid in spans else {}
-            n += sum(prod_n[pid].values())
-        current = dict(
-            self._all(
-                "SELECT p.person_id, p.wave_id FROM persons p "
-                "JOIN staging_persons sp ON sp.person_id = p.person_id WHERE sp.wave_id = ?",
-                (wave_id,),
-            )
-        )
-        checks: list[PersonCheck] = [
-            person_check(p, staged_n[p], prod_n[p], diffs.get(p, ()), extras.get(p, ()), current.get(p), wave_id)
-            for p in persons
-        ]
+            checks, n = self._check_persons(wave_id, spans, persons)
         result = VerificationResult(wave_id, tuple(checks), n)
         with self._commit_point(f"{STEP_VERIFIED}:{wave_id}") as cur:
             cur.execute(self._q(_JOURNAL), (wave_id, STEP_VERIFIED, "", f"{result.n_passed}/{len(checks)}"))
         return result
 
-    def _check_rows(self, ranges: list[tuple[int, int]]) -> tuple[dict[int, str], dict[int, list[str]]]:
-        """Staged rows production lacks or holds otherwise ({sid: "missing" | "changed"}), and the
-        digest columns read ({first sid of a range: digests in sid order})."""
-        bad: dict[int, str] = {}
+    def _check_persons(
+        self, wave_id: str, spans: dict[str, tuple[int, int]], persons: list[str]
+    ) -> tuple[list[PersonCheck], int]:
+        in_wave = [p for p in persons if p in spans]
+        ranges = _ranges(spans[p][0] for p in in_wave)
+        wanted = set(in_wave)
+        rows: dict[str, tuple[Any, ...]] = {}
+        held_n: dict[int, int] = {}
         for lo, hi in ranges:
-            for sid, sh, psid, body in self._all(_POINTERS.format(body=self._BODY_TEXT), (lo, hi)):
-                if psid is None:
-                    bad[sid] = "missing"
-                elif canonical_digest(body) != sh:
-                    bad[sid] = "changed"
-        wave_hashes: dict[int, list[str]] = {}
-        body_sql = _BODIES.format(body=self._BODY_TEXT)
-        for lo, hi in ranges:
-            rows = self._all(body_sql, (lo, hi))
-            hashes = list(map(itemgetter(0), rows))
-            bodies = list(map(itemgetter(1), rows))
-            if len(rows) != hi - lo + 1:  # rows gone from staging: read them one by one
-                found = dict(self._all("SELECT sid, hash FROM staging WHERE sid BETWEEN ? AND ?", (lo, hi)))
-                wave_hashes[lo] = [found.get(sid, "") for sid in range(lo, hi + 1)]
-                for sid in range(lo, hi + 1):
-                    if sid not in found:
-                        bad.setdefault(sid, "missing")
-                continue
-            wave_hashes[lo] = hashes
-            try:
-                if self._same_as_staged(lo, hashes, bodies) or self._digests(bodies) == hashes:
-                    continue  # every staged body hashes to its digest
-            except (TypeError, AttributeError):  # a body that is not text (edited behind our back)
-                pass
-            for sid, sh, body in zip(range(lo, hi + 1), hashes, bodies):
-                if sid not in bad and canonical_digest(body) != sh:
-                    bad[sid] = "changed"
-        return bad, wave_hashes
+            for row in self._all(_CHECK_ROWS, (lo, hi)):
+                if row[1] in wanted:
+                    rows[row[1]] = row
+            cur = self._cursor()
+            cur.execute(self._sql(_HELD_COUNTS), (lo, hi))
+            held_n.update(cur.fetchall())
+        # Per person: the staged keys (read when needed), and the differences found.
+        staged: dict[str, list[str]] = {}
+        diffs: dict[str, dict[str, str]] = {}
+        extras: dict[str, list[str]] = {}
+        slow: list[str] = []
+        cache = self._staged_cache
+        first, cached = cache if cache is not None else (0, [])
 
-    def _same_as_staged(self, lo: int, hashes: list[str], bodies: list[Any]) -> bool:
-        """Are these rows (sids from lo) exactly what this object staged? Then they hash as staged."""
-        if self._staged_cache is None:
-            return False
-        first, cached_h, cached_b = self._staged_cache
-        i, n = lo - first, len(hashes)
-        return 0 <= i and i + n <= len(cached_h) and hashes == cached_h[i : i + n] and bodies == cached_b[i : i + n]
+        def keys_of(pid: str) -> list[str]:
+            got = staged.get(pid)
+            if got is None:
+                got = staged[pid] = list(self._load_json(rows[pid][4]))
+            return got
+
+        for pid in in_wave:
+            sid, _, n, _, _, hashes, body, psid, _ = rows[pid]
+            # The staged document must still be what was staged: compared as text with what this
+            # object wrote, else checked against its digests (the damaged resources named).
+            if not (0 <= sid - first < len(cached) and cached[sid - first] == body):
+                bad = self._damaged(body, hashes, keys_of(pid))
+                if bad:
+                    diffs[pid] = bad
+            if psid is None or int(psid) != sid or held_n.get(sid, 0) != n:
+                slow.append(pid)
+        # Persons whose pointer names another document, or whose document does not hold all its keys:
+        # what production holds for them, resource by resource, against the staged document.
+        for pid, prod in self._production_bodies(slow).items():
+            keys = keys_of(pid)
+            want = self._doc_resources(rows[pid][6])
+            bad = {}
+            for k in keys:
+                holds = prod.get(k)
+                if holds is None:
+                    bad[k] = "missing"
+                elif holds != want.get(k):
+                    bad[k] = "changed"
+            bad.update((k, v) for k, v in diffs.get(pid, {}).items() if k not in bad)
+            if bad:
+                diffs[pid] = bad
+            extras[pid] = [k for k in prod if k not in set(keys)]
+        # The staged digest columns must still give the wave digest the journal recorded at staging;
+        # if not, a digest was edited too and which resource cannot be told: every checked one is suspect.
+        if not self._hashes_match_journal(wave_id, spans, rows):
+            for pid in in_wave:
+                bad = diffs.setdefault(pid, {})
+                for k in keys_of(pid):
+                    bad.setdefault(k, "changed")
+        checks: list[PersonCheck] = []
+        n_checked = 0
+        for pid in persons:
+            if pid not in spans:
+                checks.append(person_check(pid, {}, {}, (), (), None, wave_id))
+                continue
+            srow = rows[pid]
+            staged_n: dict[str, int] = orjson.loads(srow[3])
+            prod_n = dict(staged_n)
+            found = diffs.get(pid, {})
+            for k, kind in found.items():
+                if kind == "missing":
+                    prod_n[split_key(k)[0]] -= 1
+            extra = [split_key(k) for k in extras.get(pid, ())]
+            for rtype, _ in extra:
+                prod_n[rtype] = prod_n.get(rtype, 0) + 1
+            prod_n = {t: c for t, c in prod_n.items() if c}
+            n_checked += sum(prod_n.values())
+            differing = [(split_key(k), kind) for k, kind in found.items()]
+            checks.append(person_check(pid, staged_n, prod_n, differing, extra, srow[8], wave_id))
+        return checks, n_checked
 
     def _hashes_match_journal(
-        self, wave_id: str, spans: dict[str, tuple[int, int]], known: dict[int, list[str]]
+        self, wave_id: str, spans: dict[str, tuple[int, int]], rows: dict[str, tuple[Any, ...]]
     ) -> bool:
         """Do the staged digest columns still give the wave digest the journal recorded at staging?
 
-        ``known``: digests already read, {first sid of a range: digests of the range in sid order}.
+        ``rows``: staged rows already read (person -> row, digests at index 5); the rest are read here.
         """
-        los = sorted(known)
-        missing = [sp for sp in spans.values() if sp[1] and not _covered(los, known, sp)]
-        for lo, hi in _spans(missing):
-            known[lo] = [
-                h
-                for _, h in self._all("SELECT sid, hash FROM staging WHERE sid BETWEEN ? AND ? ORDER BY sid", (lo, hi))
-            ]
-        los = sorted(known)
-
-        def hexes(first: int, n: int) -> list[str]:
-            if not n:
-                return []
-            lo = los[bisect_right(los, first) - 1]
-            return known[lo][first - lo : first - lo + n]
-
-        digest = wave_digest((pid, hexes(first, n)) for pid, (first, n) in spans.items())
+        hashes = {pid: row[5] for pid, row in rows.items()}
+        if len(hashes) < len(spans):
+            span = self._wave_range(wave_id)
+            if span is not None:
+                for pid, h in self._all("SELECT person_id, hashes FROM staging WHERE sid BETWEEN ? AND ?", span):
+                    hashes.setdefault(pid, h)
+        digest = wave_digest((pid, (hashes.get(pid, ""),)) for pid in spans)
         return digest == self._journal_rows(wave_id, STEP_STAGED).get("")
 
     def backout(self, wave_id: str) -> BackoutResult:
@@ -602,29 +693,32 @@ class SQLTarget:
         if journal:
             return BackoutResult(wave_id, (), (), (), 0, 0, skipped=True)
         snaps = self._all(
-            "SELECT bp.person_id, bp.prev_wave, p.wave_id FROM backout_persons bp "
+            "SELECT bp.person_id, bp.prev_wave, bp.prev_sid, p.wave_id FROM backout_persons bp "
             "LEFT JOIN persons p ON p.person_id = bp.person_id WHERE bp.wave_id = ? ORDER BY bp.person_id",
             (wave_id,),
         )
         removed, restored, superseded = [], [], []
         n_removed = n_restored = 0
         q = self._q
+        delete_own, restore = self._sql(_DELETE_OWN), self._sql(_RESTORE)
         with self._commit_point(f"{STEP_BACKED_OUT}:{wave_id}") as cur:
-            for pid, prev_wave, current in snaps:
+            for pid, prev_wave, prev_sid, current in snaps:
                 if current != wave_id:
                     superseded.append(pid)
                     continue
-                cur.execute(q("DELETE FROM resources WHERE person_id = ? AND wave_id = ?"), (pid, wave_id))
+                cur.execute(delete_own, (pid, pid, wave_id))
                 n_removed += cur.rowcount
-                cur.execute(q(_RESTORE), (wave_id, pid, wave_id))
+                cur.execute(restore, (wave_id, pid, wave_id))
                 n_restored += cur.rowcount
                 if prev_wave is None:
                     cur.execute(q("DELETE FROM persons WHERE person_id = ?"), (pid,))
                     removed.append(pid)
                 else:
-                    cur.execute(q("UPDATE persons SET wave_id = ? WHERE person_id = ?"), (prev_wave, pid))
+                    cur.execute(
+                        q("UPDATE persons SET wave_id = ?, sid = ? WHERE person_id = ?"), (prev_wave, prev_sid, pid)
+                    )
                     restored.append(pid)
-            cur.execute(q("DELETE FROM backout_resources WHERE wave_id = ?"), (wave_id,))
+            cur.execute(q("DELETE FROM backout_keys WHERE wave_id = ?"), (wave_id,))
             cur.execute(q("DELETE FROM backout_persons WHERE wave_id = ?"), (wave_id,))
             cur.execute(
                 q("DELETE FROM journal WHERE wave_id = ? AND step IN (?, ?)"), (wave_id, STEP_PROMOTED, STEP_VERIFIED)
@@ -636,23 +730,48 @@ class SQLTarget:
 
     def read_person(self, person_id: str) -> list[dict[str, Any]]:
         """A person's production resources, ordered by (resource_type, id)."""
-        rows = self._all(
-            "SELECT s.body FROM resources r JOIN staging s ON s.sid = r.sid "
-            "WHERE r.person_id = ? ORDER BY r.resource_type, r.id",
-            (person_id,),
-        )
-        return [self._load_body(r[0]) for r in rows]
+        cur = self._cursor()
+        cur.execute(self._sql(_READ_PERSON), (person_id,))
+        row = cur.fetchone()
+        if row is None:
+            return []
+        _, n, body, held = row
+        if held == n:  # the common case: the person's document holds all its keys
+            try:
+                resources = [r for r in self._load_doc(body) if isinstance(r, dict)]
+                resources.sort(key=_by_key)
+                return resources
+            except (ValueError, TypeError, KeyError):
+                pass
+        rows = self._held([person_id])[person_id]
+        docs = {sid: self._load_doc_or_empty(b) for sid, b in self._docs(sid for _, sid, _ in rows).items()}
+        out = []
+        for rkey, sid, _ in rows:
+            res = docs.get(sid, {}).get(rkey)
+            if res is not None:
+                out.append(res)
+        out.sort(key=lambda r: (str(r.get("resourceType")), str(r.get("id"))))
+        return out
+
+    def _load_doc_or_empty(self, body: Any) -> dict[str, dict[str, Any]]:
+        """A stored document's resources by key ({} if it is not a list of resources)."""
+        try:
+            resources = self._load_doc(body)
+        except (ValueError, TypeError):
+            return {}
+        return {
+            f"{r.get('resourceType')}/{r.get('id')}": r
+            for r in (resources if isinstance(resources, list) else ())
+            if isinstance(r, dict)
+        }
 
     def counts(self, person_id: str | None = None) -> dict[str, int]:
         """Production resources per resource type (of one person, or of everyone)."""
         if person_id is None:
-            rows = self._all("SELECT resource_type, COUNT(*) FROM resources GROUP BY resource_type")
-        else:
-            rows = self._all(
-                "SELECT resource_type, COUNT(*) FROM resources WHERE person_id = ? GROUP BY resource_type",
-                (person_id,),
-            )
-        return {r[0]: int(r[1]) for r in sorted(rows)}
+            rows = self._all(f"SELECT {self._KEY_TYPE}, COUNT(*) FROM resource_keys GROUP BY {self._KEY_TYPE}")
+            return {r[0]: int(r[1]) for r in sorted(rows)}
+        types = Counter(split_key(rkey)[0] for rkey, _, _ in self._held([person_id])[person_id])
+        return dict(sorted(types.items()))
 
     def persons(self) -> list[str]:
         """Persons (ICNs) in production, sorted."""
@@ -669,13 +788,26 @@ class SQLTarget:
     def dump(self) -> list[tuple[str, str, str, str, str]]:
         """Canonical production state: (person_id, resource_type, id, wave_id, content hash), sorted.
 
-        The hash is of the body's canonical form ('' for a body that is missing or not JSON).
+        One row per held key; the hash is of the body's canonical form ('' for a body that is missing
+        or not JSON).
         """
-        rows = self._all(
-            f"SELECT r.person_id, r.resource_type, r.id, r.wave_id, s.{self._BODY_TEXT} "
-            "FROM resources r LEFT JOIN staging s ON s.sid = r.sid"
+        held = self._all(
+            "SELECT k.rkey, k.sid, o.person_id, o.wave_id FROM resource_keys k LEFT JOIN staging o ON o.sid = k.sid"
         )
-        return sorted((p, t, i, w, canonical_digest(b)) for p, t, i, w, b in rows)
+        digests: dict[int, dict[str, str]] = {}
+        cur = self._cursor()
+        cur.execute("SELECT sid, body FROM staging WHERE sid IN (SELECT sid FROM resource_keys)")
+        while True:
+            part = cur.fetchmany(1000)
+            if not part:
+                break
+            for sid, body in part:
+                digests[int(sid)] = {k: content_hash(b) for k, b in self._doc_resources(body).items()}
+        out = []
+        for rkey, sid, pid, wave in held:
+            rtype, rid = split_key(rkey)
+            out.append((pid or "", rtype, rid, wave or "", digests.get(int(sid), {}).get(rkey, "")))
+        return sorted(out)
 
 
 def check_contiguous(url: str, first: int, n: int, last: int | None) -> None:

@@ -1,27 +1,28 @@
 """PostgreSQL load target (``postgresql://user@host:port/db``), through psycopg 3 (extra ``postgres``).
 
-Same layout and step logic as SQLite (``_sql``); bodies are JSONB. Staging is
-written with ``COPY`` (one transaction per wave), promotion and backout run as the same
-``INSERT ... ON CONFLICT`` statements as SQLite. JSONB keeps neither key order nor
-whitespace, so verification re-serialises each body canonically before hashing; the one content it
-cannot return as written is a float in exponent form that is integral (``1e20`` comes back as an
-integer), which FHIR resources do not carry.
+Same layout and step logic as SQLite (``_sql``); a person's document and key list are JSONB. Staging
+is written with ``COPY`` (one transaction per wave), promotion and backout run as the same
+``INSERT ... ON CONFLICT`` statements as SQLite, with ``jsonb_array_elements_text`` for SQLite's
+``json_each``. JSONB keeps neither key order nor whitespace, so verification re-serialises each
+resource canonically before hashing; the one content it cannot return as written is a float in
+exponent form that is integral (``1e20`` comes back as an integer), which FHIR resources do not carry.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from itertools import repeat
 from typing import Any
 
 import orjson
 
 from ..errors import InputError, OutputError, require
-from ._sql import SQLTarget, canonical_digest
-from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, StagedWave
+from ._sql import SQLTarget
+from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, StagedPerson, StagedWave, canonical_json
 
-_COPY_CHUNK = 5000
+_COPY_CHUNK = 500  # persons (~20 KB each) per write
 # COPY's text format gives backslash, tab, newline and carriage return a meaning: escape them.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -32,9 +33,12 @@ def _copy_field(value: str) -> str:
     )
 
 
-def _staging_line(sid: int, row: tuple[str, str, str, str, str]) -> str:
-    pid, rtype, rid, digest, body = row
-    return f"{sid}\t{_copy_field(pid)}\t{_copy_field(rtype)}\t{_copy_field(rid)}\t{digest}\t{_copy_field(body)}\n"
+def _staging_line(sid: int, wave_id: str, row: StagedPerson) -> str:
+    pid, _, _, keys, types, keys_json, hashes, body = row
+    return (
+        f"{sid}\t{_copy_field(wave_id)}\t{_copy_field(pid)}\t{len(keys)}\t{_copy_field(types)}\t"
+        f"{_copy_field(keys_json)}\t{hashes}\t{_copy_field(body)}\n"
+    )
 
 
 def redact(url: str) -> str:
@@ -45,13 +49,13 @@ def redact(url: str) -> str:
 class PostgresTarget(SQLTarget):
     """Load target in a PostgreSQL database. See :class:`vistasim.targets.base.Target`."""
 
-    _BODY_TEXT = "body::text"
     _DDL_TYPES = {
-        "blob": "TEXT",
-        "body": "JSONB",
+        "json": "JSONB",
         "sid": "BIGINT PRIMARY KEY",
         "without_rowid": "",
     }
+    _EACH = "jsonb_array_elements_text(s.keys) AS j(value)"
+    _KEY_TYPE = "split_part(rkey, '/', 1)"
 
     def __init__(
         self,
@@ -93,24 +97,34 @@ class PostgresTarget(SQLTarget):
         return self._conn.cursor()
 
     def _write_staging(self, cur: Any, wave: StagedWave, first_sid: int) -> None:
-        rows = wave.rows
+        persons, wid = wave.persons, wave.wave_id
         try:
             # COPY text format built here in bulk: write_row per row ran at a third of the speed.
-            with cur.copy("COPY staging (sid, person_id, resource_type, id, hash, body) FROM STDIN") as copy:
-                for start in range(0, len(rows), _COPY_CHUNK):
-                    chunk = rows[start : start + _COPY_CHUNK]
+            with cur.copy("COPY staging (sid, wave_id, person_id, n, types, keys, hashes, body) FROM STDIN") as copy:
+                for start in range(0, len(persons), _COPY_CHUNK):
+                    chunk = persons[start : start + _COPY_CHUNK]
                     sids = range(first_sid + start, first_sid + start + len(chunk))
-                    copy.write("".join(map(_staging_line, sids, chunk)))
+                    copy.write("".join(map(_staging_line, sids, repeat(wid), chunk)))
         except (self._psycopg.errors.IntegrityError, self._psycopg.errors.DataError) as exc:
             reason = str(exc).strip().splitlines()[0]
             raise InputError(f"wave {wave.wave_id}: staging rejected a row ({reason}); nothing was staged") from exc
 
-    def _digests(self, bodies: list[Any]) -> list[str]:
-        # jsonb keeps neither key order nor whitespace: every body is re-serialised canonically.
-        return [canonical_digest(b) for b in bodies]
+    def _table_names(self, execute: Any) -> set[str]:
+        rows = execute("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+        return {r[0] for r in rows.fetchall()}
 
-    def _load_body(self, body: Any) -> dict[str, Any]:
-        return dict(body) if isinstance(body, Mapping) else orjson.loads(body)
+    def _load_doc(self, body: Any) -> list[Any]:
+        doc = orjson.loads(body) if isinstance(body, str | bytes) else body
+        if not isinstance(doc, list):
+            raise ValueError("not a JSON array")
+        return doc
+
+    def _load_json(self, value: Any) -> Any:
+        return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+    def _doc_bytes(self, body: Any) -> bytes:
+        # jsonb keeps neither key order nor whitespace: the document is re-serialised canonically.
+        return canonical_json(self._load_doc(body))  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._conn.close()

@@ -1,6 +1,6 @@
 """SQLite load target: the embedded default (``sqlite:///out.db``, ``sqlite:///:memory:``).
 
-Bodies are canonical JSON in a TEXT column, each stored once, in staging (see ``_sql``). The file runs
+A person's resources are one canonical JSON array in a TEXT column, stored once, in staging (see ``_sql``). The file runs
 in WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed (what resume
 needs); only a power loss can drop the last commits, never corrupt the file, which is the right
 trade for a rehearsal target. Transactions are explicit (``BEGIN IMMEDIATE`` ... ``COMMIT``) so the
@@ -18,22 +18,23 @@ from typing import Any
 import orjson
 
 from ..errors import InputError, OutputError
-from ._sql import SQLTarget, check_contiguous, text_digests
+from ._sql import SQLTarget, check_contiguous
 from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, StagedWave
 
 # sid NULL: SQLite gives each new row max(sid) + 1, so a wave's rows get consecutive sids in row order.
-_INSERT_STAGING = "INSERT INTO staging (person_id, resource_type, id, hash, body) VALUES (?, ?, ?, ?, ?)"
+_INSERT_STAGING = "INSERT INTO staging (wave_id, person_id, n, types, keys, hashes, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 class SQLiteTarget(SQLTarget):
     """Load target in an SQLite file (or in memory). See :class:`vistasim.targets.base.Target`."""
 
     _DDL_TYPES = {
-        "blob": "TEXT",
-        "body": "TEXT",
+        "json": "TEXT",
         "sid": "INTEGER PRIMARY KEY",  # the rowid itself
         "without_rowid": " WITHOUT ROWID",
     }
+    _EACH = "json_each(s.keys) j"
+    _KEY_TYPE = "substr(rkey, 1, instr(rkey, '/') - 1)"
 
     def __init__(
         self,
@@ -58,7 +59,11 @@ class SQLiteTarget(SQLTarget):
             # verification): 100,000 patients 74 s vs 89 s with 4 KiB pages; 20,000 patients 14.2 s vs
             # 13.6 s (production pays for whole 16 KiB pages in the WAL, staging gains more at scale).
             # Re-measured with the write-once layout, whole data mode at 100,000 patients: 794 patients
-            # per CPU-s with 16 KiB pages, 710 with 4 KiB, 682 with 32 KiB (one run each).
+            # per CPU-s with 16 KiB pages, 710 with 4 KiB, 682 with 32 KiB (one run each). With a row
+            # per person (bodies of ~20 KB), production of 20,000 mapped persons, best of 3: 0.59-0.63
+            # CPU-s with 16 KiB, 0.68-0.70 with 8 KiB, 0.81 with 4 KiB, 1.0 with 64 KiB; staging varies
+            # more between runs (kernel time) than between sizes. WAL vs a rollback journal (TRUNCATE)
+            # and mmap measured no clear difference either.
             self._conn.execute("PRAGMA page_size = 16384")
             if path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode = WAL")
@@ -96,18 +101,29 @@ class SQLiteTarget(SQLTarget):
         return self._conn.cursor()
 
     def _write_staging(self, cur: Any, wave: StagedWave, first_sid: int) -> None:
+        wid = wave.wave_id
+        rows = [(wid, p[0], len(p[3]), p[4], p[5], p[6], p[7]) for p in wave.persons]
         try:
-            cur.executemany(_INSERT_STAGING, wave.rows)
+            cur.executemany(_INSERT_STAGING, rows)
         except sqlite3.IntegrityError as exc:
             raise InputError(f"wave {wave.wave_id}: staging rejected a row ({exc}); nothing was staged") from exc
         cur.execute("SELECT MAX(sid) FROM staging")
-        check_contiguous(self.url, first_sid, len(wave.rows), cur.fetchone()[0])
+        check_contiguous(self.url, first_sid, len(rows), cur.fetchone()[0])
 
-    def _digests(self, bodies: list[Any]) -> list[str]:
-        return text_digests(bodies)
+    def _table_names(self, execute: Any) -> set[str]:
+        return {r[0] for r in execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
 
-    def _load_body(self, body: Any) -> dict[str, Any]:
-        return orjson.loads(body)  # type: ignore[no-any-return]
+    def _load_doc(self, body: Any) -> list[Any]:
+        doc = orjson.loads(body)
+        if not isinstance(doc, list):
+            raise ValueError("not a JSON array")
+        return doc
+
+    def _load_json(self, value: Any) -> Any:
+        return orjson.loads(value)
+
+    def _doc_bytes(self, body: Any) -> bytes:
+        return body.encode()  # type: ignore[no-any-return]  # stored as written: the text is the bytes hashed
 
     def close(self) -> None:
         self._conn.close()
