@@ -67,6 +67,28 @@ def test_prepare_person_is_what_staging_computes() -> None:
     assert prepare_person("X", {"entry": [{"resource": {"resourceType": "Patient"}}]}) is None
 
 
+def test_staging_never_reads_a_prepared_bundle_again() -> None:
+    """Data mode frees a prepared person's objects before staging: staging, and its checked path's
+    errors, must come from the prepared rows alone."""
+    from vistasim.targets.base import prepare_person
+
+    bundles = wave([(1, 0), (2, 1)])
+    want = stage_rows("W", bundles)
+    prepared = {icn(k): prepare_person(icn(k), b) for k, b in zip((1, 2), bundles)}
+    emptied = {icn(k): {} for k in (1, 2)}
+    assert stage_rows("W", emptied, prepared) == want  # type: ignore[arg-type]
+    # a key twice in the wave is still named, from the prepared rows
+    dup = person_bundle(3)
+    dup["entry"].append(dict(dup["entry"][-1]))
+    row = prepare_person(icn(3), dup)
+    assert row is not None
+    with pytest.raises(InputError, match=r"appears twice"):
+        stage_rows("W", {icn(3): {}}, {icn(3): row})
+    # an unprepared person beside prepared ones still takes the resource-by-resource path
+    mixed = {icn(1): {}, icn(2): bundles[1]}
+    assert stage_rows("W", mixed, {icn(1): prepared[icn(1)]}) == want  # type: ignore[dict-item]
+
+
 def test_stage_rows_digest_tracks_content() -> None:
     d0 = stage_rows("W", wave([(1, 0), (2, 0)])).digest
     assert stage_rows("W", wave([(1, 0), (2, 0)])).digest == d0

@@ -335,7 +335,11 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
                 for fault in load_faults:
                     answer.extend(fault.apply([p], draws))
                 for pid, b in p.all_bundles().items():
-                    prepared[pid] = prepare_person(pid, b)
+                    row = prepared[pid] = prepare_person(pid, b)
+                    if row is not None:
+                        # staging reads only the prepared row: free the person's objects now, while
+                        # they are in cache (freeing a whole wave later reads them back from memory)
+                        b.clear()
                 t1 = perf()
                 t_stage += t1 - t0
                 t0 = t1

@@ -303,8 +303,9 @@ def prepare_person(person_id: str, bundle: Mapping[str, Any]) -> PreparedPerson 
 
     The pipeline calls it right after validating the person, while the bundle's objects are still in
     the CPU cache: serialising a whole wave later reads them all back from memory (bench: about 40 %
-    more CPU for the same bytes). The caller promises not to change the bundle afterwards. None when
-    the bundle is unusual (a missing key, a non-dict): staging then takes its checked path for it.
+    more CPU for the same bytes). The caller promises not to change the bundle's content afterwards,
+    but may drop it: staging never reads a prepared person's bundle again (only that one is given).
+    None when the bundle is unusual (a missing key, a non-dict): staging then takes its checked path.
     """
     try:
         return _person_row(person_id, bundle)
@@ -390,7 +391,7 @@ def stage_rows(wave_id: str, bundles: BundleInput, prepared: Prepared | None = N
         if "" in type_set or "" in set(ids) or any("/" in t for t in type_set) or len(set(keys)) != len(keys):
             raise _Recheck
     except (_Recheck, KeyError, TypeError, AttributeError):
-        persons = _stage_rows_checked(wave_id, bundles)
+        persons = _stage_rows_checked(wave_id, bundles, ready_rows)
         types = [t for p in persons for t in p[1]]
     digest = wave_digest((p[0], (p[6],)) for p in persons)
     return StagedWave(wave_id, persons, dict(sorted(Counter(types).items())), digest)
@@ -413,8 +414,13 @@ class _Recheck(Exception):
     """The fast pass of stage_rows met something it does not check itself."""
 
 
-def _stage_rows_checked(wave_id: str, bundles: BundleInput) -> list[StagedPerson]:
-    """stage_rows' persons, checking resource by resource: InputError names the first one a load cannot key."""
+def _stage_rows_checked(
+    wave_id: str, bundles: BundleInput, prepared: Mapping[str, PreparedPerson]
+) -> list[StagedPerson]:
+    """stage_rows' persons, checking resource by resource: InputError names the first one a load cannot key.
+
+    A prepared person is checked from its prepared row (types and ids), never from its bundle, so a
+    caller may drop a prepared bundle's content (data mode frees it while it is still in cache)."""
     persons: list[StagedPerson] = []
     seen_keys: set[tuple[str, str]] = set()
     seen_persons: set[str] = set()
@@ -424,10 +430,11 @@ def _stage_rows_checked(wave_id: str, bundles: BundleInput) -> list[StagedPerson
         if pid in seen_persons:
             raise InputError(f"wave {wave_id}: person {pid} appears in two bundles; merge them into one bundle per ICN")
         seen_persons.add(pid)
+        ready = prepared.get(pid)
         types: list[str] = []
         ids: list[str] = []
         bodies: list[bytes] = []
-        for res in iter_resources(bundle):
+        for res in iter_resources(bundle) if ready is None else _keyed(ready):
             rtype, rid = res.get("resourceType"), res.get("id")
             if type(rtype) is not str or type(rid) is not str or not rtype or not rid:
                 raise InputError(
@@ -442,6 +449,8 @@ def _stage_rows_checked(wave_id: str, bundles: BundleInput) -> list[StagedPerson
             if key in seen_keys:
                 raise InputError(f"wave {wave_id}: {rtype}/{rid} appears twice; resource ids must be unique in a wave")
             seen_keys.add(key)
+            if ready is not None:
+                continue
             try:
                 bodies.append(canonical_json(res))
             except TypeError as exc:
@@ -450,6 +459,9 @@ def _stage_rows_checked(wave_id: str, bundles: BundleInput) -> list[StagedPerson
                 ) from exc
             types.append(rtype)
             ids.append(rid)
+        if ready is not None:
+            persons.append(ready)
+            continue
         keys = [f"{t}/{i}" for t, i in zip(types, ids)]
         persons.append(
             (
@@ -464,6 +476,12 @@ def _stage_rows_checked(wave_id: str, bundles: BundleInput) -> list[StagedPerson
             )
         )
     return persons
+
+
+def _keyed(row: PreparedPerson) -> Iterator[dict[str, str]]:
+    """The keys of a prepared person as minimal resources, for the checked path's key checks."""
+    for rtype, rid in zip(row[1], row[2]):
+        yield {"resourceType": rtype, "id": rid}
 
 
 def compare_person(
