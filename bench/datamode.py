@@ -74,7 +74,7 @@ def main() -> None:
         )
         print(f"simulator bookkeeping (schedule, batches): {t_run - sum(dr.stage_wall.values()):.2f} s")
         for k, v in sorted(stages.items(), key=lambda kv: -kv[1]):
-            print(f"  {k:<24}{v:8.2f} s  {v / total:6.1%}")
+            print(f"  {k:<30}{v:8.2f} s  {v / total:6.1%}")
         print(f"reconcile: {t_rec:.2f} s = {n / t_rec:,.0f} patients/s (fidelity {rec.fidelity})")
         sim.target.close()
     finally:

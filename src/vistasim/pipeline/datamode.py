@@ -346,7 +346,7 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
         S.forget_validated()
         for name, spent in (
             ("schema_check", t_schema), ("business_rules", t_business), ("data_integrity", t_integrity),
-            ("staging", t_stage),
+            ("staging: rows (JSON, digests)", t_stage),
         ):
             clock.t[name] = clock.t.get(name, 0.0) + spent
         t0 = perf()
@@ -402,7 +402,7 @@ def _load_wave(wave_id, persons, can_run, target, prepared, answer, report, sett
         return clock.add("load", t0)
     staged = target.staging(wave_id, bundles, prepared=prepared)
     report.resources_staged = staged.resources
-    t0 = clock.add("staging", t0)
+    t0 = clock.add("staging: database write", t0)
     if backed_before:
         # An earlier run backed this wave out: its decision stands (the target keeps it backed out).
         for p in stage_persons:
