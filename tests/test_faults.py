@@ -66,3 +66,47 @@ def test_other_strategies_run_in_data_mode(strategy):
     a = sim.get_migration_analytics()
     assert a["summary"]["total_patients"] == len(recs)
     assert a["summary"]["migrated_patients"] == dr.status.count("migrated")
+
+
+def test_person_at_a_time_merges_equal_the_wave_at_a_time_fault():
+    """Data mode merges as it meets each person (_PersonFlow); with many draws, persons that cannot
+    take part (a check failed, a split-off bundle, no Patient entry) and drawn persons waiting for a
+    partner, it must pair exactly the persons IdentityMerge.apply pairs over the whole wave, with the
+    same answer-key rows in the same order."""
+    import copy
+
+    from vistasim.pipeline.datamode import _PersonFlow
+    from vistasim.pipeline.faults import IdentityMerge
+    from vistasim.pipeline.work import PersonWork
+
+    def person(i: int) -> PersonWork:
+        entry = [{"fullUrl": f"urn:uuid:p{i}", "resource": {"resourceType": "Patient", "id": f"p{i}"}}]
+        if i % 11 == 3:
+            entry = []  # no Patient entry: its merge attempt fails and the partner stays free
+        entry.append({"fullUrl": f"urn:uuid:c{i}", "resource": {"resourceType": "Condition", "id": f"c{i}",
+                                                                  "subject": {"reference": f"urn:uuid:p{i}"}}})
+        p = PersonWork(f"{1000000000 + i}V123456", [i], [], bundle={"entry": entry})
+        if i % 7 == 2:
+            p.extra_bundles["L1"] = {"entry": []}  # split: may absorb, cannot be absorbed
+        if i % 13 == 5:
+            p.stop_step = 9  # a check failed: takes no part
+        return p
+
+    persons = [person(i) for i in range(400)]
+    draws = FaultDraws(seed=4)
+    wave = copy.deepcopy(persons)
+    want = IdentityMerge(0.45).apply(wave, draws)
+    flow_persons = copy.deepcopy(persons)
+    pt = {p.person_id: 16 for p in flow_persons}
+    flow = _PersonFlow({"identity_merge": IdentityMerge(0.45)}, draws,
+                       lambda p, s: s == 7 and p.merged_into is None, pt, "UTC", "2026-01-01", {})
+    order = []
+    flow._finish = order.append  # type: ignore[method-assign]  # record the finishing order only
+    for p in flow_persons:
+        flow.add(p)
+    flow.finish()
+    assert len(want) >= 100  # the case is not trivial: dozens of merges
+    assert flow.answer() == want
+    assert [p.merged_into for p in flow_persons] == [p.merged_into for p in wave]
+    assert [p.rows for p in flow_persons if p.merged_into is None and len(p.rows) > 1]  # owners took rows
+    assert [p.person_id for p in order] == [p.person_id for p in flow_persons]  # finished in wave order

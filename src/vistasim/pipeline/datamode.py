@@ -268,86 +268,20 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
                 reasons = [x for i in p.rows for x in unparsed.get(records[i].patient_id, ())]
                 if reasons and can_run(p, 4):
                     p.stop(4, *S.parse_stop(reasons))
-        # Person by person, each stage right after the one before, so a person's fresh objects are
-        # still in the CPU cache (a stage-at-a-time pass over a wave reads every object back from
-        # memory); each stage's time is summed per person.
-        t_map = t_std = 0.0
+        # ---- transform (map, standardize, the transform faults) and validate, then the load faults
+        # and the staging rows: person by person, each step right after the one before, so the
+        # person's fresh objects are still in the CPU cache (a stage-at-a-time pass over a wave reads
+        # every object back from memory); see _PersonFlow
+        flow = _PersonFlow(faults, draws, can_run, pt, tz, as_of, gap_counts)
         for p in persons:
-            if can_run(p, 5):
-                p.bundle, stop = S.map_stage(p.records, tz)
-                t1 = perf()
-                t_map += t1 - t0
-                t0 = t1
-                if stop:
-                    p.stop(5, *stop)
-                    continue
-                resources_mapped += len(p.bundle["entry"])  # type: ignore[index]
-                if can_run(p, 6):
-                    p.bundle, gaps = S.standardize_stage(p.bundle)  # type: ignore[arg-type]
-                    for g in gaps:
-                        gap_counts[g.kind] = gap_counts.get(g.kind, 0) + 1
-                t1 = perf()
-                t_std += t1 - t0
-                t0 = t1
-        clock.t["map"] = clock.t.get("map", 0.0) + t_map
-        t0 = clock.add("standardize", t0 - t_std)
-        live = [p for p in persons if can_run(p, 7) and p.bundle is not None]
-        for name in TRANSFORM_FAULTS:
-            if name in faults:
-                answer.extend(faults[name].apply(live, draws))
-        for p in persons:
-            if p.merged_into is not None:  # its records now share the absorbing person's fate
-                owner = next(q for q in persons if q.person_id == p.merged_into)
-                pt[owner.person_id] = min(pt[owner.person_id], pt[p.person_id])
-                owner.rows.extend(p.rows)
-        t0 = clock.add("faults", t0)
-        # ---- validate, then the load faults and the staging rows, person by person while the
-        # person's bundle is in cache (as above; the load fault draws are keyed by person)
-        t_schema = t_business = t_integrity = t_stage = 0.0
-        prepared: dict[str, Any] = {}
-        load_faults = [faults[name] for name in LOAD_FAULTS if name in faults]
-        for p in persons:
-            if not can_run(p, 8):
-                continue
-            bundles = p.all_bundles()
-            stop, nres = S.schema_stage(bundles)
-            resources_validated += nres
-            if stop:
-                p.stop(8, *stop)
-            t1 = perf()
-            t_schema += t1 - t0
-            t0 = t1
-            if can_run(p, 9):
-                stop = S.business_stage(bundles)
-                if stop:
-                    p.stop(9, *stop)
-                t1 = perf()
-                t_business += t1 - t0
-                t0 = t1
-            if can_run(p, 10):
-                stop = S.integrity_stage(bundles, as_of)
-                if stop:
-                    p.stop(10, *stop)
-                t1 = perf()
-                t_integrity += t1 - t0
-                t0 = t1
-            if can_run(p, 12):
-                for fault in load_faults:
-                    answer.extend(fault.apply([p], draws))
-                for pid, b in p.all_bundles().items():
-                    row = prepared[pid] = prepare_person(pid, b)
-                    if row is not None:
-                        # staging reads only the prepared row: free the person's objects now, while
-                        # they are in cache (freeing a whole wave later reads them back from memory)
-                        b.clear()
-                t1 = perf()
-                t_stage += t1 - t0
-                t0 = t1
+            flow.add(p)
+        flow.finish()
         S.forget_validated()
-        for name, spent in (
-            ("schema_check", t_schema), ("business_rules", t_business), ("data_integrity", t_integrity),
-            ("staging: rows (JSON, digests)", t_stage),
-        ):
+        answer.extend(flow.answer())
+        resources_mapped += flow.mapped
+        resources_validated += flow.validated
+        prepared = flow.prepared
+        for name, spent in flow.spent.items():
             clock.t[name] = clock.t.get(name, 0.0) + spent
         t0 = perf()
         # ---- load
@@ -384,6 +318,126 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
         resources_validated,
         clock.t,
     )
+
+
+class _PersonFlow:
+    """One wave's persons through map, standardize, the transform faults, the three validate checks,
+    the load faults and the staging rows, one person at a time, in the wave's order.
+
+    Equivalent to running each step over the whole wave in turn (the order the outcomes, the answer
+    key and the unknown queue are written in is the same): every fault but identity_merge is drawn
+    per person; a merge joins a drawn person with the first later eligible person, so a drawn
+    person waits (with those behind it) until that partner is mapped or the wave ends. A person is
+    validated and staged ("finished") only once nobody before it waits.
+    """
+
+    def __init__(self, faults, draws, can_run, pt, tz, as_of, gap_counts):  # type: ignore[no-untyped-def]
+        self.can_run, self.pt, self.tz, self.as_of, self.gap_counts = can_run, pt, tz, as_of, gap_counts
+        self.draws = draws
+        self.person_faults = [(n, faults[n]) for n in TRANSFORM_FAULTS if n in faults and n != "identity_merge"]
+        self.merger = faults.get("identity_merge")
+        self.load_faults = [faults[n] for n in LOAD_FAULTS if n in faults]
+        self.entries: dict[str, list[AnswerEntry]] = {n: [] for n in TRANSFORM_FAULTS}
+        self.load_entries: list[AnswerEntry] = []
+        self.waiting: list[PersonWork] = []  # persons not finished yet, in wave order
+        self.drawn_open: list[PersonWork] = []  # drawn for a merge, no partner yet, in wave order
+        self.used: set[str] = set()
+        self.prepared: dict[str, Any] = {}
+        self.mapped = self.validated = 0
+        self.spent = dict.fromkeys(
+            ("map", "standardize", "faults", "schema_check", "business_rules", "data_integrity",
+             "staging: rows (JSON, digests)"), 0.0,
+        )
+        self.t0 = time.perf_counter()
+
+    def _tick(self, stage: str) -> None:
+        t1 = time.perf_counter()
+        self.spent[stage] += t1 - self.t0
+        self.t0 = t1
+
+    def add(self, p: PersonWork) -> None:
+        can_run = self.can_run
+        if can_run(p, 5):
+            p.bundle, stop = S.map_stage(p.records, self.tz)
+            self._tick("map")
+            if stop:
+                p.stop(5, *stop)
+            else:
+                self.mapped += len(p.bundle["entry"])  # type: ignore[index]
+                if can_run(p, 6):
+                    p.bundle, gaps = S.standardize_stage(p.bundle)  # type: ignore[arg-type]
+                    for g in gaps:
+                        self.gap_counts[g.kind] = self.gap_counts.get(g.kind, 0) + 1
+                self._tick("standardize")
+        if can_run(p, 7) and p.bundle is not None:
+            for name, fault in self.person_faults:
+                self.entries[name].extend(fault.apply([p], self.draws))
+            if self.merger is not None:
+                self._merge_step(p)
+            self._tick("faults")
+        self.waiting.append(p)
+        while self.waiting and not (self.drawn_open and self.waiting[0] is self.drawn_open[0]):
+            self._finish(self.waiting.pop(0))
+
+    def _merge_step(self, p: PersonWork) -> None:
+        m = self.merger
+        if not m.eligible(p):  # type: ignore[union-attr]
+            return
+        # as a partner: of the earliest drawn person still open (a failed merge moves on to the next)
+        while self.drawn_open and m.partner_ok(p):  # type: ignore[union-attr]
+            a = self.drawn_open.pop(0)
+            got = m.merge(a, p)  # type: ignore[union-attr]
+            if got:
+                self.entries["identity_merge"].extend(got)
+                self.used.update((a.person_id, p.person_id))
+                # p's records now share a's fate
+                self.pt[a.person_id] = min(self.pt[a.person_id], self.pt[p.person_id])
+                a.rows.extend(p.rows)
+                return
+        if m.drawn(p, self.draws):  # type: ignore[union-attr]
+            self.drawn_open.append(p)
+
+    def finish(self) -> None:
+        """The wave's end: drawn persons still open get no partner."""
+        self.drawn_open.clear()
+        while self.waiting:
+            self._finish(self.waiting.pop(0))
+
+    def _finish(self, p: PersonWork) -> None:
+        can_run = self.can_run
+        if not can_run(p, 8):
+            return
+        bundles = p.all_bundles()
+        stop, nres = S.schema_stage(bundles)
+        self.validated += nres
+        if stop:
+            p.stop(8, *stop)
+        self._tick("schema_check")
+        if can_run(p, 9):
+            stop = S.business_stage(bundles)
+            if stop:
+                p.stop(9, *stop)
+            self._tick("business_rules")
+        if can_run(p, 10):
+            stop = S.integrity_stage(bundles, self.as_of)
+            if stop:
+                p.stop(10, *stop)
+            self._tick("data_integrity")
+        if can_run(p, 12):
+            for fault in self.load_faults:  # drawn per person
+                self.load_entries.extend(fault.apply([p], self.draws))
+            for pid, b in p.all_bundles().items():
+                row = self.prepared[pid] = prepare_person(pid, b)
+                if row is not None:
+                    # staging reads only the prepared row: free the person's objects now, while
+                    # they are in cache (freeing a whole wave later reads them back from memory)
+                    b.clear()
+            self._tick("staging: rows (JSON, digests)")
+
+    def answer(self) -> list[AnswerEntry]:
+        """The wave's answer-key rows in the order the stage-at-a-time run wrote them."""
+        out = [e for name in TRANSFORM_FAULTS for e in self.entries[name]]
+        return out + self.load_entries
 
 
 def _load_wave(wave_id, persons, can_run, target, prepared, answer, report, settings, config, clock, t0):  # type: ignore[no-untyped-def]

@@ -366,36 +366,57 @@ class IdentityMerge:
     def apply(self, persons: Sequence[PersonWork], draws: FaultDraws) -> list[AnswerEntry]:
         out: list[AnswerEntry] = []
         used: set = set()
-        live = [p for p in persons if p.bundle is not None and p.stop_step == 16 and p.merged_into is None]
+        live = [p for p in persons if self.eligible(p)]
         for i, a in enumerate(live):
-            if a.person_id in used:
+            if a.person_id in used or not self.drawn(a, draws):
                 continue
-            if draws.hit(self.name, a.person_id, self.rate) is None:
-                continue
-            b = next((q for q in live[i + 1 :] if q.person_id not in used and not q.extra_bundles), None)
+            b = next((q for q in live[i + 1 :] if q.person_id not in used and self.partner_ok(q)), None)
             if b is None:
                 continue
-            pa, pb = _patient_entry(a.bundle), _patient_entry(b.bundle)  # type: ignore[arg-type]
-            if pa is None or pb is None:
-                continue
-            moved = [e for e in b.bundle["entry"] if e is not pb]  # type: ignore[index]
-            _repoint(moved, pb["fullUrl"], pa["fullUrl"])
-            a.bundle["entry"].extend(moved)  # type: ignore[index]
-            b.bundle = None
-            b.merged_into = a.person_id
-            used.update((a.person_id, b.person_id))
-            out.append(_entry(self, a, "transform", "map", detail="absorbed another person's records"))
-            out.append(
-                _entry(
-                    self,
-                    b,
-                    "transform",
-                    "map",
-                    resource=f"Patient/{b.person_id}",
-                    detail="records filed under another person",
-                )
-            )
+            entries = self.merge(a, b)
+            if entries:
+                used.update((a.person_id, b.person_id))
+                out.extend(entries)
         return out
+
+    # The pieces of apply, for a caller that meets the persons one at a time (data mode merges as the
+    # wave's persons are mapped): a drawn person absorbs the first later eligible person with no
+    # split-off bundle, neither having been merged already.
+
+    @staticmethod
+    def eligible(p: PersonWork) -> bool:
+        """Can take part in a merge: mapped, no check failed, not merged."""
+        return p.bundle is not None and p.stop_step == 16 and p.merged_into is None
+
+    @staticmethod
+    def partner_ok(p: PersonWork) -> bool:
+        """Can be absorbed (a person with a split-off bundle cannot)."""
+        return not p.extra_bundles
+
+    def drawn(self, p: PersonWork, draws: FaultDraws) -> bool:
+        return draws.hit(self.name, p.person_id, self.rate) is not None
+
+    def merge(self, a: PersonWork, b: PersonWork) -> list[AnswerEntry]:
+        """File b's records under a's Patient; [] (nothing changed) when either has no Patient entry."""
+        pa, pb = _patient_entry(a.bundle), _patient_entry(b.bundle)  # type: ignore[arg-type]
+        if pa is None or pb is None:
+            return []
+        moved = [e for e in b.bundle["entry"] if e is not pb]  # type: ignore[index]
+        _repoint(moved, pb["fullUrl"], pa["fullUrl"])
+        a.bundle["entry"].extend(moved)  # type: ignore[index]
+        b.bundle = None
+        b.merged_into = a.person_id
+        return [
+            _entry(self, a, "transform", "map", detail="absorbed another person's records"),
+            _entry(
+                self,
+                b,
+                "transform",
+                "map",
+                resource=f"Patient/{b.person_id}",
+                detail="records filed under another person",
+            ),
+        ]
 
 
 class IdentitySplit:
