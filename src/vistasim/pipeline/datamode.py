@@ -261,13 +261,13 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
             if name in faults:
                 answer.extend(faults[name].apply(live, draws))
         t0 = clock.add("extract", t0)
-        # ---- transform: parse (nodes that did not decode stop the person), map, standardize, then the
-        # transform faults on its output
+        # ---- transform/parse: records whose FileMan nodes did not decode stop their person
         if unparsed:
             for p in persons:
                 reasons = [x for i in p.rows for x in unparsed.get(records[i].patient_id, ())]
                 if reasons and can_run(p, 4):
                     p.stop(4, *S.parse_stop(reasons))
+            clock.add("parse", t0)
         # ---- transform (map, standardize, the transform faults) and validate, then the load faults
         # and the staging rows: person by person, each step right after the one before, so the
         # person's fresh objects are still in the CPU cache (a stage-at-a-time pass over a wave reads
