@@ -328,7 +328,11 @@ def _person_row(pid: str, bundle: Mapping[str, Any]) -> StagedPerson:
     bodies = list(map(orjson.dumps, resources, repeat(None), repeat(orjson.OPT_SORT_KEYS)))
     types = list(map(_TYPE, resources))
     ids = list(map(_ID, resources))
-    keys = list(map("/".join, zip(types, ids)))  # TypeError unless both are str
+    return _staged_person(pid, types, ids, list(map("/".join, zip(types, ids))), bodies)  # TypeError unless str
+
+
+def _staged_person(pid: str, types: list[str], ids: list[str], keys: list[str], bodies: list[bytes]) -> StagedPerson:
+    """The staging row of a person whose resources serialised to ``bodies`` (keys "Type/id" in entry order)."""
     doc = b"[" + b",".join(bodies) + b"]"
     return (
         pid,
@@ -462,19 +466,7 @@ def _stage_rows_checked(
         if ready is not None:
             persons.append(ready)
             continue
-        keys = [f"{t}/{i}" for t, i in zip(types, ids)]
-        persons.append(
-            (
-                pid,
-                types,
-                ids,
-                keys,
-                orjson.dumps(Counter(types)).decode(),
-                orjson.dumps(keys).decode(),
-                document_digests(b"[" + b",".join(bodies) + b"]", bodies),
-                (b"[" + b",".join(bodies) + b"]").decode(),
-            )
-        )
+        persons.append(_staged_person(pid, types, ids, [f"{t}/{i}" for t, i in zip(types, ids)], bodies))
     return persons
 
 
