@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,8 +205,7 @@ def run_data_mode(
 def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_rate, earlier, progress=None,  # type: ignore[no-untyped-def]
          name_index=None, parse_failures=None):
     clock = _Clock()
-    perf = time.perf_counter
-    t0 = perf()
+    t0 = time.perf_counter()
     n = len(records)
     ids = [r.patient_id for r in records]
     keys = string_keys(ids)
@@ -283,11 +283,9 @@ def _run(records, config, seed, batch_ids, batch_of, target, settings, overload_
         prepared = flow.prepared
         for name, spent in flow.spent.items():
             clock.t[name] = clock.t.get(name, 0.0) + spent
-        t0 = perf()
+        t0 = time.perf_counter()
         # ---- load
-        t0 = _load_wave(
-            wave_id, persons, can_run, target, prepared, answer, report, settings, config, clock, t0
-        )
+        t0 = _load_wave(wave_id, persons, can_run, target, prepared, report, settings, config, clock, t0)
         waves.append(report)
         for p in persons:
             person_rows.append(_person_fate(p, pt, exhausted, ttypes, k))
@@ -339,9 +337,8 @@ class _PersonFlow:
         self.load_faults = [faults[n] for n in LOAD_FAULTS if n in faults]
         self.entries: dict[str, list[AnswerEntry]] = {n: [] for n in TRANSFORM_FAULTS}
         self.load_entries: list[AnswerEntry] = []
-        self.waiting: list[PersonWork] = []  # persons not finished yet, in wave order
-        self.drawn_open: list[PersonWork] = []  # drawn for a merge, no partner yet, in wave order
-        self.used: set[str] = set()
+        self.waiting: deque[PersonWork] = deque()  # persons not finished yet, in wave order
+        self.drawn_open: deque[PersonWork] = deque()  # drawn for a merge, no partner yet, in wave order
         self.prepared: dict[str, Any] = {}
         self.mapped = self.validated = 0
         self.spent = dict.fromkeys(
@@ -377,7 +374,7 @@ class _PersonFlow:
             self._tick("faults")
         self.waiting.append(p)
         while self.waiting and not (self.drawn_open and self.waiting[0] is self.drawn_open[0]):
-            self._finish(self.waiting.pop(0))
+            self._finish(self.waiting.popleft())
 
     def _merge_step(self, p: PersonWork) -> None:
         m = self.merger
@@ -385,11 +382,10 @@ class _PersonFlow:
             return
         # as a partner: of the earliest drawn person still open (a failed merge moves on to the next)
         while self.drawn_open and m.partner_ok(p):  # type: ignore[union-attr]
-            a = self.drawn_open.pop(0)
+            a = self.drawn_open.popleft()
             got = m.merge(a, p)  # type: ignore[union-attr]
             if got:
                 self.entries["identity_merge"].extend(got)
-                self.used.update((a.person_id, p.person_id))
                 # p's records now share a's fate
                 self.pt[a.person_id] = min(self.pt[a.person_id], self.pt[p.person_id])
                 a.rows.extend(p.rows)
@@ -401,7 +397,7 @@ class _PersonFlow:
         """The wave's end: drawn persons still open get no partner."""
         self.drawn_open.clear()
         while self.waiting:
-            self._finish(self.waiting.pop(0))
+            self._finish(self.waiting.popleft())
 
     def _finish(self, p: PersonWork) -> None:
         can_run = self.can_run
@@ -440,7 +436,7 @@ class _PersonFlow:
         return out + self.load_entries
 
 
-def _load_wave(wave_id, persons, can_run, target, prepared, answer, report, settings, config, clock, t0):  # type: ignore[no-untyped-def]
+def _load_wave(wave_id, persons, can_run, target, prepared, report, settings, config, clock, t0):  # type: ignore[no-untyped-def]
     """Stage, promote and verify a validated wave (its load faults already applied, its persons' staging
     rows in ``prepared``), then go/no-go and backout."""
     backed_before = any(j.step == "backed_out" for j in target.journal(wave_id))
