@@ -1,0 +1,36 @@
+"""Which compiled accelerators are in use.
+
+The accelerators (``vistasim._c``) are optional: an install without a C compiler runs the pure-Python
+twins, with the same results. ``VISTASIM_PURE_PYTHON=1`` in the environment switches every accelerator
+off (the tests use it to check both paths agree).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+PURE_ENV = "VISTASIM_PURE_PYTHON"
+
+
+def pure_python() -> bool:
+    """True when the environment asks for the pure-Python paths only."""
+    return os.environ.get(PURE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def load(name: str) -> ModuleType | None:
+    """The compiled module ``vistasim._c.<name>``, or None when it was not built or is switched off."""
+    if pure_python():
+        return None
+    try:
+        return importlib.import_module(f"vistasim._c.{name}")
+    except ImportError:
+        return None
+
+
+def status() -> dict[str, bool]:
+    """Accelerator name -> whether it is in use (for ``vistasim --version`` style reports and the benches)."""
+    from vistasim._c import NAMES
+
+    return {n: load(n) is not None for n in NAMES}

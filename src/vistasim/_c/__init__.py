@@ -1,0 +1,8 @@
+"""Compiled accelerators (Cython sources, built by ``pip install -e .``; see ``setup.py``).
+
+Each module here has a pure-Python twin elsewhere in the package that gives the same answers;
+:mod:`vistasim._accel` picks the compiled one when it was built and not switched off.
+"""
+
+#: The accelerators vistasim knows (module names under vistasim._c).
+NAMES: tuple[str, ...] = ()
