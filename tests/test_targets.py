@@ -481,3 +481,24 @@ def test_a_database_with_an_earlier_layout_is_refused(backend: tuple[str, Raw], 
     with pytest.raises(InputError, match=f"earlier vistasim load layout \\(table {table}") as err:
         open_target(url)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("scheme", [None, "SHA-256/CRC-32"])
+def test_a_target_staged_with_other_digests_is_refused(backend: tuple[str, Raw], scheme: str | None) -> None:
+    """Staged rows whose digests this version would misread (no layout row: the SHA-256/CRC-32 files of
+    the previous release; or another recorded scheme) are refused in one line; a target this version
+    created opens again."""
+    url, raw = backend
+    target = open_target(url)
+    load_wave(target, "W1", [person_bundle(1), person_bundle(2)])
+    target.close()
+    again = open_target(url)  # its own layout: fine
+    again.close()
+    if scheme is None:
+        raw("DROP TABLE layout", ())
+    else:
+        raw("UPDATE layout SET value = ? WHERE name = 'digests'", (scheme,))
+    with pytest.raises(InputError, match="staged by an earlier vistasim \\(digests SHA-256/CRC-32; this one "
+                       "checks xxh3-128/xxh3-64\\); load into a new target") as err:
+        open_target(url)
+    assert "\n" not in str(err.value)

@@ -4,13 +4,12 @@ newest first walks production back through every earlier state exactly."""
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import sys
-import zlib
 from typing import Any
 
 import pytest
+import xxhash
 from _targets_fixtures import icn, person_bundle, sorted_resources, wave
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -49,9 +48,10 @@ def test_stage_rows_accepts_a_mapping_and_keeps_input_order() -> None:
         assert orjson.loads(body) == resources
         assert keys == [f"{t}/{i}" for t, i in zip(types, ids)] == orjson.loads(keys_json)
         assert types == [r["resourceType"] for r in resources] and ids == [r["id"] for r in resources]
-        # the document's SHA-256, then each resource's CRC-32
-        assert hashes[:64] == hashlib.sha256(body.encode()).hexdigest()
-        assert hashes[64:] == "".join(f"{zlib.crc32(canonical_json(r)):08x}" for r in resources)
+        # the document's XXH3-128, then each resource's XXH3-64
+        assert hashes[:32] == xxhash.xxh3_128(body.encode()).hexdigest()
+        assert hashes[32:] == "".join(xxhash.xxh3_64(canonical_json(r)).hexdigest() for r in resources)
+        assert len(hashes) == 32 + 16 * len(resources)
         assert orjson.loads(counts) == {t: types.count(t) for t in types}
     assert staged.n_resources == sum(len(b["entry"]) for b in bundles.values())
     assert staged.counts == dict(sorted({"Patient": 2, "Condition": 2, "Observation": staged.n_resources - 4}.items()))

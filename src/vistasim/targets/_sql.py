@@ -15,8 +15,8 @@ so Python never binds a row per resource.
 - ``staging``        sid -> wave_id, person_id, n, types, keys, hashes, body: one person's resources as
                      a wave brought them. ``body`` is a JSON array of the resources' canonical JSON (keys
                      sorted, compact) in entry order; ``keys`` the JSON array of their keys
-                     ``"Type/id"`` in the same order; ``hashes`` the body's SHA-256 and each resource's
-                     CRC-32 (``base.document_digests``); ``types`` the count per resource type (JSON).
+                     ``"Type/id"`` in the same order; ``hashes`` the body's XXH3-128 and each resource's
+                     XXH3-64 (``base.document_digests``); ``types`` the count per resource type (JSON).
                      Rows are only appended: a wave's rows take consecutive sids (the rowid on SQLite).
 - ``waves``          wave_id -> lo, hi: the sid range of the wave's current staging. Restaging a wave
                      appends new rows and moves the range; the earlier rows stay for the production and
@@ -29,6 +29,8 @@ so Python never binds a row per resource.
 - ``backout_persons`` (wave_id, person_id) -> prev_wave, prev_sid: the person's version before the wave
 - ``backout_keys``   (wave_id, rkey) -> person_id, sid: the key's holder the wave's promote replaced
 - ``journal``        (wave_id, step, person_id) -> digest: the commit points reached
+- ``layout``         name -> value: what the file was written with (``digests``: the digest scheme);
+                     a target staged with another scheme is refused rather than misread
 
 Alternatives measured (a bare script, 20 waves of ~950 generated + mapped persons, 551 k resources,
 CPU us per person, staging / production / verification, rows prepared beforehand): ownership keyed
@@ -50,7 +52,7 @@ more than production holds. How many persons share a commit is ``persons_per_com
 Verification reads production back per person: the production pointer must name the wave's staged
 document, every key of that document must be held by it (one probe per key, in SQL), and the
 document must still be what was staged (compared with what this object staged, as text, or else
-hashed and compared with its SHA-256, the CRC-32s then naming the damaged resources); the wave
+hashed and compared with its digest, the per-resource digests then naming the damaged ones); the wave
 digest is recomputed from the staged digest columns and compared with the journal's, so a body
 edited together with its digest column is caught too. Only a person failing one of these is
 compared resource by resource (missing, changed, extra) against what production holds for it.
@@ -59,8 +61,6 @@ compared resource by resource (missing, changed, extra) against what production 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from operator import itemgetter
@@ -72,6 +72,9 @@ from .._gc import gc_paused
 from ..errors import InputError, OutputError
 from .base import (
     DEFAULT_PERSONS_PER_COMMIT,
+    DIGEST_SCHEME,
+    DOC_DIGEST_HEX,
+    RESOURCE_DIGEST_HEX,
     STEP_BACKED_OUT,
     STEP_PROMOTED,
     STEP_STAGED,
@@ -88,7 +91,9 @@ from .base import (
     VerificationResult,
     canonical_json,
     content_hash,
+    doc_digest,
     person_check,
+    resource_digest,
     stage_rows,
     wave_digest,
 )
@@ -112,6 +117,7 @@ DDL: tuple[str, ...] = (
         wave_id TEXT NOT NULL, person_id TEXT NOT NULL, rkey TEXT NOT NULL, sid BIGINT NOT NULL,
         PRIMARY KEY (wave_id, rkey)){without_rowid}""",
     "CREATE INDEX IF NOT EXISTS backout_keys_person ON backout_keys (wave_id, person_id)",
+    "CREATE TABLE IF NOT EXISTS layout (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS journal (
         wave_id TEXT NOT NULL, step TEXT NOT NULL, person_id TEXT NOT NULL, digest TEXT NOT NULL,
         PRIMARY KEY (wave_id, step, person_id))""",
@@ -226,9 +232,10 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def _crcs(hashes: str) -> list[str]:
-    """The per-resource CRC-32s (8 hex digits each) after a staging row's 64-hex-digit SHA-256."""
-    return [hashes[i : i + 8] for i in range(64, len(hashes), 8)]
+def _resource_digests(hashes: str) -> list[str]:
+    """The per-resource digests after a staging row's document digest (see ``base.document_digests``)."""
+    step = RESOURCE_DIGEST_HEX
+    return [hashes[i : i + step] for i in range(DOC_DIGEST_HEX, len(hashes), step)]
 
 
 class SQLTarget:
@@ -286,7 +293,7 @@ class SQLTarget:
         raise NotImplementedError
 
     def _doc_bytes(self, body: Any) -> bytes:  # pragma: no cover - abstract
-        """A stored body as the bytes its SHA-256 was taken of, if it is unchanged."""
+        """A stored body as the bytes its digest was taken of, if it is unchanged."""
         raise NotImplementedError
 
     def close(self) -> None:  # pragma: no cover - abstract
@@ -311,14 +318,25 @@ class SQLTarget:
 
     def _create_tables(self, execute: Any) -> None:
         """Create the tables (idempotent); refuse a file or schema holding an earlier layout."""
-        earlier = self._table_names(execute) & set(_EARLIER_TABLES)
+        names = self._table_names(execute)
+        earlier = names & set(_EARLIER_TABLES)
         if earlier:
             raise InputError(
                 f"{self.url}: holds an earlier vistasim load layout (table {sorted(earlier)[0]}, a row per "
                 "resource); load into a new target"
             )
+        if "staging" in names:
+            got = dict(execute("SELECT name, value FROM layout").fetchall()) if "layout" in names else {}
+            scheme = got.get("digests", "SHA-256/CRC-32")
+            if scheme != DIGEST_SCHEME:
+                raise InputError(
+                    f"{self.url}: staged by an earlier vistasim (digests {scheme}; this one checks "
+                    f"{DIGEST_SCHEME}); load into a new target"
+                )
         for stmt in DDL:
             execute(stmt.format(**self._DDL_TYPES))
+        execute(self._q("INSERT INTO layout (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
+                ("digests", DIGEST_SCHEME))
 
     @contextlib.contextmanager
     def _commit_point(self, label: str) -> Iterator[Any]:
@@ -367,25 +385,25 @@ class SQLTarget:
         """Keys of a staged document that no longer hold what was staged ({} if it is intact).
 
         Intact: its bytes, or else its resources re-serialised canonically in the staged key order
-        (equal content in another form passes), still give the SHA-256 recorded at staging. A damaged
-        document's resources are told apart by their CRC-32s; if none differs (a forgery keeping
+        (equal content in another form passes), still give the digest recorded at staging. A damaged
+        document's resources are told apart by their own digests; if none differs (a forgery keeping
         them), all are suspect.
         """
-        digest = hashes[:64]
+        digest = hashes[:DOC_DIGEST_HEX]
         try:
-            if hashlib.sha256(self._doc_bytes(body)).hexdigest() == digest:
+            if doc_digest(self._doc_bytes(body)) == digest:
                 return {}
         except (ValueError, TypeError, AttributeError):
             pass
         found = self._doc_resources(body)
         if all(k in found for k in keys):
             rebuilt = b"[" + b",".join(found[k] for k in keys) + b"]"
-            if hashlib.sha256(rebuilt).hexdigest() == digest:
+            if doc_digest(rebuilt) == digest:
                 return {}
         bad = {}
-        for key, crc in zip(keys, _crcs(hashes)):
+        for key, want in zip(keys, _resource_digests(hashes)):
             got = found.get(key)
-            if got is None or f"{zlib.crc32(got):08x}" != crc:
+            if got is None or resource_digest(got) != want:
                 bad[key] = "changed"
         return bad or dict.fromkeys(keys, "changed")
 
