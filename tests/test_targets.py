@@ -18,6 +18,7 @@ from _targets_fixtures import icn, person_bundle, sorted_resources, wave
 
 from vistasim.errors import InputError
 from vistasim.targets import Target, load_wave, open_target
+from vistasim.targets.sqlite import decode_body, encode_body
 
 Raw = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 
@@ -57,14 +58,16 @@ def _edit_document(raw: Raw, person: str, edit: Callable[[list[dict[str, Any]]],
     [(sid, body)] = raw(
         "SELECT s.sid, s.body FROM persons p JOIN staging s ON s.sid = p.sid WHERE p.person_id = ?", (person,)
     )
-    resources = orjson.loads(body) if isinstance(body, str) else body
+    compressed = isinstance(body, bytes)  # SQLite's stored form; PostgreSQL gives JSONB back parsed
+    resources = orjson.loads(decode_body(body)) if compressed else body
     edit(resources)
     bodies = [canonical_json(r) for r in resources]
     doc = b"[" + b",".join(bodies) + b"]"
+    stored = encode_body(doc) if compressed else doc.decode()
     if digests:
-        raw("UPDATE staging SET body = ?, hashes = ? WHERE sid = ?", (doc.decode(), document_digests(doc, bodies), sid))
+        raw("UPDATE staging SET body = ?, hashes = ? WHERE sid = ?", (stored, document_digests(doc, bodies), sid))
     else:
-        raw("UPDATE staging SET body = ? WHERE sid = ?", (doc.decode(), sid))
+        raw("UPDATE staging SET body = ? WHERE sid = ?", (stored, sid))
 
 
 def _forge_row(raw: Raw, backend: str, person: str, resources: list[dict[str, Any]]) -> int:
@@ -76,6 +79,7 @@ def _forge_row(raw: Raw, backend: str, person: str, resources: list[dict[str, An
     from vistasim.targets.base import document_digests
 
     bodies = [canonical_json(r) for r in resources]
+    doc = b"[" + b",".join(bodies) + b"]"
     keys = [f"{r['resourceType']}/{r['id']}" for r in resources]
     cast = "" if backend.startswith("sqlite") else "::jsonb"
     raw(
@@ -86,8 +90,8 @@ def _forge_row(raw: Raw, backend: str, person: str, resources: list[dict[str, An
             len(resources),
             orjson.dumps(Counter(r["resourceType"] for r in resources)).decode(),
             orjson.dumps(keys).decode(),
-            document_digests(b"[" + b",".join(bodies) + b"]", bodies),
-            "[" + ",".join(b.decode() for b in bodies) + "]",
+            document_digests(doc, bodies),
+            encode_body(doc) if backend.startswith("sqlite") else doc.decode(),
         ),
     )
     return int(raw("SELECT MAX(sid) FROM staging", ())[0][0])
@@ -483,22 +487,54 @@ def test_a_database_with_an_earlier_layout_is_refused(backend: tuple[str, Raw], 
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("scheme", [None, "SHA-256/CRC-32"])
-def test_a_target_staged_with_other_digests_is_refused(backend: tuple[str, Raw], scheme: str | None) -> None:
-    """Staged rows whose digests this version would misread (no layout row: the SHA-256/CRC-32 files of
-    the previous release; or another recorded scheme) are refused in one line; a target this version
-    created opens again."""
+@pytest.mark.parametrize("edit", ["no layout table", "other digests", "body as text"])
+def test_a_target_staged_in_another_layout_is_refused(backend: tuple[str, Raw], edit: str) -> None:
+    """Staged rows this version would misread are refused in one line naming what differs: a target
+    from before the layout table (SHA-256/CRC-32 digests, SQLite bodies as JSON text), another
+    recorded digest scheme, another body format. A target this version created opens again."""
     url, raw = backend
     target = open_target(url)
     load_wave(target, "W1", [person_bundle(1), person_bundle(2)])
     target.close()
-    again = open_target(url)  # its own layout: fine
-    again.close()
-    if scheme is None:
+    open_target(url).close()  # its own layout: fine
+    sqlite = url.startswith("sqlite")
+    if edit == "no layout table":
         raw("DROP TABLE layout", ())
+        want = "digests SHA-256/CRC-32; this one reads xxh3-128/xxh3-64"
+    elif edit == "other digests":
+        raw("UPDATE layout SET value = 'SHA-256/CRC-32' WHERE name = 'digests'", ())
+        want = "digests SHA-256/CRC-32; this one reads xxh3-128/xxh3-64"
     else:
-        raw("UPDATE layout SET value = ? WHERE name = 'digests'", (scheme,))
-    with pytest.raises(InputError, match="staged by an earlier vistasim \\(digests SHA-256/CRC-32; this one "
-                       "checks xxh3-128/xxh3-64\\); load into a new target") as err:
+        raw("DELETE FROM layout WHERE name = 'body'", ())
+        want = "body JSON text; this one reads lz4-block JSON" if sqlite else "body JSONB; this one reads JSONB"
+        if not sqlite:  # PostgreSQL has always stored JSONB: nothing to refuse
+            open_target(url).close()
+            return
+    with pytest.raises(InputError, match=f"staged by an earlier vistasim \\({want}\\); load into a new target") as err:
         open_target(url)
     assert "\n" not in str(err.value)
+
+
+def test_a_damaged_compressed_document_is_reported_not_raised(tmp_path: Any) -> None:
+    """SQLite stores documents LZ4-compressed: a flipped byte or an absurd size header in a stored blob
+    makes verification report the person's resources changed (no exception, no huge allocation)."""
+    path = str(tmp_path / "t.db")
+    raw = _sqlite_raw(path)
+    target = open_target(f"sqlite:///{path}")
+    bundles = [person_bundle(1), person_bundle(2)]
+    load_wave(target, "W1", bundles)
+    [(sid1, blob1)] = raw("SELECT sid, body FROM staging WHERE person_id = ?", (icn(1),))
+    [(sid2, blob2)] = raw("SELECT sid, body FROM staging WHERE person_id = ?", (icn(2),))
+    assert isinstance(blob1, bytes) and decode_body(blob1).startswith(b"[{")
+    assert len(blob1) < len(decode_body(blob1))
+    flipped = blob1[:-3] + bytes([blob1[-3] ^ 0xFF]) + blob1[-2:]
+    raw("UPDATE staging SET body = ? WHERE sid = ?", (flipped, sid1))
+    raw("UPDATE staging SET body = ? WHERE sid = ?", ((2**31).to_bytes(4, "little") + blob2[4:], sid2))
+    with pytest.raises(ValueError, match="size header"):
+        decode_body((2**31).to_bytes(4, "little") + blob2[4:])
+    res = open_target(f"sqlite:///{path}").verification("W1")  # another object: nothing cached
+    assert res.passed is False
+    changed = {(m.person_id, m.kind) for m in res.mismatches}
+    assert changed == {(icn(1), "changed"), (icn(2), "changed")}
+    n2 = len(bundles[1]["entry"])
+    assert sum(1 for m in res.mismatches if m.person_id == icn(2)) == n2  # undecodable: every resource suspect

@@ -44,12 +44,12 @@ def test_stage_rows_accepts_a_mapping_and_keeps_input_order() -> None:
     for (_pid, types, ids, keys, counts, keys_json, hashes, body), bundle in zip(staged.persons, bundles.values()):
         resources = [e["resource"] for e in bundle["entry"]]
         # one document per person: its resources' canonical JSON as one array, in entry order
-        assert body == "[" + ",".join(canonical_json(r).decode() for r in resources) + "]"
+        assert body == b"[" + b",".join(canonical_json(r) for r in resources) + b"]"
         assert orjson.loads(body) == resources
         assert keys == [f"{t}/{i}" for t, i in zip(types, ids)] == orjson.loads(keys_json)
         assert types == [r["resourceType"] for r in resources] and ids == [r["id"] for r in resources]
         # the document's XXH3-128, then each resource's XXH3-64
-        assert hashes[:32] == xxhash.xxh3_128(body.encode()).hexdigest()
+        assert hashes[:32] == xxhash.xxh3_128(body).hexdigest()
         assert hashes[32:] == "".join(xxhash.xxh3_64(canonical_json(r)).hexdigest() for r in resources)
         assert len(hashes) == 32 + 16 * len(resources)
         assert orjson.loads(counts) == {t: types.count(t) for t in types}

@@ -98,12 +98,12 @@ from .base import (
     wave_digest,
 )
 
-#: The tables, with the dialect's types: {json} a JSON column, {sid} staging's key, {without_rowid}
+#: The tables, with the dialect's types: {json} a JSON column, {doc} a staged document, {sid} staging's key, {without_rowid}
 #: for tables that need no rowid besides their key.
 DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS staging (
         sid {sid}, wave_id TEXT NOT NULL, person_id TEXT NOT NULL, n INTEGER NOT NULL, types TEXT NOT NULL,
-        keys {json} NOT NULL, hashes TEXT NOT NULL, body {json} NOT NULL)""",
+        keys {json} NOT NULL, hashes TEXT NOT NULL, body {doc} NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS waves (
         wave_id TEXT PRIMARY KEY, lo BIGINT NOT NULL, hi BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS persons (
@@ -242,6 +242,10 @@ class SQLTarget:
     """Step logic over a DB-API connection; subclasses provide the dialect."""
 
     url: str
+    #: What the dialect records in the ``layout`` table besides the digest scheme (how bodies are stored),
+    #: and what a target written before that table existed held instead.
+    _LAYOUT: dict[str, str] = {}
+    _LAYOUT_BEFORE: dict[str, str] = {"digests": "SHA-256/CRC-32"}
     #: Column types for :data:`DDL`.
     _DDL_TYPES: dict[str, str] = {}
     #: A staging row's keys (``s.keys``) unnested as rows ``j(value)``.
@@ -276,8 +280,10 @@ class SQLTarget:
         """A cursor for reads outside any explicit transaction."""
         raise NotImplementedError
 
-    def _write_staging(self, cur: Any, wave: StagedWave, first_sid: int) -> None:  # pragma: no cover - abstract
-        """The wave's staging rows with sids first_sid, first_sid + 1, ... in person order."""
+    def _write_staging(self, cur: Any, wave: StagedWave, first_sid: int) -> list[Any] | None:  # pragma: no cover - abstract
+        """The wave's staging rows with sids first_sid, first_sid + 1, ... in person order. Returns the bodies
+        as the database gives them back (verification compares those with what it reads), or None when
+        they come back in another form."""
         raise NotImplementedError
 
     def _table_names(self, execute: Any) -> set[str]:  # pragma: no cover - abstract
@@ -325,18 +331,20 @@ class SQLTarget:
                 f"{self.url}: holds an earlier vistasim load layout (table {sorted(earlier)[0]}, a row per "
                 "resource); load into a new target"
             )
+        want = {"digests": DIGEST_SCHEME, **self._LAYOUT}
         if "staging" in names:
             got = dict(execute("SELECT name, value FROM layout").fetchall()) if "layout" in names else {}
-            scheme = got.get("digests", "SHA-256/CRC-32")
-            if scheme != DIGEST_SCHEME:
-                raise InputError(
-                    f"{self.url}: staged by an earlier vistasim (digests {scheme}; this one checks "
-                    f"{DIGEST_SCHEME}); load into a new target"
-                )
+            for name, value in want.items():
+                have = got.get(name, self._LAYOUT_BEFORE.get(name, "unknown"))
+                if have != value:
+                    raise InputError(
+                        f"{self.url}: staged by an earlier vistasim ({name} {have}; this one reads {value}); "
+                        "load into a new target"
+                    )
         for stmt in DDL:
             execute(stmt.format(**self._DDL_TYPES))
-        execute(self._q("INSERT INTO layout (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
-                ("digests", DIGEST_SCHEME))
+        for item in want.items():
+            execute(self._q("INSERT INTO layout (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"), item)
 
     @contextlib.contextmanager
     def _commit_point(self, label: str) -> Iterator[Any]:
@@ -464,10 +472,10 @@ class SQLTarget:
                 )
             cur.execute("SELECT COALESCE(MAX(sid), 0) + 1 FROM staging")
             first = int(cur.fetchone()[0])
-            self._write_staging(cur, wave, first)
+            stored = self._write_staging(cur, wave, first)
             cur.execute(q(_UPSERT_WAVE), (wave_id, first, first + len(wave.persons) - 1))
             cur.execute(q(_JOURNAL), (wave_id, STEP_STAGED, "", wave.digest))
-        self._staged_cache = (first, list(map(itemgetter(7), wave.persons)))
+        self._staged_cache = (first, stored) if stored is not None else None
         return StagingResult(wave_id, len(wave.persons), n_res, wave.counts, wave.digest, restaged=previous is not None)
 
     def production(self, wave_id: str, person_ids: Iterable[str] | None = None) -> PromotionResult:

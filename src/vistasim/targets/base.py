@@ -268,7 +268,7 @@ def person_bundles(bundles: BundleInput) -> Iterator[tuple[str, Mapping[str, Any
 
 #: A person's document as staged: (person, resource types, ids, keys "Type/id", type counts as JSON,
 #: keys as a JSON array, digests (see :func:`document_digests`), body). Lists in entry order.
-StagedPerson = tuple[str, list[str], list[str], list[str], str, str, str, str]
+StagedPerson = tuple[str, list[str], list[str], list[str], str, str, str, bytes]
 
 
 @dataclass
@@ -278,8 +278,8 @@ class StagedWave:
     ``persons`` in input order, each a :data:`StagedPerson`: ``keys`` are ``"Type/id"`` (a FHIR
     relative reference; a type never holds '/', so the key splits back at its first '/'), the body is
     the resources' canonical JSON as one JSON array, and the digests are :func:`document_digests` of
-    the body and its resources. Text, not bytes: Python's sqlite3 binds str directly
-    but sends bytes through its adapter lookup, which costs more than the decode.
+    the body and its resources. The body is bytes (UTF-8): each target stores it its own way
+    (SQLite compressed, PostgreSQL as JSONB).
     """
 
     wave_id: str
@@ -342,7 +342,7 @@ def _staged_person(pid: str, types: list[str], ids: list[str], keys: list[str], 
         orjson.dumps(Counter(types)).decode(),
         orjson.dumps(keys).decode(),
         document_digests(doc, bodies),
-        doc.decode(),
+        doc,
     )
 
 

@@ -1,6 +1,10 @@
 """SQLite load target: the embedded default (``sqlite:///out.db``, ``sqlite:///:memory:``).
 
-A person's resources are one canonical JSON array in a TEXT column, stored once, in staging (see ``_sql``). The file runs
+A person's resources are one canonical JSON array, stored once, in staging (see ``_sql``), LZ4-compressed
+(:func:`encode_body`): a fifth of the bytes (about 3.7 of 18 KB per generated person), and writing them is
+most of staging's cost. bench/targets.py --mapped 20000 --waves 20 --prepared, CPU seconds: staging
+1.15 -> 0.71, verification 0.63 -> 0.49, all three steps 3.81 -> 3.08; the file shrinks as much. A
+body stored as JSON text (by hand, or an edit) is read as such. The file runs
 in WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed (what resume
 needs); only a power loss can drop the last commits, never corrupt the file, which is the right
 trade for a rehearsal target. Transactions are explicit (``BEGIN IMMEDIATE`` ... ``COMMIT``) so the
@@ -15,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import lz4.block
 import orjson
 
 from ..errors import InputError, OutputError
@@ -25,11 +30,39 @@ from .base import DEFAULT_PERSONS_PER_COMMIT, CommitHook, StagedWave
 _INSERT_STAGING = "INSERT INTO staging (wave_id, person_id, n, types, keys, hashes, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
+_LZ4_MAX_RATIO = 256  # LZ4 never expands more than ~255:1: a larger size header is damage
+
+
+def encode_body(doc: bytes) -> bytes:
+    """A staged document as the SQLite target stores it: LZ4 block format, its length in front."""
+    return lz4.block.compress(doc)  # type: ignore[no-any-return]
+
+
+def decode_body(body: bytes | str) -> bytes:
+    """The document's bytes back from :func:`encode_body` (text is taken as the JSON itself). Raises
+    ValueError for a blob that does not decode (damaged), also when its size header is implausible
+    (so damage never makes it allocate gigabytes)."""
+    if isinstance(body, str):
+        return body.encode()
+    if not isinstance(body, bytes) or len(body) < 4:
+        raise ValueError("not a stored document")
+    if int.from_bytes(body[:4], "little") > _LZ4_MAX_RATIO * len(body) + 64:
+        raise ValueError("damaged document (size header)")
+    try:
+        return lz4.block.decompress(body)  # type: ignore[no-any-return]
+    except lz4.block.LZ4BlockError as exc:
+        raise ValueError(f"damaged document ({exc})") from None
+
+
 class SQLiteTarget(SQLTarget):
     """Load target in an SQLite file (or in memory). See :class:`vistasim.targets.base.Target`."""
 
+    _LAYOUT = {"body": "lz4-block JSON"}
+    _LAYOUT_BEFORE = {"digests": "SHA-256/CRC-32", "body": "JSON text"}
+
     _DDL_TYPES = {
         "json": "TEXT",
+        "doc": "BLOB",
         "sid": "INTEGER PRIMARY KEY",  # the rowid itself
         "without_rowid": " WITHOUT ROWID",
     }
@@ -100,21 +133,23 @@ class SQLiteTarget(SQLTarget):
     def _cursor(self) -> Any:
         return self._conn.cursor()
 
-    def _write_staging(self, cur: Any, wave: StagedWave, first_sid: int) -> None:
+    def _write_staging(self, cur: Any, wave: StagedWave, first_sid: int) -> list[Any] | None:
         wid = wave.wave_id
-        rows = [(wid, p[0], len(p[3]), p[4], p[5], p[6], p[7]) for p in wave.persons]
+        stored = list(map(encode_body, [p[7] for p in wave.persons]))
+        rows = [(wid, p[0], len(p[3]), p[4], p[5], p[6], b) for p, b in zip(wave.persons, stored)]
         try:
             cur.executemany(_INSERT_STAGING, rows)
         except sqlite3.IntegrityError as exc:
             raise InputError(f"wave {wave.wave_id}: staging rejected a row ({exc}); nothing was staged") from exc
         cur.execute("SELECT MAX(sid) FROM staging")
         check_contiguous(self.url, first_sid, len(rows), cur.fetchone()[0])
+        return stored
 
     def _table_names(self, execute: Any) -> set[str]:
         return {r[0] for r in execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
 
     def _load_doc(self, body: Any) -> list[Any]:
-        doc = orjson.loads(body)
+        doc = orjson.loads(decode_body(body))
         if not isinstance(doc, list):
             raise ValueError("not a JSON array")
         return doc
@@ -123,7 +158,7 @@ class SQLiteTarget(SQLTarget):
         return orjson.loads(value)
 
     def _doc_bytes(self, body: Any) -> bytes:
-        return body.encode()  # type: ignore[no-any-return]  # stored as written: the text is the bytes hashed
+        return decode_body(body)
 
     def close(self) -> None:
         self._conn.close()
