@@ -32,5 +32,17 @@ def test_an_unknown_accelerator_is_simply_absent(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.skipif(os.environ.get("CI") != "true", reason="only CI promises a C compiler")
 def test_ci_built_every_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(_accel.PURE_ENV, raising=False)
-    missing = [n for n in NAMES if _accel.load(n) is None]
+    missing = [n for n, used in _accel.status().items() if not used]
     assert not missing, f"not compiled: {missing}; install gcc and the Python headers, then pip install -e ."
+
+
+def test_version_names_the_accelerators_in_use(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from vistasim.cli import main
+
+    monkeypatch.setenv(_accel.PURE_ENV, "1")
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("vistasim ") and "compiled accelerators: none" in out
+    assert all(n in out for n in NAMES)

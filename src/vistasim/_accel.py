@@ -30,7 +30,11 @@ def load(name: str) -> ModuleType | None:
 
 
 def status() -> dict[str, bool]:
-    """Accelerator name -> whether it is in use (for ``vistasim --version`` style reports and the benches)."""
+    """Accelerator name -> whether it is in use (for the benches and ``vistasim --version``)."""
+    # The accelerators are loaded by their pure-Python twins, and some import those at their own
+    # start: import the packages first, as any real use does.
+    import vistasim.fhir  # noqa: F401
+    import vistasim.vista  # noqa: F401
     from vistasim._c import NAMES
 
     return {n: load(n) is not None for n in NAMES}

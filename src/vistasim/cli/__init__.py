@@ -25,6 +25,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+class _Version(argparse.Action):
+    """``--version``: the version and which compiled accelerators are in use (worked out only when asked)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from .. import __version__, _accel
+
+        used = _accel.status()
+        on = ", ".join(n for n, ok in used.items() if ok) or "none"
+        off = [n for n, ok in used.items() if not ok]
+        hint = f"; pure Python: {', '.join(off)}" if off else ""
+        print(f"vistasim {__version__} (compiled accelerators: {on}{hint})")
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="vistasim",
@@ -32,9 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'vistasim COMMAND --help' for the options and examples of a command. "
         "With no command, 'vistasim' runs 'vistasim simulate' on the defaults.",
     )
-    from .. import __version__
-
-    parser.add_argument("--version", action="version", version=f"vistasim {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and the compiled accelerators in use")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
