@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from vistasim import _accel
 from vistasim.fhir import _fastcheck, r4spec
 from vistasim.fhir.r4spec import COMPILED_PATTERNS, COMPLEX, PRIM, RESOURCE, TYPES, TypeSpec
 
@@ -510,8 +511,10 @@ def _condition_fails(o: dict) -> bool:
 
 
 _fast_invariants: dict[str, Any] = {**_INVARIANTS, "Condition": _condition_fails}
-_generated_ok = _fastcheck.build(PRIMITIVE_CHECKS, _SEEN, _fast_invariants, _cc_in,
-                                 _REFS, _PREFS, _ODD)
+# the compiled twin of the generated predicates (vistasim._c.fhirc) when it is built and not switched off
+_fhirc = _accel.load("fhirc")
+_generated_ok = (_fhirc or _fastcheck).build(PRIMITIVE_CHECKS, _SEEN, _fast_invariants, _cc_in,
+                                             _REFS, _PREFS, _ODD)
 
 
 # --------------------------------------------------------------------------- business rules

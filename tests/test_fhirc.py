@@ -1,0 +1,278 @@
+"""The compiled schema predicate (vistasim._c.fhirc) against its Python twin (fhir._fastcheck).
+
+Both are built from the same tables and callables; every input must get the same verdict, and when the
+verdict is True the same collected references (as sets), patient references (as sets) and "something
+was not walked" truthiness. The table walk (validate._ok_resource) is a third opinion on the verdict.
+Inputs: every resource (and bundle) of generated persons, the mutated fixture corpus, the stage tests'
+bundle mutations, and a hypothesis strategy that breaks valid resources in structured ways.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import math
+
+import numpy as np
+import pytest
+from _fhir_fixtures import corpus
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vistasim import _accel
+from vistasim.fhir import _fastcheck, map_person, standardize
+from vistasim.fhir import validate as V
+from vistasim.fhir.mapping import group_by_person
+from vistasim.fhir.r4spec import TYPES
+from vistasim.generate import generate_patients
+
+try:
+    fhirc = importlib.import_module("vistasim._c.fhirc")
+except ImportError:  # not built (no compiler): nothing to compare
+    fhirc = None
+
+pytestmark = pytest.mark.skipif(fhirc is None, reason="vistasim._c.fhirc is not built")
+
+
+class _Pair:
+    """The Python and the C predicate, each with its own collection lists."""
+
+    def __init__(self) -> None:
+        self.py_lists: tuple[list, list, list] = ([], [], [])
+        self.c_lists: tuple[list, list, list] = ([], [], [])
+        args = (V.PRIMITIVE_CHECKS, V._SEEN, V._fast_invariants, V._cc_in)
+        self.py = _fastcheck.build(*args, *self.py_lists)
+        self.c = fhirc.build(*args, *self.c_lists)
+
+    @staticmethod
+    def _run(fn, lists, res):
+        for x in lists:
+            x.clear()
+        try:
+            ok = fn(res)
+        except Exception as exc:  # noqa: BLE001 - the two must fail alike
+            return ("raised", type(exc)), None
+        refs, prefs, odd = lists
+        return ("ok", bool(ok)), (set(refs), set(prefs), bool(odd)) if ok else None
+
+    def check(self, res) -> bool:
+        """Assert both agree on res (and with the table walk); returns the verdict."""
+        py = self._run(self.py, self.py_lists, res)
+        c = self._run(self.c, self.c_lists, res)
+        assert c == py, (py, c)
+        if py[0][0] == "ok":
+            try:
+                walk = bool(V._ok_resource(res))
+            except Exception:  # noqa: BLE001
+                walk = None
+            assert walk is None or walk == py[0][1]
+        return py[0] == ("ok", True)
+
+
+@pytest.fixture(scope="module")
+def pair() -> _Pair:
+    return _Pair()
+
+
+@pytest.fixture(scope="module")
+def generated_bundles() -> list[dict]:
+    groups = list(group_by_person(generate_patients(120, seed=21, sites=3)).values())
+    return [standardize(map_person(g)).bundle for g in groups]
+
+
+def test_accelerator_is_what_validate_uses_unless_switched_off():
+    if _accel.pure_python():
+        assert V._fhirc is None
+    else:
+        assert V._fhirc is fhirc and type(V._generated_ok).__name__ != "function"
+
+
+def test_generated_persons_agree(pair, generated_bundles):
+    n = valid = 0
+    refs = 0
+    for b in generated_bundles:
+        for e in b["entry"]:
+            valid += pair.check(e["resource"])
+            n += 1
+        pair.check(b)  # a Bundle: its entries' resources are contained (not collected, odd)
+        pair.c_lists[0].clear()
+        pair.c(b["entry"][-1]["resource"])
+        refs += len(pair.c_lists[0])
+    assert n > 2500 and valid == n  # generated persons are schema-valid
+    assert refs > 0
+
+
+def test_collected_references_match_on_generated_persons(pair, generated_bundles):
+    """The collections are what data_integrity's fast path reads: check them for whole bundles too."""
+    for b in generated_bundles[:40]:
+        py_refs, c_refs = set(), set()
+        for e in b["entry"]:
+            for lists, fn, acc in ((pair.py_lists, pair.py, py_refs), (pair.c_lists, pair.c, c_refs)):
+                for x in lists:
+                    x.clear()
+                assert fn(e["resource"])
+                acc.update(("R", r) for r in lists[0])
+                acc.update(("P", r) for r in lists[1])
+        assert c_refs == py_refs and c_refs
+
+
+def test_mutated_fixture_corpus_agrees(pair):
+    verdicts = [pair.check(res) for res, _ in corpus(per_resource=12)]
+    assert sum(verdicts) > 20 and len(verdicts) - sum(verdicts) > 200
+
+
+def test_stage_mutations_agree(pair, generated_bundles):
+    from test_fhir_validate import _mutations
+
+    rng = np.random.default_rng(5)
+    for b0 in generated_bundles[:30]:
+        for _ in range(3):
+            b = _mutations(copy.deepcopy(b0), rng)
+            for e in b["entry"]:
+                pair.check(e["resource"])
+
+
+@pytest.mark.parametrize("value", [
+    None, True, False, 0, 1, -1, 2**31, -(2**31) - 1, 2**31 - 1, 2**64, 10**40, 1.0, 1.5, math.nan, math.inf, -math.inf,
+    "", " ", "x", "x y", "\u00e9", "a\nb", [], [1], [""], {}, {"x": 1}, {1: "a"}, "2024-02-30", "2024-02-29",
+    "2024-01-15T08:30:00Z", "2024-01-15T08:30:00", "final", "FINAL", "-", "a" * 65, "a.b-c",
+])
+@pytest.mark.parametrize("path", [
+    ("Patient", "id"), ("Patient", "active"), ("Patient", "gender"), ("Patient", "birthDate"),
+    ("Patient", "multipleBirthInteger"), ("Patient", "multipleBirthBoolean"), ("Patient", "deceasedDateTime"),
+    ("Observation", "valueQuantity", "value"), ("Observation", "valueInteger"), ("Observation", "status"),
+    ("Observation", "effectiveDateTime"), ("Observation", "issued"), ("MedicationRequest", "dispenseRequest",
+                                                                         "numberOfRepeatsAllowed"),
+    ("Observation", "code", "coding", 0, "code"), ("Observation", "code", "coding", 0, "system"),
+    ("Condition", "clinicalStatus", "coding", 0, "code"), ("Condition", "subject", "reference"),
+    ("Condition", "subject"), ("Observation", "component", 0, "valueQuantity", "value"),
+    ("Patient", "identifier", 0, "use"), ("Patient", "identifier", 0, "value"), ("Patient", "name", 0, "given"),
+    ("Patient", "_birthDate"), ("Patient", "contained"), ("Patient", "extension"), ("Patient", "text"),
+])
+def test_odd_values_agree(pair, generated_bundles, path, value):
+    """Bools vs ints, huge ints, NaN/inf, empty containers, lists for objects and back, at many depths."""
+    pool = [e["resource"] for b in generated_bundles[:40] for e in b["entry"]]
+    for base in (r for r in pool if r["resourceType"] == path[0]):
+        res = copy.deepcopy(base)
+        node = res
+        try:
+            for step in path[1:-1]:
+                node = node[step]
+            node[path[-1]] = copy.deepcopy(value)
+        except (KeyError, IndexError, TypeError):
+            continue
+        pair.check(res)
+
+
+def test_odd_shapes_agree(pair, generated_bundles):
+    pat = next(e["resource"] for e in generated_bundles[0]["entry"] if e["resource"]["resourceType"] == "Patient")
+
+    class D(dict):
+        pass
+
+    class S(str):
+        pass
+
+    cases = [None, [], "Patient", {}, {"resourceType": "Patient"}, {"resourceType": "Basic", "id": "x"},
+             {"resourceType": 1}, {"resourceType": None}, D(pat), dict(pat, resourceType=S("Patient")),
+             {S(k): v for k, v in pat.items()}, dict(pat, **{"_gender": {"extension": []}}),
+             dict(pat, gender=S("male")), dict(pat, contained=[copy.deepcopy(pat)]),
+             dict(pat, contained=[{"resourceType": "Basic"}]), dict(pat, contained=[{"resourceType": []}]),
+             {"resourceType": []}, {"resourceType": {}}, dict(pat, contained=[D(pat)]),
+             {**pat, 1: "x"}, {**pat, None: "x"}, dict(pat, text={"status": "generated", "div": "<div/>"}),
+             dict(pat, extension=[{"url": "urn:x", "valueReference": {"reference": "urn:y"}}]),
+             dict(pat, identifier=[dict(pat["identifier"][0], assigner={"reference": "Organization/1"})]),
+             dict(pat, identifier=[D(pat["identifier"][0])]), dict(pat, identifier=tuple(pat["identifier"]))]
+    for res in cases:
+        pair.check(res)
+    deep: dict = {"url": "urn:x"}
+    for _ in range(3000):  # deeper than the recursion limit: both raise RecursionError
+        deep = {"url": "urn:x", "extension": [deep]}
+    pair.check(dict(pat, extension=[deep]))
+
+
+# --------------------------------------------------------------------------- hypothesis: structured damage
+_POOL: list[dict] = []
+
+
+def _pool() -> list[dict]:
+    if not _POOL:
+        groups = list(group_by_person(generate_patients(12, seed=4, sites=2)).values())
+        _POOL.extend(e["resource"] for g in groups for e in standardize(map_person(g)).bundle["entry"])
+    return _POOL
+
+
+_ODD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.integers(min_value=2**31 - 2, max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+    st.sampled_from(["2024-02-30", "2024-13-01", "2024-01-15T08:30:00", "2024-01-15T08:30:00Z", "1947", "1947-06",
+                     "final", "active", "male", "urn:uuid:x", "Patient/1", "", " ", "a b"]),
+    st.builds(list), st.builds(dict), st.lists(st.text(max_size=3), min_size=1, max_size=2),
+    st.dictionaries(st.sampled_from(["reference", "system", "code", "display", "value", "text", "url", "_x"]),
+                    st.one_of(st.text(max_size=4), st.integers(), st.none()), max_size=3),
+)
+
+
+def _nodes(x, out):
+    """Every (container, key) below x."""
+    if type(x) is dict:
+        for k in list(x):
+            out.append((x, k))
+            _nodes(x[k], out)
+    elif type(x) is list:
+        for i in range(len(x)):
+            out.append((x, i))
+            _nodes(x[i], out)
+    return out
+
+
+@st.composite
+def _damaged(draw):
+    res = copy.deepcopy(draw(st.sampled_from(_pool())))
+    for _ in range(draw(st.integers(1, 3))):
+        nodes = _nodes(res, [])
+        op = draw(st.sampled_from(["drop", "add", "swap", "empty", "date", "ext", "contained", "unwrap", "wrap"]))
+        parent, key = nodes[draw(st.integers(0, len(nodes) - 1))]
+        if op == "drop" and type(parent) is dict:
+            del parent[key]
+        elif op == "add":
+            target = parent[key] if type(parent[key]) is dict else res
+            rt = target.get("resourceType")
+            spec = TYPES.get(rt) if type(rt) is str else None
+            names = sorted(spec.allowed) if spec else ["id", "extension", "text", "display", "system", "bogus"]
+            target[draw(st.sampled_from(names + ["bogus", "_status"]))] = draw(_ODD_VALUES)
+        elif op == "swap":
+            parent[key] = draw(_ODD_VALUES)
+        elif op == "empty":
+            parent[key] = [] if type(parent[key]) is list else {}
+        elif op == "date":
+            parent[key] = draw(st.sampled_from(["2024-02-30", "2023-02-29", "2024-01-15T08:30:00", "2024-1-5",
+                                                "2024-01-15T24:00:00Z", "2024-01-15T08:30:00+14:00"]))
+        elif op == "ext" and type(parent) is dict and type(key) is str:
+            parent["_" + key] = {"extension": [{"url": "urn:x", "valueString": "y"}]}
+        elif op == "contained":
+            res["contained"] = [copy.deepcopy(draw(st.sampled_from(_pool())))]
+        elif op == "unwrap" and type(parent[key]) is list and parent[key]:
+            parent[key] = parent[key][0]
+        elif op == "wrap":
+            parent[key] = [parent[key]]
+    return res
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_damaged())
+def test_damaged_resources_agree(res):
+    _PAIR.check(res)
+
+
+_PAIR = _Pair() if fhirc is not None else None
+
+
+def test_invariant_guards_hold():
+    """fhirc skips an invariant whose guard keys are absent: the Python invariant must be falsy then."""
+    dicts = [d for res, _ in corpus(per_resource=4) for d, _k in _nodes(res, []) if type(d) is dict] + _pool()
+    for name, keys in fhirc._GUARDS.items():
+        fn = getattr(V, name)
+        for d in dicts:
+            for k in keys:
+                assert not fn({x: v for x, v in d.items() if x != k}), (name, k)
