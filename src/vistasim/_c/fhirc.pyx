@@ -22,7 +22,7 @@ from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.object cimport PyObject, PyObject_RichCompareBool, Py_EQ
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.unicode cimport PyUnicode_GET_LENGTH
+from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_Substring
 from libc.math cimport isfinite
 
 cdef extern from "Python.h":
@@ -61,6 +61,9 @@ cdef enum:
     P_UINT = 6
     P_POS = 7
     P_CALL = 8   # the Python check (and the binding, if any): anything without a shortcut
+    P_TEXT = 10  # uri/url/canonical/code: printable ASCII without a space (check_text's shortcut), else the check
+    P_TEXT_SP = 11  # string/markdown: printable ASCII with a non-space (check_text's shortcut), else the check
+    P_DT = 9     # dateTime: seen set, then the check's own day/time split caches, then the check
 
 assert (PRIM, COMPLEX, RESOURCE) == (K_PRIM, K_COMPLEX, K_RESOURCE)
 
@@ -71,6 +74,20 @@ cdef object _CODE = "code"
 cdef object _RESOURCE_TYPE = "resourceType"
 
 
+class _Restart(Exception):
+    """The one-pass walk met a contained resource: ok_resource walks again in the exact order."""
+
+
+cdef bint _multi_ok(dict d, tuple multi) except -1:
+    for keys in multi:
+        for k in keys:
+            if k in d:
+                break
+        else:
+            return False
+    return True
+
+
 cdef class _El:
     """One element of a type: how its value is checked."""
     cdef int kind
@@ -78,6 +95,8 @@ cdef class _El:
     cdef int prim
     cdef object check      # the Python primitive check
     cdef object seen       # set of strings already found valid (P_STR)
+    cdef object days       # P_DT: the dateTime check's caches of valid date halves and time halves
+    cdef object times
     cdef object binding    # frozenset of codes, or None
     cdef object bsystem    # CodeableConcept binding: the codes' system
     cdef _Ty sub           # COMPLEX: the element's type
@@ -141,10 +160,23 @@ cdef class Checker:
     cdef dict resources    # resourceType -> _Ty
     cdef list refs, prefs, odd
     cdef object cc_in
+    cdef bint exact        # walk each object's keys before its values (see ok_resource)
 
     def ok_resource(self, o):
         """True when ``o`` is a valid resource of a type vistasim validates (see the module docstring)."""
-        return self._resource(o)
+        try:
+            return self._resource(o)
+        except Exception:
+            if self.exact:
+                raise
+        # the one-pass walk met a contained resource (or raised): walk again in the Python paths' order
+        # (each object's keys before its values), which raises exactly where they raise. What the first
+        # walk collected is collected again whenever the verdict is True, so the sets are the same.
+        self.exact = True
+        try:
+            return self._resource(o)
+        finally:
+            self.exact = False
 
     cdef bint _resource(self, object o) except -1:
         if not PyDict_CheckExact(o):
@@ -163,52 +195,74 @@ cdef class Checker:
         cdef _El e
         cdef int nreq = 0
         cdef unsigned long long groups = 0, bit
-        cdef bint ok
         if not PyDict_CheckExact(o):
             return False
         d = <dict>o
         if PyDict_Size(d) == 0:
             return False
-        # keys first (allowed, required, one key per choice group), then values: the verdict is their
-        # conjunction, and nothing is collected from a resource whose verdict is False
-        while PyDict_Next(d, &pos, &kp, &vp):
-            ep = t.lookup(kp)
-            if ep is NULL:
-                return False
-            if ep == Py_True:
-                self.odd.append(1)
-                continue
-            if ep == Py_False:
-                continue
-            e = <_El>ep
-            if e.required:
-                nreq += 1
-            if e.group >= 0:
-                bit = 1ULL << e.group
-                if groups & bit:
-                    return False
-                groups |= bit
-        if nreq != t.n_required:
-            return False
-        if t.multi:
-            for keys in t.multi:
-                for k in keys:
-                    if k in d:
-                        break
-                else:
-                    return False
         Py_EnterRecursiveCall(" in the FHIR schema check")
         try:
-            pos = 0
-            while PyDict_Next(d, &pos, &kp, &vp):
-                ep = t.lookup(kp)
-                if ep is NULL or ep == Py_True or ep == Py_False:
-                    continue
-                e = <_El>ep
-                if e.is_list:
-                    if not self._list(<object>vp, e):
+            if self.exact:
+                # keys first (allowed, required, one key per choice group), then values
+                while PyDict_Next(d, &pos, &kp, &vp):
+                    ep = t.lookup(kp)
+                    if ep is NULL:
                         return False
-                elif not self._value(<object>vp, e):
+                    if ep == Py_True:
+                        self.odd.append(1)
+                        continue
+                    if ep == Py_False:
+                        continue
+                    e = <_El>ep
+                    if e.required:
+                        nreq += 1
+                    if e.group >= 0:
+                        bit = 1ULL << e.group
+                        if groups & bit:
+                            return False
+                        groups |= bit
+                if nreq != t.n_required or (t.multi and not _multi_ok(d, t.multi)):
+                    return False
+                pos = 0
+                while PyDict_Next(d, &pos, &kp, &vp):
+                    ep = t.lookup(kp)
+                    if ep is NULL or ep == Py_True or ep == Py_False:
+                        continue
+                    e = <_El>ep
+                    if e.is_list:
+                        if not self._list(<object>vp, e):
+                            return False
+                    elif not self._value(<object>vp, e):
+                        return False
+            else:
+                # one pass, keys and values together: the verdict is their conjunction, and nothing
+                # collected counts unless it is True. Only a contained resource's walk can raise where
+                # the Python paths return False (an unhashable resourceType under a bad key): stop then
+                while PyDict_Next(d, &pos, &kp, &vp):
+                    ep = t.lookup(kp)
+                    if ep is NULL:
+                        return False
+                    if ep == Py_True:
+                        self.odd.append(1)
+                        continue
+                    if ep == Py_False:
+                        continue
+                    e = <_El>ep
+                    if e.required:
+                        nreq += 1
+                    if e.group >= 0:
+                        bit = 1ULL << e.group
+                        if groups & bit:
+                            return False
+                        groups |= bit
+                    if e.kind == K_RESOURCE:
+                        raise _Restart()
+                    if e.is_list:
+                        if not self._list(<object>vp, e):
+                            return False
+                    elif not self._value(<object>vp, e):
+                        return False
+                if nreq != t.n_required or (t.multi and not _multi_ok(d, t.multi)):
                     return False
         finally:
             Py_LeaveRecursiveCall()
@@ -295,11 +349,39 @@ cdef bint _prim(object v, _El e) except -1:
     cdef Py_ssize_t i, size
     cdef Py_UCS1 *s
     cdef Py_UCS1 ch
+    cdef bint nonspace
     if p == P_BOUND:
         return PyUnicode_CheckExact(v) and PySet_Contains(e.binding, v)
     if p == P_STR:
         if PyUnicode_CheckExact(v) and PySet_Contains(e.seen, v):
             return True
+        return bool(e.check(v))
+    if p == P_TEXT or p == P_TEXT_SP:  # validate._make_string_check's check_text, up to its fallback
+        if PyUnicode_CheckExact(v) and PyUnicode_IS_ASCII(v):
+            size = PyUnicode_GET_LENGTH(v)
+            if size > 0:
+                s = PyUnicode_1BYTE_DATA(v)
+                nonspace = False
+                for i in range(size):
+                    ch = s[i]
+                    if ch < 0x20 or ch > 0x7e:
+                        break
+                    if ch != 0x20:
+                        nonspace = True
+                    elif p == P_TEXT:
+                        break
+                else:
+                    if nonspace:
+                        return True
+        return bool(e.check(v))
+    if p == P_DT:  # validate._make_string_check's check_datetime, up to its call of the full check
+        if PyUnicode_CheckExact(v):
+            if PySet_Contains(e.seen, v):
+                return True
+            size = PyUnicode_GET_LENGTH(v)
+            if size >= 10 and PySet_Contains(e.days, PyUnicode_Substring(v, 0, 10)) and (
+                    size == 10 or PySet_Contains(e.times, PyUnicode_Substring(v, 10, size))):
+                return True
         return bool(e.check(v))
     if p == P_ID:  # validate._make_string_check's check_id
         if not PyUnicode_CheckExact(v) or not PyUnicode_IS_ASCII(v):
@@ -341,6 +423,23 @@ _NUMBER_KINDS = {"boolean": P_BOOL, "decimal": P_DEC, "integer": P_INT, "unsigne
 # without is skipped (the Python functions return a falsy value then; tests/test_fhirc.py checks it)
 _GUARDS = {"_inv_observation": ("dataAbsentReason",), "_inv_simple_quantity": ("comparator",),
            "_condition_fails": ("clinicalStatus",), "_inv_period": ("start", "end")}
+
+
+_TEXT_TYPES = frozenset({"string", "markdown", "uri", "url", "canonical", "code"})
+
+
+def _is_check_text(check):
+    """Is ``check`` validate's check_text (printable ASCII shortcut before the seen set and the regex)?"""
+    return (getattr(check, "__module__", None) == "vistasim.fhir.validate"
+            and getattr(check, "__qualname__", "").endswith(".check_text"))
+
+
+def _split_caches(check):
+    """The (days, times) sets of validate's dateTime check, when ``check`` is that function."""
+    caches = getattr(check, "split_caches", None)
+    if type(caches) is tuple and len(caches) == 2 and all(type(c) is set for c in caches):
+        return caches
+    return None
 
 
 def _guard(fn):
@@ -402,6 +501,11 @@ def build(primitive_checks, seen, invariants, cc_in, refs, prefs, odd):
                         e.prim = P_BOUND if all(e.check(c) for c in es.binding) else P_CALL
                     elif es.type == "id":
                         e.prim = P_ID
+                    elif es.type in _TEXT_TYPES and _is_check_text(e.check):
+                        e.prim = P_TEXT_SP if es.type in ("string", "markdown") else P_TEXT
+                    elif es.type == "dateTime" and _split_caches(e.check) is not None:
+                        e.prim = P_DT
+                        e.days, e.times = _split_caches(e.check)
                     else:
                         e.prim = P_STR
                 else:
