@@ -342,6 +342,48 @@ cdef class Checker:
         return False
 
 
+cdef extern from "string.h":
+    void *memcpy(void *dest, const void *src, size_t n)
+
+ctypedef unsigned long long u64
+cdef u64 _ONES = 0x0101010101010101ULL
+cdef u64 _HIGH = 0x8080808080808080ULL
+
+
+cdef inline u64 _zero_bytes(u64 x) noexcept:
+    """Nonzero when some byte of x is 0 (exact as a yes/no answer)."""
+    return (x - _ONES) & ~x & _HIGH
+
+
+cdef bint _printable_ascii(const Py_UCS1 *s, Py_ssize_t n, bint no_space) noexcept:
+    """check_text's shortcut for an ASCII string of n > 0 bytes: every byte in 0x20..0x7e, and either no
+    space at all (no_space) or some byte that is not a space. Eight bytes at a time (bytes are < 0x80)."""
+    cdef Py_ssize_t i = 0
+    cdef u64 x
+    cdef bint nonspace = False
+    cdef Py_UCS1 ch
+    while i + 8 <= n:
+        memcpy(&x, s + i, 8)
+        # a byte below 0x20 (exact for bytes < 0x80), a DEL, a space
+        if (x - _ONES * 0x20) & ~x & _HIGH or _zero_bytes(x ^ (_ONES * 0x7f)):
+            return False
+        if no_space and _zero_bytes(x ^ (_ONES * 0x20)):
+            return False
+        if x != _ONES * 0x20:
+            nonspace = True
+        i += 8
+    while i < n:
+        ch = s[i]
+        if ch < 0x20 or ch > 0x7e:
+            return False
+        if ch != 0x20:
+            nonspace = True
+        elif no_space:
+            return False
+        i += 1
+    return nonspace
+
+
 cdef bint _prim(object v, _El e) except -1:
     cdef int p = e.prim
     cdef int overflow = 0
@@ -359,20 +401,8 @@ cdef bint _prim(object v, _El e) except -1:
     if p == P_TEXT or p == P_TEXT_SP:  # validate._make_string_check's check_text, up to its fallback
         if PyUnicode_CheckExact(v) and PyUnicode_IS_ASCII(v):
             size = PyUnicode_GET_LENGTH(v)
-            if size > 0:
-                s = PyUnicode_1BYTE_DATA(v)
-                nonspace = False
-                for i in range(size):
-                    ch = s[i]
-                    if ch < 0x20 or ch > 0x7e:
-                        break
-                    if ch != 0x20:
-                        nonspace = True
-                    elif p == P_TEXT:
-                        break
-                else:
-                    if nonspace:
-                        return True
+            if size > 0 and _printable_ascii(PyUnicode_1BYTE_DATA(v), size, p == P_TEXT):
+                return True
         return bool(e.check(v))
     if p == P_DT:  # validate._make_string_check's check_datetime, up to its call of the full check
         if PyUnicode_CheckExact(v):
@@ -519,3 +549,179 @@ def build(primitive_checks, seen, invariants, cc_in, refs, prefs, odd):
     c.refs, c.prefs, c.odd = refs, prefs, odd
     c.cc_in = cc_in
     return c.ok_resource
+
+
+# --------------------------------------------------------------------------- business "clean?" predicates
+# validate._CLEAN_RULES compiled: the same code, statement for statement (plain Python semantics for any
+# object, dict subclasses included), with exact dicts read directly. clean_rules() takes validate's
+# namespace for the code systems and sets they compare with.
+cdef object _ICN, _COND_CATEGORY, _OBS_CATEGORY, _UCUM
+cdef object _CONDITION_SYSTEMS, _ALLERGY_SYSTEMS, _PENDING, _RXNORM_SET, _LOINC_SET, _COND_CATEGORY_CODES
+cdef object _EFFECTIVE_KEYS
+cdef object _S_CODING = "coding"
+cdef object _S_CODE = "code"
+cdef object _S_SYSTEM = "system"
+cdef object _S_STATUS = "status"
+cdef object _S_SUBJECT = "subject"
+cdef object _S_TEXT = "text"
+cdef object _S_EIE = "entered-in-error"
+
+
+cdef inline object _get(object o, object k):
+    """``o.get(k)`` (o a dict or dict subclass)."""
+    cdef PyObject *p
+    if PyDict_CheckExact(o):
+        p = PyDict_GetItemWithError(<dict>o, k)
+        return <object>p if p is not NULL else None
+    return o.get(k)
+
+
+cdef bint _coded_in(object cc, object systems) except -1:
+    if type(cc) is not dict:
+        return False
+    for c in _get(cc, _S_CODING) or ():
+        if type(c) is dict and _get(c, _S_CODE) and _get(c, _S_SYSTEM) in systems:
+            return True
+    return False
+
+
+cdef object _status_code(object cc):
+    if isinstance(cc, dict):
+        for c in _get(cc, _S_CODING) or ():
+            if isinstance(c, dict) and _get(c, _S_CODE):
+                return c[_S_CODE]
+    return None
+
+
+def _ok_patient(o):
+    ids, names = _get(o, "identifier"), _get(o, "name")
+    if not ids or not names or "gender" not in o or type(ids) is not list or type(names) is not list:
+        return False
+    for i in ids:
+        if type(i) is dict and _get(i, _S_SYSTEM) == _ICN:
+            break
+    else:
+        return False
+    for n in names:
+        if type(n) is dict and (_get(n, "family") or _get(n, "given")):
+            return True
+    return False
+
+
+def _ok_condition(o):
+    if _S_SUBJECT not in o or not _coded_in(_get(o, _S_CODE), _CONDITION_SYSTEMS):
+        return False
+    if "clinicalStatus" not in o and _status_code(_get(o, "verificationStatus")) != _S_EIE:
+        return False
+    for c in _get(o, "category") or ():
+        if type(c) is dict:
+            for x in _get(c, _S_CODING) or ():
+                if type(x) is dict and _get(x, _S_SYSTEM) == _COND_CATEGORY and _get(x, _S_CODE) in _COND_CATEGORY_CODES:
+                    return True
+    return False
+
+
+def _ok_allergy(o):
+    if "patient" not in o:
+        return False
+    code = _get(o, _S_CODE)
+    if _coded_in(code, _ALLERGY_SYSTEMS):
+        return "clinicalStatus" in o or _status_code(_get(o, "verificationStatus")) == _S_EIE
+    eie = _status_code(_get(o, "verificationStatus")) == _S_EIE
+    if not eie and "clinicalStatus" not in o:
+        return False
+    free_text = isinstance(code, dict) and bool(_get(code, _S_TEXT)) and not _get(code, _S_CODING)
+    if not free_text:
+        return eie
+    return _status_code(_get(o, "clinicalStatus")) != "active"
+
+
+def _ok_medication(o):
+    if _S_SUBJECT not in o:
+        return False
+    return _coded_in(_get(o, "medicationCodeableConcept"), _RXNORM_SET) or _get(o, _S_STATUS) not in _PENDING
+
+
+def _ok_observation(o):
+    cats = _get(o, "category")
+    if _S_STATUS not in o or not cats or _S_CODE not in o or _S_SUBJECT not in o:
+        return False
+    vital = False
+    for c in cats:
+        if type(c) is dict:
+            has_sys = has_vs = False
+            for x in _get(c, _S_CODING) or ():
+                if type(x) is dict:
+                    code = _get(x, _S_CODE)
+                    if code and _get(x, _S_SYSTEM) == _OBS_CATEGORY:
+                        has_sys = True
+                    if code == "vital-signs":
+                        has_vs = True
+            if has_sys and has_vs:
+                vital = True
+                break
+    if not vital:
+        return True
+    if not _coded_in(_get(o, _S_CODE), _LOINC_SET):
+        return False
+    if o.keys().isdisjoint(_EFFECTIVE_KEYS) and not any(k.startswith("effective") for k in o):
+        return False
+    q = _get(o, "valueQuantity")
+    if type(q) is dict and not (_get(q, _S_SYSTEM) == _UCUM and _S_CODE in q):
+        return False
+    for c in _get(o, "component") or ():
+        if type(c) is dict:
+            q = _get(c, "valueQuantity")
+            if type(q) is dict and not (_get(q, _S_SYSTEM) == _UCUM and _S_CODE in q):
+                return False
+    return True
+
+
+def _ok_encounter(o):
+    return _S_SUBJECT in o and "class" in o
+
+
+def _ok_service_request(o):
+    if _S_SUBJECT not in o:
+        return False
+    code = _get(o, _S_CODE)
+    if type(code) is dict:
+        for c in _get(code, _S_CODING) or ():
+            if type(c) is dict and _get(c, _S_CODE):
+                return True
+    return _get(o, _S_STATUS) not in _PENDING
+
+
+def _ok_flag(o):
+    code = _get(o, _S_CODE)
+    if _S_SUBJECT not in o or type(code) is not dict:
+        return False
+    if _get(code, _S_TEXT):
+        return True
+    for c in _get(code, _S_CODING) or ():
+        if type(c) is dict and _get(c, _S_CODE):
+            return True
+    return False
+
+
+_RULE_NAMES = {"Patient": "_ok_patient", "Condition": "_ok_condition", "AllergyIntolerance": "_ok_allergy",
+               "MedicationRequest": "_ok_medication", "Observation": "_ok_observation",
+               "Encounter": "_ok_encounter", "ServiceRequest": "_ok_service_request", "Flag": "_ok_flag"}
+
+
+def clean_rules(ns):
+    """validate._CLEAN_RULES compiled, reading validate's constants from its namespace ``ns``.
+
+    Returns None (keep the Python rules) when the rules there are not the ones compiled here (other
+    resource types or function names), so a change in validate cannot silently diverge."""
+    global _ICN, _COND_CATEGORY, _OBS_CATEGORY, _UCUM, _CONDITION_SYSTEMS, _ALLERGY_SYSTEMS, _PENDING
+    global _RXNORM_SET, _LOINC_SET, _COND_CATEGORY_CODES, _EFFECTIVE_KEYS
+    rules = ns.get("_CLEAN_RULES")
+    if type(rules) is not dict or {k: getattr(f, "__name__", None) for k, f in rules.items()} != _RULE_NAMES:
+        return None
+    _ICN, _COND_CATEGORY, _OBS_CATEGORY, _UCUM = ns["_ICN"], ns["_COND_CATEGORY"], ns["_OBS_CATEGORY"], ns["_UCUM"]
+    _CONDITION_SYSTEMS, _ALLERGY_SYSTEMS, _PENDING = ns["_CONDITION_SYSTEMS"], ns["_ALLERGY_SYSTEMS"], ns["_PENDING"]
+    _RXNORM_SET, _LOINC_SET = ns["_RXNORM_SET"], ns["_LOINC_SET"]
+    _COND_CATEGORY_CODES, _EFFECTIVE_KEYS = ns["_COND_CATEGORY_CODES"], ns["_EFFECTIVE_KEYS"]
+    g = globals()
+    return {rt: g[name] for rt, name in _RULE_NAMES.items()}

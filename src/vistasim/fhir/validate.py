@@ -1141,6 +1141,8 @@ def _ok_flag(o: dict[str, Any]) -> bool:
 _CLEAN_RULES = {"Patient": _ok_patient, "Condition": _ok_condition, "AllergyIntolerance": _ok_allergy,
                 "MedicationRequest": _ok_medication, "Observation": _ok_observation,
                 "Encounter": _ok_encounter, "ServiceRequest": _ok_service_request, "Flag": _ok_flag}
+if _fhirc is not None:  # the same predicates compiled (None when they no longer match these)
+    _CLEAN_RULES = _fhirc.clean_rules(globals()) or _CLEAN_RULES
 
 
 def business_clean(obj: dict[str, Any]) -> bool:
