@@ -308,3 +308,74 @@ def test_text_shortcuts_agree(text, key):
     obs["code"]["coding"][0][key] = text
     obs["code"]["text"] = text
     _PAIR.check(obs)
+
+
+def _integrity_answer(fn, *args, **kw):
+    try:
+        return bool(fn(*args, **kw))
+    except Exception as exc:  # noqa: BLE001 - the two must fail alike
+        return type(exc)
+
+
+def test_integrity_clean_agrees(generated_bundles):
+    """The compiled integrity_clean against validate's, on the stage tests' mutated bundles, with the
+    references the schema predicate collected, with and without pairs, and with odd reference sets."""
+    from test_fhir_validate import _mutations
+
+    from vistasim.pipeline import stages as S
+
+    compiled = fhirc.compiled_integrity_clean(vars(V))
+    rng = np.random.default_rng(17)
+    answers = {True: 0, False: 0}
+    extra_refs = [[], ["#local"], ["nodash"], ["Patient/none"], ["urn:uuid:none"], [1]]
+    for i, b0 in enumerate(generated_bundles[:60]):
+        for rep in range(4):
+            b = _mutations(copy.deepcopy(b0), rng) if rep else copy.deepcopy(b0)
+            S._CLEAN.clear()
+            stop, _ = S.schema_stage({"p": b})
+            c = S._clean_entry(b)
+            if stop or c is None:
+                continue
+            refs, prefs, pairs = set(c[3]), set(c[4]), c[6]
+            extra = extra_refs[(i + rep) % len(extra_refs)]
+            for as_of in ("2026-01-01", "1990-01-01"):
+                for r, p in ((refs, prefs), (refs | set(extra), prefs), (refs, prefs | set(extra[:1]))):
+                    want = _integrity_answer(V._integrity_clean_py, b, r, p, as_of=as_of)
+                    assert _integrity_answer(compiled, b, r, p, as_of=as_of) == want
+                    assert _integrity_answer(compiled, b, r, p, as_of=as_of, pairs=pairs) == \
+                        _integrity_answer(V._integrity_clean_py, b, r, p, as_of=as_of, pairs=pairs)
+                    if type(want) is bool:
+                        answers[want] += 1
+    S._CLEAN.clear()
+    assert min(answers.values()) >= 20, answers
+
+
+@pytest.mark.parametrize("birth,event", [("1950-07-31", "1950-07"), ("1950-12-31", "1950"), ("1950-07-01", "1950-06"),
+                                         ("1950", "1949-12"), ("1950-07", "1950-07-15"), ("1950-07-15", "1950-07-14"),
+                                         ("1950-07-15", "1950-07-15T00:00:00Z"), ("2030", "2031-01"), (None, "1950")])
+def test_integrity_clean_date_precisions_agree(generated_bundles, birth, event):
+    from vistasim.pipeline import stages as S
+
+    compiled = fhirc.compiled_integrity_clean(vars(V))
+    b = copy.deepcopy(generated_bundles[1])
+    S._CLEAN.clear()
+    S.schema_stage({"p": b})
+    c = S._clean_entry(b)
+    S._CLEAN.clear()
+    assert c is not None
+    for e in b["entry"]:
+        r = e["resource"]
+        if r["resourceType"] == "Patient":
+            r.pop("birthDate", None)
+            if birth:
+                r["birthDate"] = birth
+            r["deceasedDateTime"] = event
+        for k in ("onsetDateTime", "recordedDate", "abatementDateTime", "authoredOn", "effectiveDateTime"):
+            if k in r:
+                r[k] = event
+        if isinstance(r.get("period"), dict):
+            r["period"]["start"] = event
+    for as_of in ("2026-01-01", "1950-07-15", "1950-07"):
+        for pairs in (None, c[6]):
+            assert _integrity_answer(compiled, b, c[3], c[4], as_of=as_of, pairs=pairs) == \
+                _integrity_answer(V._integrity_clean_py, b, c[3], c[4], as_of=as_of, pairs=pairs)

@@ -42,6 +42,7 @@ cdef extern from "Python.h":
     PyObject *Py_False
 
 import sys
+from datetime import datetime, timezone
 
 from vistasim.fhir.r4spec import COMPLEX, PRIM, RESOURCE, RESOURCE_TYPES, STRING_PRIMITIVES, TYPES
 
@@ -725,3 +726,142 @@ def clean_rules(ns):
     _COND_CATEGORY_CODES, _EFFECTIVE_KEYS = ns["_COND_CATEGORY_CODES"], ns["_EFFECTIVE_KEYS"]
     g = globals()
     return {rt: g[name] for rt, name in _RULE_NAMES.items()}
+
+
+# --------------------------------------------------------------------------- data_integrity's "clean?" answer
+# validate.integrity_clean compiled: the same code, statement for statement, with validate's helpers
+# (_bounds, _get, _targets) inlined and exact dicts read directly. compiled_integrity_clean() takes
+# validate's namespace for the ICN system and the date paths.
+cdef object _DATE_TOP = None, _DATE_NESTED = None
+cdef object _S_RESOURCE = "resource"
+cdef object _S_ENTRY = "entry"
+cdef object _S_RT = "resourceType"
+cdef object _S_FULLURL = "fullUrl"
+cdef object _S_PATIENT = "Patient"
+cdef object _S_Q = "?"
+
+
+cdef inline object _dget(object o, object k, object default):
+    """``o.get(k, default)`` (o a dict or dict subclass)."""
+    cdef PyObject *p
+    if PyDict_CheckExact(o):
+        p = PyDict_GetItemWithError(<dict>o, k)
+        return <object>p if p is not NULL else default
+    return o.get(k, default)
+
+
+cdef tuple _bounds(object value):
+    """validate._bounds: earliest and latest day a FHIR date/dateTime of any precision may mean."""
+    d = value[:10]
+    n = len(d)
+    if n == 4:
+        return d + "-01-01", d + "-12-31"
+    if n == 7:
+        return d + "-01", d + "-31"
+    return d, d
+
+
+cdef object _get_path(object res, tuple path):
+    """validate._get."""
+    cur = res
+    for p in path:
+        if not isinstance(cur, dict):
+            return None
+        cur = _get(cur, p)
+    return cur
+
+
+cdef dict _targets_of(list resources):
+    """validate._targets."""
+    cdef dict targets = {}
+    for e, res in resources:
+        rt, rid = _dget(res, _S_RT, _S_Q), _get(res, "id")
+        fu = _get(e, _S_FULLURL)
+        if isinstance(fu, str):
+            targets[fu] = rt
+        if rid:
+            targets[f"{rt}/{rid}"] = rt
+    return targets
+
+
+def integrity_clean(bundle, refs, patient_refs, *, as_of=None, pairs=None):
+    """validate.integrity_clean, compiled (same arguments, same answers)."""
+    today = as_of or datetime.now(timezone.utc).date().isoformat()
+    cdef dict full = {}
+    if pairs is None:
+        pairs = [(e, e["resource"]) for e in _get(bundle, _S_ENTRY) or ()
+                 if isinstance(e, dict) and isinstance(_get(e, _S_RESOURCE), dict)]
+    patient = None
+    n_patients = 0
+    for e, res in pairs:
+        rt = _dget(res, _S_RT, _S_Q)
+        fu = _get(e, _S_FULLURL)
+        if isinstance(fu, str):
+            full[fu] = rt
+        if rt == _S_PATIENT:
+            patient = res
+            n_patients += 1
+    if n_patients != 1 or patient is None:
+        return False
+    icn = None
+    for i in _get(patient, "identifier") or ():
+        if isinstance(i, dict) and _get(i, _S_SYSTEM) == _ICN:
+            v = str(_get(i, "value"))
+            if icn is not None and v != icn:
+                return False
+            icn = v
+    targets = None
+    for ref in set(refs).difference(full):
+        if ref.startswith("#"):
+            continue
+        if "/" not in ref:
+            return False
+        if targets is None:
+            targets = _targets_of(pairs if type(pairs) is list else list(pairs))
+        if ref not in targets:
+            return False
+    for ref in set(patient_refs):
+        if ref.startswith("#"):
+            continue
+        if "/" in ref:
+            if targets is None:
+                targets = _targets_of(pairs if type(pairs) is list else list(pairs))
+            kind = targets.get(ref)
+        else:
+            kind = full.get(ref)
+        if kind != _S_PATIENT:
+            return False
+    birth = _get(patient, "birthDate") if isinstance(_get(patient, "birthDate"), str) else None
+    death = _get(patient, "deceasedDateTime") if isinstance(_get(patient, "deceasedDateTime"), str) else None
+    if (birth and _bounds(birth)[0] > today) or (death and _bounds(death)[0] > today):
+        return False
+    if birth and death and _bounds(death)[1] < _bounds(birth)[0]:
+        return False
+    birth_lo = _bounds(birth)[0] if birth else None
+    top, nested = _DATE_TOP, _DATE_NESTED
+    for _, res in pairs:
+        rt = str(_dget(res, _S_RT, _S_Q))
+        for key in _dget(top, rt, ()):
+            tv = _get(res, key)
+            if isinstance(tv, str) and len(tv) >= 4:
+                lo, hi = _bounds(tv) if len(tv) < 10 else (tv[:10], tv[:10])
+                if lo > today or (birth_lo and hi < birth_lo):
+                    return False
+        for dp in _dget(nested, rt, ()):
+            v = _get_path(res, dp)
+            if isinstance(v, str) and len(v) >= 4:
+                lo, hi = _bounds(v)
+                if lo > today or (birth_lo and hi < birth_lo):
+                    return False
+        if rt == "Condition":
+            on, ab = _get(res, "onsetDateTime"), _get(res, "abatementDateTime")
+            if isinstance(on, str) and isinstance(ab, str) and _bounds(ab)[1] < _bounds(on)[0]:
+                return False
+    return True
+
+
+def compiled_integrity_clean(ns):
+    """validate.integrity_clean compiled, reading validate's ICN system and date paths from ``ns``."""
+    global _DATE_TOP, _DATE_NESTED, _ICN
+    _ICN, _DATE_TOP, _DATE_NESTED = ns["_ICN"], ns["_DATE_TOP"], ns["_DATE_NESTED"]
+    return integrity_clean

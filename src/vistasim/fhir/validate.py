@@ -1263,3 +1263,8 @@ def integrity_clean(bundle: dict[str, Any], refs: Iterable[str], patient_refs: I
             if isinstance(on, str) and isinstance(ab, str) and _bounds(ab)[1] < _bounds(on)[0]:
                 return False
     return True
+
+
+_integrity_clean_py = integrity_clean  # the reference the compiled twin is tested against
+if _fhirc is not None:  # the same function compiled
+    integrity_clean = _fhirc.compiled_integrity_clean(globals())
