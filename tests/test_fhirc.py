@@ -379,3 +379,34 @@ def test_integrity_clean_date_precisions_agree(generated_bundles, birth, event):
         for pairs in (None, c[6]):
             assert _integrity_answer(compiled, b, c[3], c[4], as_of=as_of, pairs=pairs) == \
                 _integrity_answer(V._integrity_clean_py, b, c[3], c[4], as_of=as_of, pairs=pairs)
+
+
+_DATE_EXAMPLES = ["2024-02-29", "2023-02-29", "1900-02-29", "2000-02-29", "0000", "0001", "0000-01-01", "1000",
+                  "2024-04-31", "2024-06-30", "2024-00-10", "2024-13", "2024-12-00", "2024-1", "2024-01-1",
+                  "2024-01-15T23:59:60Z", "2024-01-15T24:00:00Z", "2024-01-15T10:00:00+14:00",
+                  "2024-01-15T10:00:00+14:01", "2024-01-15T10:00:00+13:59", "2024-01-15T10:00:00-00:00",
+                  "2024-01-15T10:00:00.Z", "2024-01-15T10:00:00.123456789Z", "2024-01-15T10:00:00.5",
+                  "2024-01-15T10:00:00", "2024-01-15T10:00Z", "2024-01-15T10:60:00Z", "2024-01-15t10:00:00Z",
+                  "2024-01-15T10:00:00z", "2024-01-15 10:00:00Z", "2024-01-15T10:00:00+1400", "2024-01-15T",
+                  "\u0661\u0669\u0664\u0667", "2024-01-15T10:00:00Z ", " 2024", "2024-01-15T10:00:00+05:30x"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.sampled_from(_DATE_EXAMPLES), st.text(alphabet="0123456789-:TZ+. ", max_size=32),
+                 st.builds(lambda d, t: d + t, st.sampled_from(["2024-02-29", "2023-02-28", "1999-12-31"]),
+                           st.text(alphabet="0123456789:TZ+-.", max_size=16))),
+       st.sampled_from([("Observation", "effectiveDateTime"), ("Observation", "issued"), ("Patient", "birthDate")]))
+def test_date_checks_agree(value, where):
+    """date / dateTime / instant: the C matcher against the R4 regex plus the calendar test."""
+    res = copy.deepcopy(next(r for r in _pool() if r["resourceType"] == where[0]))
+    res[where[1]] = value
+    _PAIR.check(res)
+
+
+@pytest.mark.parametrize("value", _DATE_EXAMPLES)
+def test_date_examples_agree(value):
+    for rt, key in (("Observation", "effectiveDateTime"), ("Observation", "issued"), ("Patient", "birthDate"),
+                    ("Condition", "recordedDate")):
+        res = copy.deepcopy(next(r for r in _pool() if r["resourceType"] == rt))
+        res[key] = value
+        _PAIR.check(res)

@@ -64,7 +64,9 @@ cdef enum:
     P_CALL = 8   # the Python check (and the binding, if any): anything without a shortcut
     P_TEXT = 10  # uri/url/canonical/code: printable ASCII without a space (check_text's shortcut), else the check
     P_TEXT_SP = 11  # string/markdown: printable ASCII with a non-space (check_text's shortcut), else the check
-    P_DT = 9     # dateTime: seen set, then the check's own day/time split caches, then the check
+    P_DATE = 9   # date / dateTime / instant: the R4 regex and the calendar test in C (ASCII strings)
+    P_DT = 12
+    P_INSTANT = 13
 
 assert (PRIM, COMPLEX, RESOURCE) == (K_PRIM, K_COMPLEX, K_RESOURCE)
 
@@ -96,8 +98,6 @@ cdef class _El:
     cdef int prim
     cdef object check      # the Python primitive check
     cdef object seen       # set of strings already found valid (P_STR)
-    cdef object days       # P_DT: the dateTime check's caches of valid date halves and time halves
-    cdef object times
     cdef object binding    # frozenset of codes, or None
     cdef object bsystem    # CodeableConcept binding: the codes' system
     cdef _Ty sub           # COMPLEX: the element's type
@@ -385,6 +385,78 @@ cdef bint _printable_ascii(const Py_UCS1 *s, Py_ssize_t n, bint no_space) noexce
     return nonspace
 
 
+cdef inline int _dig2(const Py_UCS1 *s) noexcept:
+    """The two ASCII digits at s as a number, or -1."""
+    if 48 <= s[0] <= 57 and 48 <= s[1] <= 57:
+        return (s[0] - 48) * 10 + (s[1] - 48)
+    return -1
+
+
+cdef bint _date_ok(const Py_UCS1 *s, Py_ssize_t n, int kind) noexcept:
+    """r4spec's date / dateTime / instant regex (fullmatch) and validate._calendar_ok, for ASCII text:
+    YEAR(-MM(-DD(Thh:mm:ss(.f+)?TZ)?)?)? with YEAR 4 digits but 0000, MM 01-12, DD 01-31 and a real
+    day, hh 00-23, mm 00-59, ss 00-60, TZ Z or +/-hh:mm with hh:mm 00:00-13:59 or 14:00. A date stops
+    at the day; an instant needs every part."""
+    cdef int y, m, d, hh, mi, ss, dim
+    cdef Py_ssize_t i
+    if n < 4:
+        return False
+    if _dig2(s) < 0 or _dig2(s + 2) < 0:
+        return False
+    y = _dig2(s) * 100 + _dig2(s + 2)
+    if y == 0:
+        return False
+    if n == 4:
+        return kind != P_INSTANT
+    if n < 7 or s[4] != 45:  # '-'
+        return False
+    m = _dig2(s + 5)
+    if m < 1 or m > 12:
+        return False
+    if n == 7:
+        return kind != P_INSTANT
+    if n < 10 or s[7] != 45:
+        return False
+    d = _dig2(s + 8)
+    if d < 1 or d > 31:
+        return False
+    if m == 2:
+        dim = 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28
+    elif m == 4 or m == 6 or m == 9 or m == 11:
+        dim = 30
+    else:
+        dim = 31
+    if d > dim:
+        return False
+    if n == 10:
+        return kind != P_INSTANT
+    if kind == P_DATE or n < 20 or s[10] != 84:  # 'T'; the shortest time part is Thh:mm:ssZ
+        return False
+    hh = _dig2(s + 11)
+    mi = _dig2(s + 14)
+    ss = _dig2(s + 17)
+    if s[13] != 58 or s[16] != 58 or hh < 0 or hh > 23 or mi < 0 or mi > 59 or ss < 0 or ss > 60:
+        return False
+    i = 19
+    if s[i] == 46:  # '.' and at least one digit
+        i += 1
+        if i >= n or not (48 <= s[i] <= 57):
+            return False
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+        if i >= n:
+            return False
+    if s[i] == 90:  # 'Z'
+        return i + 1 == n
+    if s[i] != 43 and s[i] != 45:  # '+' '-'
+        return False
+    if i + 6 != n or s[i + 3] != 58:
+        return False
+    hh = _dig2(s + i + 1)
+    mi = _dig2(s + i + 4)
+    return (0 <= hh <= 13 and 0 <= mi <= 59) or (hh == 14 and mi == 0)
+
+
 cdef bint _prim(object v, _El e) except -1:
     cdef int p = e.prim
     cdef int overflow = 0
@@ -405,15 +477,10 @@ cdef bint _prim(object v, _El e) except -1:
             if size > 0 and _printable_ascii(PyUnicode_1BYTE_DATA(v), size, p == P_TEXT):
                 return True
         return bool(e.check(v))
-    if p == P_DT:  # validate._make_string_check's check_datetime, up to its call of the full check
-        if PyUnicode_CheckExact(v):
-            if PySet_Contains(e.seen, v):
-                return True
-            size = PyUnicode_GET_LENGTH(v)
-            if size >= 10 and PySet_Contains(e.days, PyUnicode_Substring(v, 0, 10)) and (
-                    size == 10 or PySet_Contains(e.times, PyUnicode_Substring(v, 10, size))):
-                return True
-        return bool(e.check(v))
+    if p == P_DATE or p == P_DT or p == P_INSTANT:  # validate's date checks: regex, then _calendar_ok
+        if PyUnicode_CheckExact(v) and PyUnicode_IS_ASCII(v):
+            return _date_ok(PyUnicode_1BYTE_DATA(v), PyUnicode_GET_LENGTH(v), p)
+        return bool(e.check(v))  # not a str, or not ASCII: the check says no, as the regex would
     if p == P_ID:  # validate._make_string_check's check_id
         if not PyUnicode_CheckExact(v) or not PyUnicode_IS_ASCII(v):
             return False
@@ -465,12 +532,13 @@ def _is_check_text(check):
             and getattr(check, "__qualname__", "").endswith(".check_text"))
 
 
-def _split_caches(check):
-    """The (days, times) sets of validate's dateTime check, when ``check`` is that function."""
-    caches = getattr(check, "split_caches", None)
-    if type(caches) is tuple and len(caches) == 2 and all(type(c) is set for c in caches):
-        return caches
-    return None
+_DATE_KINDS = {"date": (P_DATE, "check"), "dateTime": (P_DT, "check_datetime"), "instant": (P_INSTANT, "check")}
+
+
+def _is_validate_check(check, name):
+    """Is ``check`` validate._make_string_check's closure ``name`` (the regex check or a shortcut of it)?"""
+    return (getattr(check, "__module__", None) == "vistasim.fhir.validate"
+            and getattr(check, "__qualname__", None) == f"_make_string_check.<locals>.{name}")
 
 
 def _guard(fn):
@@ -534,9 +602,8 @@ def build(primitive_checks, seen, invariants, cc_in, refs, prefs, odd):
                         e.prim = P_ID
                     elif es.type in _TEXT_TYPES and _is_check_text(e.check):
                         e.prim = P_TEXT_SP if es.type in ("string", "markdown") else P_TEXT
-                    elif es.type == "dateTime" and _split_caches(e.check) is not None:
-                        e.prim = P_DT
-                        e.days, e.times = _split_caches(e.check)
+                    elif es.type in _DATE_KINDS and _is_validate_check(e.check, _DATE_KINDS[es.type][1]):
+                        e.prim = _DATE_KINDS[es.type][0]
                     else:
                         e.prim = P_STR
                 else:

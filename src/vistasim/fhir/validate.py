@@ -157,7 +157,6 @@ def _make_string_check(t: str) -> Callable[[Any], bool]:
                     times.add(v[10:])
             return True
         _SPLIT_CACHES.extend((days, times))
-        check_datetime.split_caches = (days, times)  # type: ignore[attr-defined]  # read by vistasim._c.fhirc
         return check_datetime
     return check
 
