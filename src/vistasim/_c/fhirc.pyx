@@ -104,7 +104,8 @@ cdef class _El:
     cdef bint pref         # a single subject/patient Reference: collected into prefs
     cdef bint required     # a required element with one JSON key
     cdef int group         # choice group bit index, -1 when not a choice
-    cdef bint odd          # an allowed key not walked (cannot happen for elements; kept for symmetry)
+    cdef bint is_ref_value # Reference.reference: its value is collected when the Reference passes
+    cdef unsigned int guard_bit  # this element's bit in its type's guard mask (0: not a guard key)
 
 
 DEF KEY_SLOTS = 64
@@ -128,7 +129,7 @@ cdef class _Ty:
     cdef tuple multi       # required elements with several JSON keys (choice types): tuples of keys
     cdef object inv        # invariant callable (truthy result: invalid) or None
     cdef bint is_reference
-    cdef tuple guard       # keys that must all be present for the invariant to fire (empty: always call)
+    cdef unsigned int guard_mask  # the invariant can only fire when every key of the mask is present
 
     def __dealloc__(self):
         cdef int i
@@ -162,6 +163,7 @@ cdef class Checker:
     cdef list refs, prefs, odd
     cdef object cc_in
     cdef bint exact        # walk each object's keys before its values (see ok_resource)
+    cdef PyObject *last_ref  # the reference value of the Reference object that passed last (or NULL)
 
     def ok_resource(self, o):
         """True when ``o`` is a valid resource of a type vistasim validates (see the module docstring)."""
@@ -196,6 +198,8 @@ cdef class Checker:
         cdef _El e
         cdef int nreq = 0
         cdef unsigned long long groups = 0, bit
+        cdef unsigned int present = 0
+        cdef PyObject *refv = NULL
         if not PyDict_CheckExact(o):
             return False
         d = <dict>o
@@ -215,6 +219,9 @@ cdef class Checker:
                     if ep == Py_False:
                         continue
                     e = <_El>ep
+                    present |= e.guard_bit
+                    if e.is_ref_value:
+                        refv = vp
                     if e.required:
                         nreq += 1
                     if e.group >= 0:
@@ -256,6 +263,9 @@ cdef class Checker:
                         if groups & bit:
                             return False
                         groups |= bit
+                    present |= e.guard_bit
+                    if e.is_ref_value:
+                        refv = vp
                     if e.kind == K_RESOURCE:
                         raise _Restart()
                     if e.is_list:
@@ -268,15 +278,12 @@ cdef class Checker:
         finally:
             Py_LeaveRecursiveCall()
         if t.is_reference:
-            ep = PyDict_GetItemWithError(d, _REFERENCE)
-            if ep is not NULL:
-                self.refs.append(<object>ep)
-        if t.inv is not None:
-            for k in t.guard:
-                if k not in d:
-                    return True  # the invariant cannot fire without this key (see _GUARDS)
-            if t.inv(d):
-                return False
+            self.last_ref = refv
+            if refv is not NULL:
+                self.refs.append(<object>refv)
+        # the invariant cannot fire without its guard keys (see _GUARDS)
+        if t.inv is not None and (present & t.guard_mask) == t.guard_mask and t.inv(d):
+            return False
         return True
 
     cdef bint _list(self, object v, _El e) except -1:
@@ -303,10 +310,8 @@ cdef class Checker:
                 return False
             if e.binding is not None and not self._cc_in(v, e):
                 return False
-            if e.pref:
-                rp = PyDict_GetItemWithError(<dict>v, _REFERENCE)
-                if rp is not NULL:
-                    self.prefs.append(<object>rp)
+            if e.pref and self.last_ref is not NULL:  # set by the walk of v, a Reference, just now
+                self.prefs.append(<object>self.last_ref)
             return True
         if kind == K_RESOURCE:  # a contained resource: its references are not the outer resource's
             self.odd.append(1)
@@ -567,7 +572,7 @@ def build(primitive_checks, seen, invariants, cc_in, refs, prefs, odd):
         t.name = name
         t.els = {}
         t.inv = invariants.get(name)
-        t.guard = _guard(t.inv)
+        guard = _guard(t.inv)
         t.is_reference = name == "Reference"
         single = {keys[0] for _, keys in spec.required if len(keys) == 1}
         t.multi = tuple(tuple(keys) for _, keys in spec.required if len(keys) > 1)
@@ -590,6 +595,8 @@ def build(primitive_checks, seen, invariants, cc_in, refs, prefs, odd):
             e.required = key in single
             e.group = group_ids[spec.choices[key]] if key in spec.choices else -1
             e.pref = _patient_ref(key, es)
+            e.is_ref_value = name == "Reference" and key == "reference"
+            e.guard_bit = (1 << guard.index(key)) if key in guard else 0
             e.sub = tys[es.type] if es.kind == COMPLEX else None
             if es.kind == PRIM:
                 e.check = primitive_checks[es.type]
@@ -609,6 +616,9 @@ def build(primitive_checks, seen, invariants, cc_in, refs, prefs, odd):
                 else:
                     e.prim = _NUMBER_KINDS[es.type] if es.binding is None else P_CALL
             t.els[sys.intern(key)] = e
+        if any(k not in spec.elements for k in guard):
+            raise ValueError(f"fhirc.build: {name}'s invariant guard names a key that is not an element")
+        t.guard_mask = (1 << len(guard)) - 1
         t.n_required = sum(1 for k in single if k in spec.elements)
         if t.n_required != len(single):
             raise ValueError(f"fhirc.build: {name} requires a key that is not an element")
@@ -659,6 +669,16 @@ cdef object _status_code(object cc):
             if isinstance(c, dict) and _get(c, _S_CODE):
                 return c[_S_CODE]
     return None
+
+
+cdef bint _keys_disjoint(object o, object keys) except -1:
+    """``o.keys().isdisjoint(keys)`` (keys a frozenset): for an exact dict, one lookup per key."""
+    if PyDict_CheckExact(o) and type(keys) is frozenset:
+        for k in keys:
+            if k in <dict>o:
+                return False
+        return True
+    return o.keys().isdisjoint(keys)
 
 
 def _ok_patient(o):
@@ -732,7 +752,7 @@ def _ok_observation(o):
         return True
     if not _coded_in(_get(o, _S_CODE), _LOINC_SET):
         return False
-    if o.keys().isdisjoint(_EFFECTIVE_KEYS) and not any(k.startswith("effective") for k in o):
+    if _keys_disjoint(o, _EFFECTIVE_KEYS) and not any(k.startswith("effective") for k in o):
         return False
     q = _get(o, "valueQuantity")
     if type(q) is dict and not (_get(q, _S_SYSTEM) == _UCUM and _S_CODE in q):
