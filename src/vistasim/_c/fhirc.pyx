@@ -1,20 +1,27 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""The FHIR R4 schema predicate in C: the compiled twin of :func:`vistasim.fhir._fastcheck.build`.
+"""The FHIR R4 schema predicate, and the data-mode "clean?" predicates, in C (Cython).
 
-:func:`build` takes the validator's primitive checks, seen-value sets, invariants, ``_cc_in`` and the
-three collection lists, and returns ``ok_resource(resource) -> bool`` with the verdict of the generated
-Python predicates (and of ``validate._ok_resource``, the table walk both are checked against) for every
-input, and the same side effects when the verdict is True: every passed ``Reference.reference`` appended
-to ``refs``, those of single ``subject``/``patient`` References to ``prefs``, a marker in ``odd`` for
-content that is not walked (contained resources, opaque types, ``_x`` primitive-extension keys).
+:func:`build` is the compiled twin of :func:`vistasim.fhir._fastcheck.build`: it takes the validator's
+primitive checks, seen-value sets, invariants, ``_cc_in`` and the three collection lists, and returns
+``ok_resource(resource) -> bool`` with the verdict of the generated Python predicates (and of
+``validate._ok_resource``, the table walk both are tested against) and the same side effects when the
+verdict is True: every passed ``Reference.reference`` appended to ``refs``, those of single
+``subject``/``patient`` References to ``prefs``, a marker in ``odd`` for content that is not walked
+(contained resources, opaque types, ``_x`` primitive-extension keys).
 
-It walks per-type tables compiled once from :mod:`vistasim.fhir.r4spec`: per element a kind switch;
-string primitives cost a seen-set lookup and, on a miss, a call of the Python check (which fills the
-set, so both paths share one cache); boolean/decimal/integer/unsignedInt/positiveInt and ``id`` are
-checked inline with the Python checks' exact rules; bound codes are one set lookup (every bound code is
-checked valid for its primitive when the tables are built); CodeableConcept bindings run ``_cc_in``'s
-loop inline; invariants call the same Python functions. No JSON memo: a C walk of a CodeableConcept
-costs less than serialising it.
+It walks per-type tables compiled once from :mod:`vistasim.fhir.r4spec`, one pass over each object
+(keys and values together; see :meth:`Checker.ok_resource` for the exact-order rerun), per element a
+kind switch. Primitives: validate's string-method shortcuts (printable ASCII for string/uri/code...),
+the R4 date/dateTime/instant regexes with the calendar test, ``id`` and the number types are decided in
+C with the Python checks' exact rules; anything else (and every string the shortcuts do not accept)
+goes to the seen set and then the Python check, which fills it. Bound codes are one set lookup (every
+bound code is checked valid when the tables are built); CodeableConcept bindings run ``_cc_in``'s loop
+inline; invariants call the same Python functions, skipped when the keys they need are absent. No
+JSON memo: a C walk of a CodeableConcept costs less than serialising it.
+
+:func:`clean_rules` and :func:`compiled_integrity_clean` give validate's ``_CLEAN_RULES`` predicates and
+``integrity_clean`` compiled: the same code, statement for statement. Edit them together with
+validate's; ``tests/test_fhirc.py`` compares both on generated, mutated and hypothesis-made input.
 """
 
 from cpython.dict cimport PyDict_Next, PyDict_GetItemWithError, PyDict_Size
@@ -22,7 +29,7 @@ from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.object cimport PyObject, PyObject_RichCompareBool, Py_EQ
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_Substring
+from cpython.unicode cimport PyUnicode_GET_LENGTH
 from libc.math cimport isfinite
 
 cdef extern from "Python.h":
@@ -53,24 +60,26 @@ cdef enum:
     K_OPAQUE = 3
 
 cdef enum:
-    P_STR = 0    # seen set, then the Python check
-    P_BOUND = 1  # a bound code: the binding set answers (every code in it is a valid code)
-    P_ID = 2     # [A-Za-z0-9\-\.]{1,64}, inline
+    P_STR = 0       # seen set, then the Python check
+    P_BOUND = 1     # a bound code: the binding set answers (every code in it is a valid code)
+    P_ID = 2        # [A-Za-z0-9\-\.]{1,64}, inline (validate's check_id)
     P_BOOL = 3
     P_DEC = 4
     P_INT = 5
     P_UINT = 6
     P_POS = 7
-    P_CALL = 8   # the Python check (and the binding, if any): anything without a shortcut
-    P_TEXT = 10  # uri/url/canonical/code: printable ASCII without a space (check_text's shortcut), else the check
-    P_TEXT_SP = 11  # string/markdown: printable ASCII with a non-space (check_text's shortcut), else the check
-    P_DATE = 9   # date / dateTime / instant: the R4 regex and the calendar test in C (ASCII strings)
-    P_DT = 12
-    P_INSTANT = 13
+    P_CALL = 8      # the Python check (and the binding, if any): anything without a shortcut
+    P_DATE = 9      # date, dateTime, instant: the R4 regex and the calendar test in C (ASCII strings)
+    P_DT = 10
+    P_INSTANT = 11
+    P_TEXT = 12     # uri/url/canonical/code: printable ASCII without a space (check_text's shortcut), else the check
+    P_TEXT_SP = 13  # string/markdown: printable ASCII with a non-space (check_text's shortcut), else the check
+
+cdef enum:
+    KEY_SLOTS = 64  # per type: the key identity cache (a power of two)
 
 assert (PRIM, COMPLEX, RESOURCE) == (K_PRIM, K_COMPLEX, K_RESOURCE)
 
-cdef object _REFERENCE = "reference"
 cdef object _CODING = "coding"
 cdef object _SYSTEM = "system"
 cdef object _CODE = "code"
@@ -106,9 +115,6 @@ cdef class _El:
     cdef int group         # choice group bit index, -1 when not a choice
     cdef bint is_ref_value # Reference.reference: its value is collected when the Reference passes
     cdef unsigned int guard_bit  # this element's bit in its type's guard mask (0: not a guard key)
-
-
-DEF KEY_SLOTS = 64
 
 
 cdef class _Ty:
@@ -531,12 +537,6 @@ _GUARDS = {"_inv_observation": ("dataAbsentReason",), "_inv_simple_quantity": ("
 _TEXT_TYPES = frozenset({"string", "markdown", "uri", "url", "canonical", "code"})
 
 
-def _is_check_text(check):
-    """Is ``check`` validate's check_text (printable ASCII shortcut before the seen set and the regex)?"""
-    return (getattr(check, "__module__", None) == "vistasim.fhir.validate"
-            and getattr(check, "__qualname__", "").endswith(".check_text"))
-
-
 _DATE_KINDS = {"date": (P_DATE, "check"), "dateTime": (P_DT, "check_datetime"), "instant": (P_INSTANT, "check")}
 
 
@@ -607,7 +607,7 @@ def build(primitive_checks, seen, invariants, cc_in, refs, prefs, odd):
                         e.prim = P_BOUND if all(e.check(c) for c in es.binding) else P_CALL
                     elif es.type == "id":
                         e.prim = P_ID
-                    elif es.type in _TEXT_TYPES and _is_check_text(e.check):
+                    elif es.type in _TEXT_TYPES and _is_validate_check(e.check, "check_text"):
                         e.prim = P_TEXT_SP if es.type in ("string", "markdown") else P_TEXT
                     elif es.type in _DATE_KINDS and _is_validate_check(e.check, _DATE_KINDS[es.type][1]):
                         e.prim = _DATE_KINDS[es.type][0]
