@@ -14,6 +14,7 @@ except ImportError:  # a build without the declared build requirements: pure Pyt
 
 # module name -> its .pyx source (one line per accelerator)
 ACCELERATORS: dict[str, str] = {
+    "vistasim._c.fhirc": "src/vistasim/_c/fhirc.pyx",
     "vistasim._c.uuid5": "src/vistasim/_c/uuid5.pyx",
 }
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from vistasim import _accel
 from vistasim.fhir import _fastcheck, r4spec
 from vistasim.fhir.r4spec import COMPILED_PATTERNS, COMPLEX, PRIM, RESOURCE, TYPES, TypeSpec
 
@@ -510,8 +511,10 @@ def _condition_fails(o: dict) -> bool:
 
 
 _fast_invariants: dict[str, Any] = {**_INVARIANTS, "Condition": _condition_fails}
-_generated_ok = _fastcheck.build(PRIMITIVE_CHECKS, _SEEN, _fast_invariants, _cc_in,
-                                 _REFS, _PREFS, _ODD)
+# the compiled twin of the generated predicates (vistasim._c.fhirc) when it is built and not switched off
+_fhirc = _accel.load("fhirc")
+_generated_ok = (_fhirc or _fastcheck).build(PRIMITIVE_CHECKS, _SEEN, _fast_invariants, _cc_in,
+                                             _REFS, _PREFS, _ODD)
 
 
 # --------------------------------------------------------------------------- business rules
@@ -1137,6 +1140,8 @@ def _ok_flag(o: dict[str, Any]) -> bool:
 _CLEAN_RULES = {"Patient": _ok_patient, "Condition": _ok_condition, "AllergyIntolerance": _ok_allergy,
                 "MedicationRequest": _ok_medication, "Observation": _ok_observation,
                 "Encounter": _ok_encounter, "ServiceRequest": _ok_service_request, "Flag": _ok_flag}
+if _fhirc is not None:  # the same predicates compiled (None when they no longer match these)
+    _CLEAN_RULES = _fhirc.clean_rules(globals()) or _CLEAN_RULES
 
 
 def business_clean(obj: dict[str, Any]) -> bool:
@@ -1257,3 +1262,8 @@ def integrity_clean(bundle: dict[str, Any], refs: Iterable[str], patient_refs: I
             if isinstance(on, str) and isinstance(ab, str) and _bounds(ab)[1] < _bounds(on)[0]:
                 return False
     return True
+
+
+_integrity_clean_py = integrity_clean  # the reference the compiled twin is tested against
+if _fhirc is not None:  # the same function compiled
+    integrity_clean = _fhirc.compiled_integrity_clean(globals())
