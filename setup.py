@@ -13,7 +13,9 @@ except ImportError:  # a build without the declared build requirements: pure Pyt
     cythonize = None
 
 # module name -> its .pyx source (one line per accelerator)
-ACCELERATORS: dict[str, str] = {}
+ACCELERATORS: dict[str, str] = {
+    "vistasim._c.zwrc": "src/vistasim/_c/zwrc.pyx",
+}
 
 extensions = [Extension(name, [src], optional=True) for name, src in ACCELERATORS.items()]
 setup(ext_modules=cythonize(extensions, language_level=3, quiet=True) if cythonize and extensions else [])
