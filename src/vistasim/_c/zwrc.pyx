@@ -20,6 +20,8 @@ cdef extern from "Python.h":
     Py_UCS4 PyUnicode_READ(int kind, void* data, Py_ssize_t i) nogil
     Py_ssize_t PyUnicode_FindChar(object s, Py_UCS4 ch, Py_ssize_t start, Py_ssize_t end, int direction) except -2
     str PyUnicode_Substring(object s, Py_ssize_t start, Py_ssize_t end)
+    Py_ssize_t PyUnicode_GET_LENGTH(object s)
+    Py_UCS4 PyUnicode_READ_CHAR(object s, Py_ssize_t i)
 
 
 cdef inline bint _is_text(Py_UCS4 c) noexcept:
@@ -104,6 +106,53 @@ cdef bint _pnum(str t, Py_ssize_t a, Py_ssize_t b):
     return b - dot >= 2 and t[b - 1] != u"0"  # \.[0-9]*[1-9]
 
 
+cdef class Sink:
+    """``_StationReader._decoder_of``'s closure for one data file when streaming: ``sink(IEN, nodes)`` checks
+    the IEN order (``restart`` when it is not increasing), marks decoding started, decodes and keeps the
+    entry; a decoding error raises ``restart`` (for the PATIENT file only InputError does, as there)."""
+
+    cdef object reader, last_ien, number, last, decoder, resolver, where, restart, station
+    cdef dict patients
+    cdef list items
+    cdef bint patient_file
+    cdef tuple caught
+
+    def __init__(self, reader, dict last_ien, str number, decoder, resolver, where, restart, caught,
+                 dict patients=None, list items=None, station=None):
+        self.reader = reader
+        self.last_ien = last_ien
+        self.number = number
+        self.last = last_ien.get(number, 0)
+        self.decoder = decoder
+        self.resolver = resolver
+        self.where = where
+        self.restart = restart
+        self.caught = caught
+        self.patients = patients
+        self.items = items
+        self.station = station
+        self.patient_file = patients is not None
+
+    cdef int feed(self, ien, dict nodes) except -1:
+        if ien <= self.last:
+            raise self.restart()
+        self.last = ien
+        self.last_ien[self.number] = ien
+        self.reader.decoding_started = True
+        try:
+            if self.patient_file:
+                rec = self.decoder(self.station, ien, nodes, self.resolver, f"{self.where}: patient {ien}")
+                self.patients[ien] = rec
+            else:
+                self.items.append(self.decoder(ien, nodes, self.resolver, self.where))
+        except self.caught:
+            raise self.restart() from None
+        return 0
+
+    def __call__(self, ien, dict nodes):
+        self.feed(ien, nodes)
+
+
 cdef class Grouper:
     """The grouping state of one ``_entries_fast`` pass over a data file (see the module docstring).
 
@@ -126,6 +175,7 @@ cdef class Grouper:
     cdef Py_ssize_t rlen
     cdef object fnum
     cdef object own
+    cdef Sink sink
     cdef object pattern
     cdef bint patient_file
     cdef dict name_index
@@ -137,6 +187,7 @@ cdef class Grouper:
         self.rlen = len(root)
         self.fnum = fnum
         self.own = own
+        self.sink = own if isinstance(own, Sink) else None
         self.pattern = pattern
         self.patient_file = fnum == "2"
         self.name_index = name_index
@@ -154,7 +205,10 @@ cdef class Grouper:
     cdef inline bint _finish(self):
         """Hand the current entry on: to ``own``, or to ``out`` (True: the caller must yield it)."""
         if self.own is not None and self.cur_s is not None:
-            self.own(self.cur_key[1], self.cur)
+            if self.sink is not None:
+                self.sink.feed((<tuple>self.cur_key)[1], self.cur)
+            else:
+                self.own(self.cur_key[1], self.cur)
             return False
         self.out = (self.cur_key, self.cur, self.is_ptr)
         return True
@@ -416,3 +470,302 @@ cdef class Grouper:
             if PyUnicode_READ(kind, data, a + j) != PyUnicode_READ(k2, d2, j):
                 return False
         return True
+
+
+# --------------------------------------------------------------------------- decoders
+#
+# Twins of the decoders of vistasim.vista.globals (``decode_patient``, ``_problem``, ``_allergy``, ``_vital``,
+# ``_prescription``, ``_visit``, ``_order``): the same dataclasses from the same nodes, fields evaluated in the
+# same order with the same Python conversions (int(), float(), fm_to_iso, the resolver), so the first bad
+# field raises the same exception with the same message. Pieces are cut in C instead of split lists.
+
+from cpython.number cimport PyNumber_Long
+from cpython.float cimport PyFloat_FromString
+
+from vistasim.errors import InputError
+from vistasim.model import Address, Allergy, Order, PatientRecord, Prescription, Problem, Visit, Vital
+from vistasim.vista import layout as _L
+from vistasim.vista.fileman import _FM_CACHE, fm_to_iso
+
+cdef dict _FMC = _FM_CACHE  # fileman's memo, cleared in place when it grows
+cdef dict _RX_STATUS_NAME = _L.RX_STATUS_NAME
+cdef dict _KIND_BY_GROUP = _L.KIND_BY_GROUP
+cdef dict _ORDER_STATUS_WORD = _L.ORDER_STATUS_WORD
+cdef object _SIGNED = _L.ORDER_SIGNED[True]
+cdef str _EMPTY = ""
+
+DEF MAXP = 24
+
+_ns: dict = {}
+exec("def unpack2(t):\n    a, b = t\n    return a, b\n\ndef unpack3(t):\n    a, b, c = t\n    return a, b, c\n", _ns)
+cdef object _py_unpack2 = _ns["unpack2"]  # any odd key: Python's own unpacking and its error
+cdef object _py_unpack3 = _ns["unpack3"]
+
+
+cdef inline tuple _three(object t):
+    if type(t) is tuple and len(<tuple>t) == 3:
+        return <tuple>t
+    return _py_unpack3(t)
+
+
+cdef inline tuple _two(object t):
+    if type(t) is tuple and len(<tuple>t) == 2:
+        return <tuple>t
+    return _py_unpack2(t)
+
+
+cdef struct Cuts:
+    Py_ssize_t s[MAXP]
+    Py_ssize_t e[MAXP]
+
+
+cdef inline void _cut(str v, int n, Cuts* c) noexcept:
+    """The first ``n`` ``^``-pieces of ``v`` (missing ones empty: ``s == e``), as ``(v + "^" * k).split("^")``."""
+    cdef Py_ssize_t length = PyUnicode_GET_LENGTH(v), pos = 0, q
+    cdef int i
+    for i in range(n):
+        if pos > length:
+            c.s[i] = c.e[i] = 0
+            continue
+        q = PyUnicode_FindChar(v, 94, pos, length, 1)
+        if q < 0:
+            q = length
+        c.s[i] = pos
+        c.e[i] = q
+        pos = q + 1
+
+
+cdef inline str _p(str v, Cuts* c, int i):
+    if c.s[i] == c.e[i]:
+        return _EMPTY
+    if c.s[i] == 0 and c.e[i] == PyUnicode_GET_LENGTH(v):
+        return v
+    return PyUnicode_Substring(v, c.s[i], c.e[i])
+
+
+cdef inline str _piece(str v, int n):
+    """``globals._piece(v, n)``: piece ``n`` (1-based) or ""."""
+    cdef Cuts c
+    _cut(v, n, &c)
+    return _p(v, &c, n - 1)
+
+
+cdef inline str _node(dict n, str key):
+    cdef PyObject* v = PyDict_GetItem(n, key)
+    return _EMPTY if v is NULL else <str><object>v
+
+
+cdef inline object _int(str s):
+    """``int(s)``: plain ASCII digits in C, anything else through Python's int (same value or error)."""
+    cdef Py_ssize_t k, length = PyUnicode_GET_LENGTH(s)
+    cdef long long x = 0
+    cdef Py_UCS4 ch
+    if 0 < length <= 18:
+        for k in range(length):
+            ch = PyUnicode_READ_CHAR(s, k)
+            if not (48 <= ch <= 57):
+                return PyNumber_Long(s)
+            x = x * 10 + (<long long>ch - 48)
+        return PyLong_FromLongLong(x)
+    return PyNumber_Long(s)
+
+
+cdef inline object _iso(str fm):
+    """``(_FMC.get(fm) or fm_to_iso(fm))`` for a non-empty ``fm``."""
+    cdef PyObject* v = PyDict_GetItem(_FMC, fm)
+    if v is not NULL and PyUnicode_GET_LENGTH(<object>v):
+        return <object>v
+    return fm_to_iso(fm)
+
+
+cdef inline object _odate(str fm):
+    return _iso(fm) if PyUnicode_GET_LENGTH(fm) else None
+
+
+cdef inline object _named(dict names, str number, object ptr, str text, object where):
+    """``ptr.names[number].get(text)``, else ``ptr.name(number, text, where)``."""
+    cdef PyObject* memo = PyDict_GetItem(names, number)
+    cdef PyObject* v
+    if memo is NULL:
+        memo_o = names[number]  # KeyError as the Python decoders raise it
+        v = PyDict_GetItem(memo_o, text)
+    else:
+        v = PyDict_GetItem(<dict><object>memo, text)
+    if v is not NULL and <object>v is not None:
+        return <object>v
+    return ptr.name(number, text, where)
+
+
+cdef str _wp(dict n, str prefix, str key0, str key1):
+    """``globals._wp``: word-processing text under ``prefix`` (``key0``/``key1`` are prefix+"0"/"1,0")."""
+    cdef PyObject* header = PyDict_GetItem(n, key0)
+    if header is NULL:
+        return _EMPTY
+    count = _piece(<str><object>header, 3)
+    if count == "1":
+        return _node(n, key1)
+    return "".join([_node(n, f"{prefix}{i},0") for i in range(1, PyNumber_Long(count or 0) + 1)])
+
+
+def vital(ien, dict n, ptr, where):
+    cdef Cuts c
+    cdef str z = _node(n, "0")
+    _cut(z, 8, &c)
+    dfn = _int(_p(z, &c, 1))
+    cdef str taken = _p(z, &c, 0)
+    t = _iso(taken) if PyUnicode_GET_LENGTH(taken) else _EMPTY
+    vtype = _named(ptr.names, "120.51", ptr, _p(z, &c, 2), where)
+    return dfn, Vital(ien, t, vtype, _p(z, &c, 7))
+
+
+def visit(ien, dict n, ptr, where):
+    cdef Cuts c
+    cdef str z = _node(n, "0")
+    _cut(z, 22, &c)
+    dfn = _int(_p(z, &c, 4))
+    cdef str when = _p(z, &c, 0)
+    w = _iso(when) if PyUnicode_GET_LENGTH(when) else _EMPTY
+    location = _named(ptr.names, "44", ptr, _p(z, &c, 21), where)
+    return dfn, Visit(ien, w, location, _p(z, &c, 2), _p(z, &c, 6))
+
+
+def order(ien, dict n, ptr, where):
+    cdef Cuts c
+    cdef str z = _node(n, "0")
+    _cut(z, 11, &c)
+    dfn = _p(z, &c, 1).partition(";")[0]
+    names = ptr.names
+    group = _named(names, "100.98", ptr, _p(z, &c, 10), where)
+    cdef PyObject* item = PyDict_GetItem(n, ".1,1,0")
+    code = system = None
+    if item is not NULL:
+        code, system = _two(ptr.key("101.43", <object>item, where))
+    status_name = _named(names, "100.01", ptr, _piece(_node(n, "3"), 3), where)
+    signed = _piece(_node(n, "8,1,0"), 4)
+    entered = _p(z, &c, 6)
+    d = PyNumber_Long(dfn)
+    text = _wp(n, "8,1,.1,", "8,1,.1,0", "8,1,.1,1,0")
+    kind = _KIND_BY_GROUP.get(group, group)
+    status = _ORDER_STATUS_WORD.get(status_name, status_name)
+    return d, Order(ien, text, kind, status, signed == _SIGNED, _odate(entered), code, system)
+
+
+def problem(ien, dict n, ptr, where):
+    cdef Cuts c
+    cdef str z = _node(n, "0")
+    _cut(z, 13, &c)
+    code, system = _two(ptr.key("80", _p(z, &c, 0), where))
+    cdef PyObject* r = PyDict_GetItem(n, "1")
+    resolved = None
+    if r is not NULL:
+        resolved = _piece(<str><object>r, 7)
+    dfn = _int(_p(z, &c, 1))
+    description = _named(ptr.names, "9999999.27", ptr, _p(z, &c, 4), where)
+    cdef PyObject* snomed = PyDict_GetItem(n, "800")
+    return dfn, Problem(
+        ien, code, system, description, None if snomed is NULL else <object>snomed, _p(z, &c, 11),
+        _odate(_p(z, &c, 7)), _odate(_p(z, &c, 12)), _odate(resolved) if resolved is not None else None,
+    )
+
+
+def allergy(ien, dict n, ptr, where):
+    cdef Cuts c
+    cdef str z = _node(n, "0")
+    _cut(z, 20, &c)
+    code = system = None
+    cdef str reactant = _p(z, &c, 2)
+    if PyUnicode_GET_LENGTH(reactant):
+        ien_s = reactant.partition(";")[0]
+        _name, code, system = _three(ptr.key("120.82", ien_s, where))
+    count = _piece(_node(n, "10,0"), 4)
+    reactions = [_piece(_node(n, f"10,{i},0"), 2) for i in range(1, PyNumber_Long(count) + 1)] if count else []
+    cdef str orig = _p(z, &c, 3)
+    d = _int(_p(z, &c, 0))
+    return d, Allergy(
+        ien, _p(z, &c, 1), _p(z, &c, 19), _p(z, &c, 13), _p(z, &c, 15) == "1", _odate(orig), code, system,
+        "entered-in-error" if _piece(_node(n, '"ER"'), 1) == "1" else "active", reactions,
+    )
+
+
+def prescription(ien, dict n, ptr, where):
+    cdef Cuts c
+    cdef str z = _node(n, "0")
+    _cut(z, 13, &c)
+    cdef str drug = _p(z, &c, 5)
+    if PyUnicode_GET_LENGTH(drug):
+        name, rxnorm = _two(ptr.key("50", drug, where))
+    else:
+        name, rxnorm = "", None
+    cdef PyObject* sta_p = PyDict_GetItem(n, '"STA"')
+    sta = "0" if sta_p is NULL else <object>sta_p
+    status = _RX_STATUS_NAME.get(sta)
+    if status is None:
+        raise InputError(f"{where}: prescription {ien} has status code {sta!r}, not one VistA defines; fix the export")
+    d = _int(_p(z, &c, 1))
+    cdef str qty = _p(z, &c, 6)
+    q = PyFloat_FromString(qty) if PyUnicode_GET_LENGTH(qty) else 0.0
+    days = _int(_p(z, &c, 7) or "0")
+    refills = _int(_p(z, &c, 8) or "0")
+    issued = _odate(_p(z, &c, 12))
+    return d, Prescription(
+        ien, _p(z, &c, 0), name, rxnorm, q, days, refills, issued, status, _p(z, &c, 10),
+        _wp(n, '"SIG1",', '"SIG1",0', '"SIG1",1,0'),
+    )
+
+
+cdef inline object _date(str fm):
+    """``globals._date``: "" -> None, else through the memo."""
+    if not PyUnicode_GET_LENGTH(fm):
+        return None
+    cdef PyObject* v = PyDict_GetItem(_FMC, fm)
+    return <object>v if v is not NULL and <object>v is not None else fm_to_iso(fm)
+
+
+def decode_patient(station, dfn, dict n, ptr, where):
+    """^DPT(DFN,...) nodes -> PatientRecord (clinical lists empty), as ``globals.decode_patient``."""
+    cdef Cuts cz, ca, cm, cs
+    cdef str z = _node(n, "0")
+    cdef str a = _node(n, ".11")
+    cdef PyObject* sc = PyDict_GetItem(n, ".3")
+    cdef str mil = _node(n, ".32")
+    cdef str mpi = _node(n, '"MPI"')
+    _cut(z, 9, &cz)
+    _cut(a, 6, &ca)
+    _cut(mil, 7, &cm)
+    cdef PyObject* race_p = PyDict_GetItem(n, ".02,1,0")
+    cdef PyObject* eth_p = PyDict_GetItem(n, ".06,1,0")
+    cdef str a4 = _p(a, &ca, 4)
+    state = ptr.key("5", a4, where) if PyUnicode_GET_LENGTH(a4) else ""
+    names = ptr.names
+    dob = _date(_p(z, &cz, 2))
+    marital = _named(names, "11", ptr, _p(z, &cz, 4), where)
+    race = ptr.name("10", <object>race_p, where) if race_p is not NULL and <object>race_p else ""
+    eth = ptr.name("10.2", <object>eth_p, where) if eth_p is not NULL and <object>eth_p else ""
+    cdef str pct
+    if sc is NULL:
+        connected, percent = False, None
+    else:
+        _cut(<str><object>sc, 2, &cs)
+        connected = _p(<str><object>sc, &cs, 0) == "Y"
+        pct = _p(<str><object>sc, &cs, 1)
+        percent = PyNumber_Long(pct) if PyUnicode_GET_LENGTH(pct) else None
+    period = _named(names, "21", ptr, _p(mil, &cm, 2), where)
+    branch = _named(names, "23", ptr, _p(mil, &cm, 4), where)
+    return PatientRecord(
+        station, dfn, _p(z, &cz, 0), _p(z, &cz, 1), dob, _p(z, &cz, 8), _piece(mpi, 1), _piece(mpi, 2),
+        marital, race, eth,
+        Address(_p(a, &ca, 0), _p(a, &ca, 1), _p(a, &ca, 2), _p(a, &ca, 3), state, _p(a, &ca, 5)),
+        _piece(_node(n, ".13"), 1), connected, percent, period, branch,
+        _date(_p(mil, &cm, 5)), _date(_p(mil, &cm, 6)), _date(_piece(_node(n, ".35"), 1)),
+    )
+
+
+#: file number -> compiled decoder (the files not listed keep their Python decoder)
+DECODERS = {
+    "9000011": problem,
+    "120.8": allergy,
+    "120.5": vital,
+    "52": prescription,
+    "9000010": visit,
+    "100": order,
+}

@@ -680,6 +680,12 @@ class _StationReader:
         order check, decoding and errors (any decoding error restarts the read, buffered)."""
         last_ien = self.last_ien
         resolver = self.resolver
+        if _ZWRC is not None:  # the same closure, compiled (called by the compiled grouper directly)
+            if number == "2":
+                return _ZWRC.Sink(self, last_ien, number, decode_patient, resolver, where, _Restart, (InputError,),
+                                  patients=self.patients, station=self.station)
+            return _ZWRC.Sink(self, last_ien, number, DECODERS[number][0], resolver, where, _Restart,
+                              (InputError, ValueError, TypeError), items=self.items[number])
         if number == "2":
             patients, station = self.patients, self.station
 
@@ -787,13 +793,13 @@ class _StationReader:
                             continue
                 else:
                     stop = text.find(xline, pos) + 1 or end  # up to the next index line
-                k = text.count("\n", pos, stop)
-                nodes += k
                 g.line_no = line_no
                 p = scan(text, pos, stop)
                 while p >= 0:
                     yield g.out
                     p = scan(text, p, stop)
+                k = g.line_no - line_no  # the piece's lines: scan counts them (each ends in a newline)
+                nodes += k
                 pos = stop
                 line_no += k
             self.nodes += nodes + g.nodes
