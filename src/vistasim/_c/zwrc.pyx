@@ -22,6 +22,7 @@ cdef extern from "Python.h":
     str PyUnicode_Substring(object s, Py_ssize_t start, Py_ssize_t end)
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
     Py_UCS4 PyUnicode_READ_CHAR(object s, Py_ssize_t i)
+    object PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
 
 
 cdef inline bint _is_text(Py_UCS4 c) noexcept:
@@ -106,6 +107,55 @@ cdef bint _pnum(str t, Py_ssize_t a, Py_ssize_t b):
     return b - dot >= 2 and t[b - 1] != u"0"  # \.[0-9]*[1-9]
 
 
+def numeric_index_run(str text, Py_ssize_t pos, Py_ssize_t stop, str prefix):
+    """``station._numeric_index_run(text[pos:stop], prefix, k)`` in one pass: the number of lines when each
+    line of ``text[pos:stop]`` is ``prefix``, positive canonic integers of at most 18 digits joined by single
+    commas, then ``)=""`` and a newline; -1 otherwise (the general handling takes the run)."""
+    cdef Py_ssize_t plen = PyUnicode_GET_LENGTH(prefix), i, j, nd, k = 0
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
+    cdef int pkind = PyUnicode_KIND(prefix)
+    cdef void* pdata = PyUnicode_DATA(prefix)
+    cdef Py_UCS4 c
+    if pos >= stop or stop > PyUnicode_GET_LENGTH(text):
+        return -1
+    while pos < stop:
+        if stop - pos < plen + 6:
+            return -1
+        for j in range(plen):
+            if PyUnicode_READ(kind, data, pos + j) != PyUnicode_READ(pkind, pdata, j):
+                return -1
+        i = pos + plen
+        while True:
+            c = PyUnicode_READ(kind, data, i)
+            if not (49 <= c <= 57):
+                return -1
+            nd = 1
+            i += 1
+            while i < stop:
+                c = PyUnicode_READ(kind, data, i)
+                if not (48 <= c <= 57):
+                    break
+                nd += 1
+                i += 1
+            if nd > 18 or i >= stop:
+                return -1
+            if c == 44:  # ','
+                i += 1
+                if i >= stop:
+                    return -1
+                continue
+            break
+        # ')=""' then the newline
+        if i + 5 > stop or c != 41 or PyUnicode_READ(kind, data, i + 1) != 61 \
+                or PyUnicode_READ(kind, data, i + 2) != 34 or PyUnicode_READ(kind, data, i + 3) != 34 \
+                or PyUnicode_READ(kind, data, i + 4) != 10:
+            return -1
+        pos = i + 5
+        k += 1
+    return k
+
+
 cdef class Sink:
     """``_StationReader._decoder_of``'s closure for one data file when streaming: ``sink(IEN, nodes)`` checks
     the IEN order (``restart`` when it is not increasing), marks decoding started, decodes and keeps the
@@ -181,6 +231,8 @@ cdef class Grouper:
     cdef dict name_index
     cdef object b_xtail
     cdef object other
+    cdef list tails
+    cdef Py_ssize_t tail_hint
 
     def __init__(self, str root, str fnum, own, pattern, dict name_index, b_xtail, other):
         self.root = root
@@ -201,6 +253,8 @@ cdef class Grouper:
         self.nodes = 0
         self.index = 0
         self.line_no = 0
+        self.tails = []
+        self.tail_hint = 0
 
     cdef inline bint _finish(self):
         """Hand the current entry on: to ``own``, or to ``out`` (True: the caller must yield it)."""
@@ -442,7 +496,7 @@ cdef class Grouper:
                             self.cur_key = (self.fnum, PyLong_FromLongLong(ien))
                             self.cur = {}
                             self.is_ptr = False
-                        PyDict_SetItem(self.cur, PyUnicode_Substring(text, t0, t1), PyUnicode_Substring(text, v0, v1))
+                        PyDict_SetItem(self.cur, self._tail(text, kind, data, t0, t1), PyUnicode_Substring(text, v0, v1))
                         pos = eol + 1
                         if y:
                             return pos
@@ -454,6 +508,34 @@ cdef class Grouper:
             if y:
                 return pos
         return -1
+
+    cdef inline str _tail(self, str text, int kind, void* data, Py_ssize_t a, Py_ssize_t b):
+        """``text[a:b]``, the subscripts after an IEN: one of the few a file uses, so the same string object
+        (hash kept) is handed out again; the search starts after the previous one (nodes come in order)."""
+        cdef list tails = self.tails
+        cdef Py_ssize_t n = len(tails), k, i, j, length = b - a
+        cdef str t
+        cdef int k2
+        cdef void* d2
+        for k in range(n):
+            i = self.tail_hint + k
+            if i >= n:
+                i -= n
+            t = <str>tails[i]
+            if PyUnicode_GET_LENGTH(t) != length:
+                continue
+            k2 = PyUnicode_KIND(t)
+            d2 = PyUnicode_DATA(t)
+            for j in range(length):
+                if PyUnicode_READ(kind, data, a + j) != PyUnicode_READ(k2, d2, j):
+                    break
+            else:
+                self.tail_hint = i + 1
+                return t
+        t = PyUnicode_Substring(text, a, b)
+        if n < 48:
+            tails.append(t)
+        return t
 
     cdef inline bint _same_ien(self, str text, int kind, void* data, Py_ssize_t a, Py_ssize_t b):
         """``text[a:b]`` is the IEN text of the current entry of the file itself."""
@@ -484,15 +566,29 @@ from cpython.float cimport PyFloat_FromString
 
 from vistasim.errors import InputError
 from vistasim.model import Address, Allergy, Order, PatientRecord, Prescription, Problem, Visit, Vital
-from vistasim.vista import layout as _L
-from vistasim.vista.fileman import _FM_CACHE, fm_to_iso
 
-cdef dict _FMC = _FM_CACHE  # fileman's memo, cleared in place when it grows
-cdef dict _RX_STATUS_NAME = _L.RX_STATUS_NAME
-cdef dict _KIND_BY_GROUP = _L.KIND_BY_GROUP
-cdef dict _ORDER_STATUS_WORD = _L.ORDER_STATUS_WORD
-cdef object _SIGNED = _L.ORDER_SIGNED[True]
+# Bound by vistasim.vista.globals when it loads this module (importing vistasim.vista from here would be
+# circular): fileman's memos and converter, layout's code tables.
+cdef dict _FMC = None  # fileman's memo FileMan -> ISO, cleared in place when it grows
+cdef object fm_to_iso = None
+cdef Py_ssize_t _FM_LIMIT = 200_000
+cdef dict _RX_STATUS_NAME = None
+cdef dict _KIND_BY_GROUP = None
+cdef dict _ORDER_STATUS_WORD = None
+cdef object _SIGNED = None
 cdef str _EMPTY = ""
+
+
+def bind(layout, fileman):
+    """Take the tables the decoders share with their Python twins (called by vistasim.vista.globals)."""
+    global _FMC, fm_to_iso, _FM_LIMIT, _RX_STATUS_NAME, _KIND_BY_GROUP, _ORDER_STATUS_WORD, _SIGNED
+    _FMC = fileman._FM_CACHE
+    _FM_LIMIT = fileman._CACHE_LIMIT
+    fm_to_iso = fileman.fm_to_iso
+    _RX_STATUS_NAME = layout.RX_STATUS_NAME
+    _KIND_BY_GROUP = layout.KIND_BY_GROUP
+    _ORDER_STATUS_WORD = layout.ORDER_STATUS_WORD
+    _SIGNED = layout.ORDER_SIGNED[True]
 
 DEF MAXP = 24
 
@@ -512,6 +608,91 @@ cdef inline tuple _two(object t):
     if type(t) is tuple and len(<tuple>t) == 2:
         return <tuple>t
     return _py_unpack2(t)
+
+
+cdef extern from *:
+    """
+    #include "structmember.h"
+    static PyObject* zwrc_alloc(PyObject* cls) {
+        PyTypeObject* t = (PyTypeObject*)cls;
+        return t->tp_alloc(t, 0);
+    }
+    static Py_ssize_t zwrc_member_offset(PyObject* descr) {
+        PyMemberDef* m;
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        m = ((PyMemberDescrObject*)descr)->d_member;
+        if (m->type != T_OBJECT_EX || (m->flags & READONLY)) return -1;
+        return m->offset;
+    }
+    static void zwrc_set_slot(PyObject* obj, Py_ssize_t off, PyObject* v) {
+        PyObject** p = (PyObject**)((char*)obj + off);
+        PyObject* old = *p;
+        Py_INCREF(v);
+        *p = v;
+        Py_XDECREF(old);
+    }
+    """
+    object zwrc_alloc(object cls)
+    Py_ssize_t zwrc_member_offset(object descr) except? -2
+    void zwrc_set_slot(object obj, Py_ssize_t off, object v)
+
+
+import dataclasses as _dc
+
+
+cdef class _Maker:
+    """Builds one model dataclass from its field values in order, as ``cls(*values)`` does.
+
+    The model's clinical classes are plain ``@dataclass(slots=True)``: their generated ``__init__`` only
+    stores each argument in its slot. When that is so (checked here: generated ``__init__``, every field
+    an init field in this order, a writable object slot each, no ``__post_init__`` or own ``__new__``),
+    the instance is allocated and its slots filled directly; otherwise the class is called.
+    """
+
+    cdef object cls
+    cdef Py_ssize_t off[16]
+    cdef int n
+    cdef public bint direct
+
+    def __init__(self, cls, tuple names):
+        self.cls = cls
+        self.n = len(names)
+        ok = (
+            type(cls) is type and _dc.is_dataclass(cls) and self.n <= 16
+            and [f.name for f in _dc.fields(cls)] == list(names) and all(f.init for f in _dc.fields(cls))
+            and not hasattr(cls, "__post_init__") and cls.__new__ is object.__new__
+            and getattr(getattr(cls.__init__, "__code__", None), "co_filename", None) == "<string>"
+            and tuple(getattr(cls, "__slots__", ())) == names
+        )
+        cdef int i
+        if ok:
+            for i in range(self.n):
+                self.off[i] = zwrc_member_offset(cls.__dict__.get(names[i]))
+                if self.off[i] < 0:
+                    ok = False
+        self.direct = ok
+
+    cdef object make(self, tuple vals):
+        cdef int i
+        if not self.direct:
+            return self.cls(*vals)
+        obj = zwrc_alloc(self.cls)
+        for i in range(self.n):
+            zwrc_set_slot(obj, self.off[i], vals[i])
+        return obj
+
+
+cdef _Maker _VITAL = _Maker(Vital, ("ien", "taken", "vital_type", "value"))
+cdef _Maker _VISIT = _Maker(Visit, ("ien", "when", "location", "visit_type", "service_category"))
+cdef _Maker _ORDER = _Maker(Order, ("ien", "text", "kind", "status", "signed", "entered", "code", "code_system"))
+cdef _Maker _PROBLEM = _Maker(Problem, ("ien", "icd_code", "icd_system", "description", "snomed", "status",
+                                        "entered", "onset", "resolved"))
+cdef _Maker _RX = _Maker(Prescription, ("ien", "rx_number", "drug_name", "rxnorm", "quantity", "days_supply",
+                                        "refills", "issue_date", "status", "fill_routing", "sig"))
+cdef _Maker _ALLERGY = _Maker(Allergy, ("ien", "reactant", "allergy_type", "mechanism", "verified", "origination",
+                                        "code", "code_system", "status", "reactions"))
+MAKERS = {"Vital": _VITAL, "Visit": _VISIT, "Order": _ORDER, "Problem": _PROBLEM, "Prescription": _RX,
+          "Allergy": _ALLERGY}
 
 
 cdef struct Cuts:
@@ -570,12 +751,93 @@ cdef inline object _int(str s):
     return PyNumber_Long(s)
 
 
+cdef inline int _d2(str s, Py_ssize_t i):
+    """Two ASCII digits at ``s[i]`` as a number, -1 when they are not."""
+    cdef Py_UCS4 a = PyUnicode_READ_CHAR(s, i), b = PyUnicode_READ_CHAR(s, i + 1)
+    if not (48 <= a <= 57 and 48 <= b <= 57):
+        return -1
+    return (<int>a - 48) * 10 + (<int>b - 48)
+
+
+cdef object _fm_plain(str fm):
+    """A precise FileMan date or date/time in its canonic form -> the ISO text ``fm_to_iso`` gives, or
+    None for anything else (imprecise dates, ``.24``, errors: ``fm_to_iso`` handles those)."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(fm), k
+    cdef int yyy, c, mon, day, hh = 0, mm = 0, ss = 0, year, dim
+    cdef Py_UCS4 ch
+    cdef char buf[20]
+    cdef int digits[6]
+    if n != 7 and not (9 <= n <= 14 and PyUnicode_READ_CHAR(fm, 7) == 46):
+        return None
+    c = PyUnicode_READ_CHAR(fm, 0)
+    if not (49 <= c <= 57):  # YYY 100-999: years 1800-2699
+        return None
+    yyy = _d2(fm, 1)
+    mon = _d2(fm, 3)
+    day = _d2(fm, 5)
+    if yyy < 0 or mon < 1 or mon > 12 or day < 1:
+        return None
+    year = (c - 48) * 100 + yyy + 1700
+    if mon == 2:
+        dim = 29 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 28
+    elif mon == 4 or mon == 6 or mon == 9 or mon == 11:
+        dim = 30
+    else:
+        dim = 31
+    if day > dim:
+        return None
+    if n > 7:
+        for k in range(6):
+            digits[k] = 0
+        for k in range(8, n):
+            ch = PyUnicode_READ_CHAR(fm, k)
+            if not (48 <= ch <= 57):
+                return None
+            digits[k - 8] = <int>ch - 48
+        if digits[n - 9] == 0:  # canonic: no trailing zero
+            return None
+        hh = digits[0] * 10 + digits[1]
+        mm = digits[2] * 10 + digits[3]
+        ss = digits[4] * 10 + digits[5]
+        if hh > 23 or mm > 59 or ss > 59:
+            return None
+    buf[0] = 48 + year // 1000
+    buf[1] = 48 + (year // 100) % 10
+    buf[2] = 48 + (year // 10) % 10
+    buf[3] = 48 + year % 10
+    buf[4] = 45
+    buf[5] = 48 + mon // 10
+    buf[6] = 48 + mon % 10
+    buf[7] = 45
+    buf[8] = 48 + day // 10
+    buf[9] = 48 + day % 10
+    if n == 7:
+        return PyUnicode_DecodeASCII(buf, 10, NULL)
+    buf[10] = 84
+    buf[11] = 48 + hh // 10
+    buf[12] = 48 + hh % 10
+    buf[13] = 58
+    buf[14] = 48 + mm // 10
+    buf[15] = 48 + mm % 10
+    buf[16] = 58
+    buf[17] = 48 + ss // 10
+    buf[18] = 48 + ss % 10
+    return PyUnicode_DecodeASCII(buf, 19, NULL)
+
+
 cdef inline object _iso(str fm):
-    """``(_FMC.get(fm) or fm_to_iso(fm))`` for a non-empty ``fm``."""
+    """``(_FMC.get(fm) or fm_to_iso(fm))`` for a non-empty ``fm``: a miss of the memo in its plain canonic
+    form is converted here (and memoised as fm_to_iso memoises it), any other form by fm_to_iso."""
     cdef PyObject* v = PyDict_GetItem(_FMC, fm)
     if v is not NULL and PyUnicode_GET_LENGTH(<object>v):
         return <object>v
-    return fm_to_iso(fm)
+    iso = _fm_plain(fm)
+    if iso is None:
+        return fm_to_iso(fm)
+    if len(_FMC) >= _FM_LIMIT:
+        _FMC.clear()
+    _FMC[fm] = iso
+    return iso
 
 
 cdef inline object _odate(str fm):
@@ -615,7 +877,7 @@ def vital(ien, dict n, ptr, where):
     cdef str taken = _p(z, &c, 0)
     t = _iso(taken) if PyUnicode_GET_LENGTH(taken) else _EMPTY
     vtype = _named(ptr.names, "120.51", ptr, _p(z, &c, 2), where)
-    return dfn, Vital(ien, t, vtype, _p(z, &c, 7))
+    return dfn, _VITAL.make((ien, t, vtype, _p(z, &c, 7)))
 
 
 def visit(ien, dict n, ptr, where):
@@ -626,7 +888,7 @@ def visit(ien, dict n, ptr, where):
     cdef str when = _p(z, &c, 0)
     w = _iso(when) if PyUnicode_GET_LENGTH(when) else _EMPTY
     location = _named(ptr.names, "44", ptr, _p(z, &c, 21), where)
-    return dfn, Visit(ien, w, location, _p(z, &c, 2), _p(z, &c, 6))
+    return dfn, _VISIT.make((ien, w, location, _p(z, &c, 2), _p(z, &c, 6)))
 
 
 def order(ien, dict n, ptr, where):
@@ -647,7 +909,7 @@ def order(ien, dict n, ptr, where):
     text = _wp(n, "8,1,.1,", "8,1,.1,0", "8,1,.1,1,0")
     kind = _KIND_BY_GROUP.get(group, group)
     status = _ORDER_STATUS_WORD.get(status_name, status_name)
-    return d, Order(ien, text, kind, status, signed == _SIGNED, _odate(entered), code, system)
+    return d, _ORDER.make((ien, text, kind, status, signed == _SIGNED, _odate(entered), code, system))
 
 
 def problem(ien, dict n, ptr, where):
@@ -662,10 +924,10 @@ def problem(ien, dict n, ptr, where):
     dfn = _int(_p(z, &c, 1))
     description = _named(ptr.names, "9999999.27", ptr, _p(z, &c, 4), where)
     cdef PyObject* snomed = PyDict_GetItem(n, "800")
-    return dfn, Problem(
+    return dfn, _PROBLEM.make((
         ien, code, system, description, None if snomed is NULL else <object>snomed, _p(z, &c, 11),
         _odate(_p(z, &c, 7)), _odate(_p(z, &c, 12)), _odate(resolved) if resolved is not None else None,
-    )
+    ))
 
 
 def allergy(ien, dict n, ptr, where):
@@ -681,10 +943,10 @@ def allergy(ien, dict n, ptr, where):
     reactions = [_piece(_node(n, f"10,{i},0"), 2) for i in range(1, PyNumber_Long(count) + 1)] if count else []
     cdef str orig = _p(z, &c, 3)
     d = _int(_p(z, &c, 0))
-    return d, Allergy(
+    return d, _ALLERGY.make((
         ien, _p(z, &c, 1), _p(z, &c, 19), _p(z, &c, 13), _p(z, &c, 15) == "1", _odate(orig), code, system,
         "entered-in-error" if _piece(_node(n, '"ER"'), 1) == "1" else "active", reactions,
-    )
+    ))
 
 
 def prescription(ien, dict n, ptr, where):
@@ -707,10 +969,10 @@ def prescription(ien, dict n, ptr, where):
     days = _int(_p(z, &c, 7) or "0")
     refills = _int(_p(z, &c, 8) or "0")
     issued = _odate(_p(z, &c, 12))
-    return d, Prescription(
+    return d, _RX.make((
         ien, _p(z, &c, 0), name, rxnorm, q, days, refills, issued, status, _p(z, &c, 10),
         _wp(n, '"SIG1",', '"SIG1",0', '"SIG1",1,0'),
-    )
+    ))
 
 
 cdef inline object _date(str fm):
@@ -718,7 +980,15 @@ cdef inline object _date(str fm):
     if not PyUnicode_GET_LENGTH(fm):
         return None
     cdef PyObject* v = PyDict_GetItem(_FMC, fm)
-    return <object>v if v is not NULL and <object>v is not None else fm_to_iso(fm)
+    if v is not NULL and <object>v is not None:
+        return <object>v
+    iso = _fm_plain(fm)
+    if iso is None:
+        return fm_to_iso(fm)
+    if len(_FMC) >= _FM_LIMIT:
+        _FMC.clear()
+    _FMC[fm] = iso
+    return iso
 
 
 def decode_patient(station, dfn, dict n, ptr, where):
@@ -758,6 +1028,31 @@ def decode_patient(station, dfn, dict n, ptr, where):
         _piece(_node(n, ".13"), 1), connected, percent, period, branch,
         _date(_p(mil, &cm, 5)), _date(_p(mil, &cm, 6)), _date(_piece(_node(n, ".35"), 1)),
     )
+
+
+def fm_plain(str fm):
+    """``_fm_plain`` for the tests: the ISO text of a plain canonic FileMan date, else None."""
+    return _fm_plain(fm)
+
+
+def attach(list items, str attr, dict patients, station, str number):
+    """``_StationReader.result_patients`` for the decoded entries of one file: append each item to its
+    patient's list ``attr`` (entries in IEN order; a patient's come together, one lookup per run)."""
+    prev = None
+    cdef list target = None
+    cdef PyObject* p
+    for pair in items:
+        dfn, item = <tuple>pair
+        if target is None or dfn != prev:
+            p = PyDict_GetItem(patients, dfn)
+            if p is NULL or <object>p is None:
+                raise InputError(
+                    f"station {station}: file #{number} entry {item.ien} points to patient DFN {dfn}, "
+                    "which is not in ^DPT; export the PATIENT file with the data"
+                )
+            target = getattr(<object>p, attr)
+            prev = dfn
+        target.append(item)
 
 
 #: file number -> compiled decoder (the files not listed keep their Python decoder)

@@ -955,5 +955,8 @@ _PY_DECODERS = dict(DECODERS)
 _py_decode_patient = decode_patient
 _ZWRC = _accel.load("zwrc")
 if _ZWRC is not None:
+    from vistasim.vista import fileman as _fileman
+
+    _ZWRC.bind(L, _fileman)
     decode_patient = _ZWRC.decode_patient  # noqa: F811
     DECODERS = {number: (_ZWRC.DECODERS.get(number, fn), attr) for number, (fn, attr) in DECODERS.items()}

@@ -775,6 +775,7 @@ class _StationReader:
             lambda lno, line: self._other_row(reader, lno, line),
         )
         scan = g.scan
+        numeric_run = zwrc.numeric_index_run
         xroot = spec.root + '"'
         xline = "\n" + xroot
         for line_no, text in reader.chunks():
@@ -784,8 +785,8 @@ class _StationReader:
                 if text.startswith(xroot, pos):
                     stop, prefix = _index_run(text, pos, len(xroot))
                     if prefix is not None and not (patient_file and prefix == '^DPT("B",'):
-                        k = text.count("\n", pos, stop)
-                        if _numeric_index_run(text[pos:stop], prefix, k):
+                        k = numeric_run(text, pos, stop, prefix)  # _numeric_index_run in one pass
+                        if k > 0:
                             nodes += k
                             index += k
                             line_no += k
@@ -1016,6 +1017,9 @@ class _StationReader:
     def result_patients(self) -> list[PatientRecord]:
         for number, items in self.items.items():
             attr = DECODERS[number][1]
+            if _ZWRC is not None:  # the same loop, compiled
+                _ZWRC.attach(items, attr, self.patients, self.station, number)
+                continue
             # already in IEN order: decoded in increasing IEN (streaming checks it; buffered sorts first)
             prev: int | None = None
             target: list = []
