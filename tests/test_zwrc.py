@@ -237,6 +237,26 @@ def test_hand_corrupted_files_read_the_same(station_copy: Path, number: str, kin
     assert_same_read(station_copy, skip_bad_lines=True, bad_entries="quarantine")
 
 
+@pytest.mark.parametrize("odd", ["\xe9", "\u4e2d", "\U0001f600", "\udcff"])
+def test_text_beyond_latin1_reads_the_same(station_copy: Path, odd: str) -> None:
+    """Pieces of text with 2- and 4-byte characters (and an undecodable byte) go through the same paths."""
+    import re
+
+    texts = {"2": re.compile(r'\^DPT\(\d+,0\)="'), "120.5": re.compile(r'\^GMR\(120\.5,\d+,0\)=".*"$'),
+             "52": re.compile(r'\^PSRX\(\d+,"SIG1",\d+,0\)=".*"$')}
+    for number, pattern in texts.items():
+        path = _file(station_copy, number)
+        lines = path.read_text(encoding="utf-8", errors="surrogateescape").split("\n")
+        for k in range(3, len(lines), 3):
+            if pattern.match(lines[k]):  # free text: the name (first piece), a vital's value, a SIG line
+                lines[k] = (lines[k].replace(',0)="', ',0)="' + odd, 1) if number == "2" else lines[k][:-1] + odd + '"')
+        path.write_text("\n".join(lines), encoding="utf-8", errors="surrogateescape")
+    res = assert_same_read(station_copy)
+    assert not isinstance(res, tuple)
+    pats = res.patients  # type: ignore[attr-defined]
+    assert any(odd in p.name for p in pats) and any(odd in v.value for p in pats for v in p.vitals)
+
+
 def test_corruptions_are_noticed(station_copy: Path) -> None:
     """The corrupted copies do exercise errors, skips and restarts (the comparisons are not vacuous)."""
     path = _file(station_copy, "120.5")
@@ -257,7 +277,7 @@ def test_corruptions_are_noticed(station_copy: Path) -> None:
 
 # --------------------------------------------------------------------------- random mutations
 
-_ALPHABET = '"(),=^$_.-0123456789AZaz \r\t\x01\xe9\n'
+_ALPHABET = '"(),=^$_.-0123456789AZaz \r\t\x01\xe9\u4e2d\U0001f600\udcff\n'
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -858,6 +858,20 @@ cdef inline object _named(dict names, str number, object ptr, str text, object w
     return ptr.name(number, text, where)
 
 
+cdef inline object _key(object ptr, str number, object text, object where):
+    """``ptr.key(number, text, where)``, answered from the resolver's own memo when it holds the key."""
+    cdef object keys = getattr(ptr, "_keys", None)
+    cdef PyObject* memo
+    cdef PyObject* v
+    if type(keys) is dict:
+        memo = PyDict_GetItem(<dict>keys, number)
+        if memo is not NULL and type(<object>memo) is dict:
+            v = PyDict_GetItem(<dict><object>memo, text)
+            if v is not NULL:
+                return <object>v
+    return ptr.key(number, text, where)
+
+
 cdef str _wp(dict n, str prefix, str key0, str key1):
     """``globals._wp``: word-processing text under ``prefix`` (``key0``/``key1`` are prefix+"0"/"1,0")."""
     cdef PyObject* header = PyDict_GetItem(n, key0)
@@ -901,7 +915,7 @@ def order(ien, dict n, ptr, where):
     cdef PyObject* item = PyDict_GetItem(n, ".1,1,0")
     code = system = None
     if item is not NULL:
-        code, system = _two(ptr.key("101.43", <object>item, where))
+        code, system = _two(_key(ptr, "101.43", <object>item, where))
     status_name = _named(names, "100.01", ptr, _piece(_node(n, "3"), 3), where)
     signed = _piece(_node(n, "8,1,0"), 4)
     entered = _p(z, &c, 6)
@@ -916,7 +930,7 @@ def problem(ien, dict n, ptr, where):
     cdef Cuts c
     cdef str z = _node(n, "0")
     _cut(z, 13, &c)
-    code, system = _two(ptr.key("80", _p(z, &c, 0), where))
+    code, system = _two(_key(ptr, "80", _p(z, &c, 0), where))
     cdef PyObject* r = PyDict_GetItem(n, "1")
     resolved = None
     if r is not NULL:
@@ -938,7 +952,7 @@ def allergy(ien, dict n, ptr, where):
     cdef str reactant = _p(z, &c, 2)
     if PyUnicode_GET_LENGTH(reactant):
         ien_s = reactant.partition(";")[0]
-        _name, code, system = _three(ptr.key("120.82", ien_s, where))
+        _name, code, system = _three(_key(ptr, "120.82", ien_s, where))
     count = _piece(_node(n, "10,0"), 4)
     reactions = [_piece(_node(n, f"10,{i},0"), 2) for i in range(1, PyNumber_Long(count) + 1)] if count else []
     cdef str orig = _p(z, &c, 3)
@@ -955,7 +969,7 @@ def prescription(ien, dict n, ptr, where):
     _cut(z, 13, &c)
     cdef str drug = _p(z, &c, 5)
     if PyUnicode_GET_LENGTH(drug):
-        name, rxnorm = _two(ptr.key("50", drug, where))
+        name, rxnorm = _two(_key(ptr, "50", drug, where))
     else:
         name, rxnorm = "", None
     cdef PyObject* sta_p = PyDict_GetItem(n, '"STA"')
@@ -1005,7 +1019,7 @@ def decode_patient(station, dfn, dict n, ptr, where):
     cdef PyObject* race_p = PyDict_GetItem(n, ".02,1,0")
     cdef PyObject* eth_p = PyDict_GetItem(n, ".06,1,0")
     cdef str a4 = _p(a, &ca, 4)
-    state = ptr.key("5", a4, where) if PyUnicode_GET_LENGTH(a4) else ""
+    state = _key(ptr, "5", a4, where) if PyUnicode_GET_LENGTH(a4) else ""
     names = ptr.names
     dob = _date(_p(z, &cz, 2))
     marital = _named(names, "11", ptr, _p(z, &cz, 4), where)
