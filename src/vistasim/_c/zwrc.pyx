@@ -9,6 +9,9 @@ line is matched with the pattern itself and handled by the same rules, lines the
 going back to Python (``other``), so errors, line numbers and counts stay those of the Python reader.
 """
 
+#: Bumped when the interface station.py/globals.py use changes: an older build is then ignored (pure Python).
+PROTOCOL = 1
+
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.object cimport PyObject
 from cpython.long cimport PyLong_FromLongLong
@@ -107,7 +110,7 @@ cdef bint _pnum(str t, Py_ssize_t a, Py_ssize_t b):
     return b - dot >= 2 and t[b - 1] != u"0"  # \.[0-9]*[1-9]
 
 
-def numeric_index_run(str text, Py_ssize_t pos, Py_ssize_t stop, str prefix):
+def numeric_index_run(str text not None, Py_ssize_t pos, Py_ssize_t stop, str prefix not None):
     """``station._numeric_index_run(text[pos:stop], prefix, k)`` in one pass: the number of lines when each
     line of ``text[pos:stop]`` is ``prefix``, positive canonic integers of at most 18 digits joined by single
     commas, then ``)=""`` and a newline; -1 otherwise (the general handling takes the run)."""
@@ -117,7 +120,7 @@ def numeric_index_run(str text, Py_ssize_t pos, Py_ssize_t stop, str prefix):
     cdef int pkind = PyUnicode_KIND(prefix)
     cdef void* pdata = PyUnicode_DATA(prefix)
     cdef Py_UCS4 c
-    if pos >= stop or stop > PyUnicode_GET_LENGTH(text):
+    if pos < 0 or pos >= stop or stop > PyUnicode_GET_LENGTH(text):
         return -1
     while pos < stop:
         if stop - pos < plen + 6:
@@ -234,7 +237,7 @@ cdef class Grouper:
     cdef list tails
     cdef Py_ssize_t tail_hint
 
-    def __init__(self, str root, str fnum, own, pattern, dict name_index, b_xtail, other):
+    def __init__(self, str root not None, str fnum, own, pattern, dict name_index not None, b_xtail, other):
         self.root = root
         self.rlen = len(root)
         self.fnum = fnum
@@ -388,7 +391,7 @@ cdef class Grouper:
                 (<list><object>lst).append(int(text[n0:n1]))
         return 1
 
-    def scan(self, str text, Py_ssize_t pos, Py_ssize_t stop):
+    def scan(self, str text not None, Py_ssize_t pos, Py_ssize_t stop):
         """Handle the lines of ``text[pos:stop]``; -1 when done, else the position to go on from after
         yielding ``out``."""
         cdef str root = self.root
@@ -402,6 +405,8 @@ cdef class Grouper:
         cdef void* data = PyUnicode_DATA(text)
         cdef int rkind = PyUnicode_KIND(root)
         cdef void* rdata = PyUnicode_DATA(root)
+        if pos < 0 or stop > PyUnicode_GET_LENGTH(text):
+            raise ValueError("scan: pos/stop outside the text")
         while pos < stop:
             eol = PyUnicode_FindChar(text, 10, pos, stop, 1)
             if eol < 0:
@@ -883,7 +888,7 @@ cdef str _wp(dict n, str prefix, str key0, str key1):
     return "".join([_node(n, f"{prefix}{i},0") for i in range(1, PyNumber_Long(count or 0) + 1)])
 
 
-def vital(ien, dict n, ptr, where):
+def vital(ien, dict n not None, ptr, where):
     cdef Cuts c
     cdef str z = _node(n, "0")
     _cut(z, 8, &c)
@@ -894,7 +899,7 @@ def vital(ien, dict n, ptr, where):
     return dfn, _VITAL.make((ien, t, vtype, _p(z, &c, 7)))
 
 
-def visit(ien, dict n, ptr, where):
+def visit(ien, dict n not None, ptr, where):
     cdef Cuts c
     cdef str z = _node(n, "0")
     _cut(z, 22, &c)
@@ -905,7 +910,7 @@ def visit(ien, dict n, ptr, where):
     return dfn, _VISIT.make((ien, w, location, _p(z, &c, 2), _p(z, &c, 6)))
 
 
-def order(ien, dict n, ptr, where):
+def order(ien, dict n not None, ptr, where):
     cdef Cuts c
     cdef str z = _node(n, "0")
     _cut(z, 11, &c)
@@ -926,7 +931,7 @@ def order(ien, dict n, ptr, where):
     return d, _ORDER.make((ien, text, kind, status, signed == _SIGNED, _odate(entered), code, system))
 
 
-def problem(ien, dict n, ptr, where):
+def problem(ien, dict n not None, ptr, where):
     cdef Cuts c
     cdef str z = _node(n, "0")
     _cut(z, 13, &c)
@@ -944,7 +949,7 @@ def problem(ien, dict n, ptr, where):
     ))
 
 
-def allergy(ien, dict n, ptr, where):
+def allergy(ien, dict n not None, ptr, where):
     cdef Cuts c
     cdef str z = _node(n, "0")
     _cut(z, 20, &c)
@@ -963,7 +968,7 @@ def allergy(ien, dict n, ptr, where):
     ))
 
 
-def prescription(ien, dict n, ptr, where):
+def prescription(ien, dict n not None, ptr, where):
     cdef Cuts c
     cdef str z = _node(n, "0")
     _cut(z, 13, &c)
@@ -1005,7 +1010,7 @@ cdef inline object _date(str fm):
     return iso
 
 
-def decode_patient(station, dfn, dict n, ptr, where):
+def decode_patient(station, dfn, dict n not None, ptr, where):
     """^DPT(DFN,...) nodes -> PatientRecord (clinical lists empty), as ``globals.decode_patient``."""
     cdef Cuts cz, ca, cm, cs
     cdef str z = _node(n, "0")
@@ -1044,12 +1049,12 @@ def decode_patient(station, dfn, dict n, ptr, where):
     )
 
 
-def fm_plain(str fm):
+def fm_plain(str fm not None):
     """``_fm_plain`` for the tests: the ISO text of a plain canonic FileMan date, else None."""
     return _fm_plain(fm)
 
 
-def attach(list items, str attr, dict patients, station, str number):
+def attach(list items not None, str attr, dict patients not None, station, str number):
     """``_StationReader.result_patients`` for the decoded entries of one file: append each item to its
     patient's list ``attr`` (entries in IEN order; a patient's come together, one lookup per run)."""
     prev = None
