@@ -472,3 +472,22 @@ def test_model_classes_are_built_directly_or_by_calling_them() -> None:
     assert not ZWRC._Maker(WithPost, names).direct
     assert not ZWRC._Maker(NoSlots, names).direct
     assert not ZWRC._Maker(ZWRC.MAKERS["Vital"].__class__, names).direct
+
+
+REFERENCE = Path("/work/shared/vista-reference")
+
+
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="the VistA reference files are not on this machine")
+@pytest.mark.parametrize("number", ["2", "120.5"])
+def test_real_vista_lines_inside_a_data_file_read_the_same(station_copy: Path, number: str) -> None:
+    """Lines of the FOIA VistA exports (doubled quotes, M code, quoted subscripts with commas, fractions)
+    in the middle of a data file: routed, counted and restarted alike on both paths."""
+    real = []
+    for f in sorted(REFERENCE.glob("*.zwr")):
+        real += f.read_text(encoding="utf-8", errors="surrogateescape").split("\n")[2:]
+    real = [ln for ln in real if ln]
+    _edit(_file(station_copy, number), lambda lines: lines[: len(lines) // 2] + real + lines[len(lines) // 2 :])
+    for skip in (False, True):
+        res = assert_same_read(station_copy, skip_bad_lines=skip)
+        assert not isinstance(res, tuple)
+        assert res.unknown_globals or res.index_nodes  # type: ignore[attr-defined]
