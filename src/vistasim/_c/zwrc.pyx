@@ -595,7 +595,8 @@ def bind(layout, fileman):
     _ORDER_STATUS_WORD = layout.ORDER_STATUS_WORD
     _SIGNED = layout.ORDER_SIGNED[True]
 
-DEF MAXP = 24
+cdef enum:
+    MAXP = 24  # the most pieces a decoder cuts (a struct of fixed arrays)
 
 _ns: dict = {}
 exec("def unpack2(t):\n    a, b = t\n    return a, b\n\ndef unpack3(t):\n    a, b, c = t\n    return a, b, c\n", _ns)
