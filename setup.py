@@ -16,6 +16,7 @@ except ImportError:  # a build without the declared build requirements: pure Pyt
 ACCELERATORS: dict[str, str] = {
     "vistasim._c.fhirc": "src/vistasim/_c/fhirc.pyx",
     "vistasim._c.uuid5": "src/vistasim/_c/uuid5.pyx",
+    "vistasim._c.zwrc": "src/vistasim/_c/zwrc.pyx",
 }
 
 extensions = [Extension(name, [src], optional=True) for name, src in ACCELERATORS.items()]

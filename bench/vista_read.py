@@ -1,12 +1,14 @@
 """Read throughput of ``vista.station.read_source`` (what pipeline/run.py ``read_records`` calls).
 
     python bench/vista_read.py [N] [--sites K] [--repeats R] [--keep DIR]
+    VISTASIM_PURE_PYTHON=1 python bench/vista_read.py ...     # the pure-Python path, for comparison
 
 Generates N patients (``generate_patients(N, seed=1, sites=K)``), writes them with StationWriter into a
 temporary folder as bench/datamode.py does, then times ``read_source`` with the cyclic collector paused
 (as ``read_records`` does): CPU seconds (time.process_time, the one-core figure on a shared machine),
 patients and resources per CPU-second, best of R. ``--keep DIR`` writes the source once into DIR and
-reuses it on later runs (same N and sites), so repeated measurements skip generation.
+reuses it on later runs (same N and sites), so repeated measurements skip generation. The first line
+printed says whether the compiled reader (``vistasim._c.zwrc``) is in use.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from vistasim import _accel
 from vistasim.generate import generate_patients
 from vistasim.vista.station import StationWriter, read_source
 
@@ -41,6 +44,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--keep", type=Path, default=None)
     args = ap.parse_args()
+    print(f"compiled reader vistasim._c.zwrc: {'in use' if _accel.load('zwrc') is not None else 'off (pure Python)'}")
     if args.keep is not None:
         root = args.keep / f"n{args.n}-s{args.sites}"
         tmp = None

@@ -5,4 +5,4 @@ Each module here has a pure-Python twin elsewhere in the package that gives the 
 """
 
 #: The accelerators vistasim knows (module names under vistasim._c).
-NAMES: tuple[str, ...] = ("fhirc", "uuid5",)
+NAMES: tuple[str, ...] = ("fhirc", "uuid5", "zwrc",)

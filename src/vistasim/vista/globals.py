@@ -43,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from vistasim import _accel
 from vistasim.errors import InputError
 from vistasim.model import (
     Address,
@@ -947,3 +948,15 @@ DECODERS = {
     "100": (_order, "orders"),
     "26.13": (_flag, "flags"),
 }
+
+# The pure-Python decoders stay the reference; the compiled twins (vistasim._c.zwrc) give the same records
+# and errors and are used when built (VISTASIM_PURE_PYTHON=1 switches them off).
+_PY_DECODERS = dict(DECODERS)
+_py_decode_patient = decode_patient
+_ZWRC = _accel.load("zwrc")
+if _ZWRC is not None and getattr(_ZWRC, "PROTOCOL", None) == 1:  # an older build is ignored
+    from vistasim.vista import fileman as _fileman
+
+    _ZWRC.bind(L, _fileman)
+    decode_patient = _ZWRC.decode_patient  # noqa: F811
+    DECODERS = {number: (_ZWRC.DECODERS.get(number, fn), attr) for number, (fn, attr) in DECODERS.items()}

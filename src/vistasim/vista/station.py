@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from vistasim import _accel
 from vistasim.errors import ConfigError, InputError, OutputError
 from vistasim.model import PatientRecord
 from vistasim.vista import layout as L
@@ -553,6 +554,11 @@ def _text_key(subs: tuple[Subscript, ...]) -> str:
     return ",".join([format_subscript(s) for s in subs])
 
 
+_ZWRC = _accel.load("zwrc")  # the compiled line grouper, or None (pure Python)
+if _ZWRC is not None and getattr(_ZWRC, "PROTOCOL", None) != 1:
+    _ZWRC = None  # a build of an older zwrc.pyx (not rebuilt since): the pure-Python path
+
+
 class _Restart(Exception):
     """The input is not in the order the streaming reader needs: read it again, buffered."""
 
@@ -676,6 +682,12 @@ class _StationReader:
         order check, decoding and errors (any decoding error restarts the read, buffered)."""
         last_ien = self.last_ien
         resolver = self.resolver
+        if _ZWRC is not None:  # the same closure, compiled (called by the compiled grouper directly)
+            if number == "2":
+                return _ZWRC.Sink(self, last_ien, number, decode_patient, resolver, where, _Restart, (InputError,),
+                                  patients=self.patients, station=self.station)
+            return _ZWRC.Sink(self, last_ien, number, DECODERS[number][0], resolver, where, _Restart,
+                              (InputError, ValueError, TypeError), items=self.items[number])
         if number == "2":
             patients, station = self.patients, self.station
 
@@ -723,6 +735,86 @@ class _StationReader:
         return route
 
     def _entries_fast(
+        self, reader: ZWRReader, spec: L.DataFile, own: Callable[[int, dict], None] | None = None
+    ) -> Iterator[tuple[tuple[str, int], dict, bool]]:
+        """``_entries`` for a file named after the data file ``spec`` (see ``_entries_fast_py``), through
+        the compiled line grouper ``vistasim._c.zwrc`` when it is built, which gives the same results."""
+        if _ZWRC is not None:
+            return self._entries_fast_c(reader, spec, own, _ZWRC)
+        return self._entries_fast_py(reader, spec, own)
+
+    def _other_row(self, reader: ZWRReader, lno: int, line: str) -> int | tuple[str, int, bool, Any, str]:
+        """A line the entry pattern calls "other" (``_entries_fast``'s handling, for the compiled grouper):
+        -1 a bad line (reported), 0 an unknown global (counted), 1 an index node, else the entry node as
+        (file number, IEN, is pointer file, key, value)."""
+        try:
+            gname, subs, value = parse_line(line)
+        except _Bad as exc:
+            reader.bad(lno, str(exc))
+            return -1
+        route = self._route(gname, subs)
+        if route is None:
+            return 0
+        number, ptr = route
+        n = _PREFIX_LEN[number]
+        ien = subs[n] if len(subs) > n else None
+        if type(ien) is not int or ien <= 0 or len(subs) == n + 1:
+            if number == "2" and n == 0 and subs[0] == "B":
+                self._b_node(subs[1:])
+            return 1
+        return number, ien, ptr, (subs[n + 1 :] if ptr else _text_key(subs[n + 1 :])), value
+
+    def _entries_fast_c(
+        self, reader: ZWRReader, spec: L.DataFile, own: Callable[[int, dict], None] | None, zwrc: Any
+    ) -> Iterator[tuple[tuple[str, int], dict, bool]]:
+        """``_entries_fast_py`` with the lines of each piece grouped by ``zwrc.Grouper`` (same pieces,
+        index runs, counts, errors and line numbers; lines it does not take come back to ``_other_row``)."""
+        pattern = _LINE_PATTERNS[spec.number]
+        patient_file = spec.number == "2"
+        g = zwrc.Grouper(
+            spec.root, spec.number, own, pattern, self.name_index,
+            lambda xtail: self._b_node(parse_line(f'^X({xtail})=""')[1]),
+            lambda lno, line: self._other_row(reader, lno, line),
+        )
+        scan = g.scan
+        numeric_run = zwrc.numeric_index_run
+        xroot = spec.root + '"'
+        xline = "\n" + xroot
+        for line_no, text in reader.chunks():
+            nodes = index = 0
+            pos, end = 0, len(text)
+            while pos < end:
+                if text.startswith(xroot, pos):
+                    stop, prefix = _index_run(text, pos, len(xroot))
+                    if prefix is not None and not (patient_file and prefix == '^DPT("B",'):
+                        k = numeric_run(text, pos, stop, prefix)  # _numeric_index_run in one pass
+                        if k > 0:
+                            nodes += k
+                            index += k
+                            line_no += k
+                            pos = stop
+                            continue
+                else:
+                    stop = text.find(xline, pos) + 1 or end  # up to the next index line
+                g.line_no = line_no
+                p = scan(text, pos, stop)
+                while p >= 0:
+                    yield g.out
+                    p = scan(text, p, stop)
+                k = g.line_no - line_no  # the piece's lines: scan counts them (each ends in a newline)
+                nodes += k
+                pos = stop
+                line_no += k
+            self.nodes += nodes + g.nodes
+            self.index_nodes += index + g.index
+            g.nodes = g.index = 0
+        if g.cur_key is not None:
+            if own is not None and g.cur_s is not None:
+                own(g.cur_key[1], g.cur)
+            else:
+                yield g.cur_key, g.cur, g.is_ptr
+
+    def _entries_fast_py(
         self, reader: ZWRReader, spec: L.DataFile, own: Callable[[int, dict], None] | None = None
     ) -> Iterator[tuple[tuple[str, int], dict, bool]]:
         """``_entries`` for a file named after the data file ``spec``: the same entries and counts.
@@ -927,6 +1019,9 @@ class _StationReader:
     def result_patients(self) -> list[PatientRecord]:
         for number, items in self.items.items():
             attr = DECODERS[number][1]
+            if _ZWRC is not None:  # the same loop, compiled
+                _ZWRC.attach(items, attr, self.patients, self.station, number)
+                continue
             # already in IEN order: decoded in increasing IEN (streaming checks it; buffered sorts first)
             prev: int | None = None
             target: list = []
