@@ -39,7 +39,8 @@ more pages, slower probes); a rowid table with the same two columns as a unique 
 inserting the keys sorted (ORDER BY) 45 / 29 / 22. Without any per-key table, production could not
 see that a key is already held by another person (the take-over the semantics require) without
 scanning every document. These targets, bench/targets.py --mapped 20000 --waves 20 --prepared:
-57-83 / 32 / 31 (staging is mostly the kernel writing ~460 MB, and varies run to run); the previous
+57-83 / 32 / 31 (staging is mostly the kernel writing ~460 MB, and varies run to run); with the
+documents LZ4-compressed on SQLite (~100 MB) and XXH3 digests, 37 / 29 / 26; the previous
 layout (a staging row per resource, a production pointer per resource with a person index) took
 109 / 106 / 72 (staging without serialising).
 
@@ -51,7 +52,7 @@ more than production holds. How many persons share a commit is ``persons_per_com
 
 Verification reads production back per person: the production pointer must name the wave's staged
 document, every key of that document must be held by it (one probe per key, in SQL), and the
-document must still be what was staged (compared with what this object staged, as text, or else
+document must still be what was staged (compared with what this object stored, byte for byte, or else
 hashed and compared with its digest, the per-resource digests then naming the damaged ones); the wave
 digest is recomputed from the staged digest columns and compared with the journal's, so a body
 edited together with its digest column is caught too. Only a person failing one of these is
@@ -264,7 +265,7 @@ class SQLTarget:
         # The last wave this object staged: (first sid, bodies as written). Verification in the same
         # process compares the documents it reads back with these (C-level string equality) instead
         # of re-serialising and hashing them; anything that differs takes the hashing path.
-        self._staged_cache: tuple[int, list[str]] | None = None
+        self._staged_cache: tuple[int, list[Any]] | None = None
         self._sql_cache: dict[str, str] = {}
 
     # ------------------------------------------------------------------ dialect hooks
@@ -641,7 +642,7 @@ class SQLTarget:
 
         for pid in in_wave:
             sid, _, n, _, _, hashes, body, psid, _ = rows[pid]
-            # The staged document must still be what was staged: compared as text with what this
+            # The staged document must still be what was staged: compared as stored with what this
             # object wrote, else checked against its digests (the damaged resources named).
             if not (0 <= sid - first < len(cached) and cached[sid - first] == body):
                 bad = self._damaged(body, hashes, keys_of(pid))
