@@ -46,3 +46,20 @@ def test_version_names_the_accelerators_in_use(monkeypatch: pytest.MonkeyPatch, 
     out = capsys.readouterr().out
     assert out.startswith("vistasim ") and "compiled accelerators: none" in out
     assert all(n in out for n in NAMES)
+
+
+def test_a_stale_build_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An accelerator whose PROTOCOL is not the one the package expects (an old in-place build) is skipped."""
+    import sys
+    import types
+
+    from vistasim import _c
+
+    monkeypatch.delenv(_accel.PURE_ENV, raising=False)
+    fake = types.ModuleType("vistasim._c.fake_accel")
+    fake.PROTOCOL = 1  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vistasim._c.fake_accel", fake)
+    monkeypatch.setitem(_c.PROTOCOLS, "fake_accel", 2)
+    assert _accel.load("fake_accel") is None
+    monkeypatch.setitem(_c.PROTOCOLS, "fake_accel", 1)
+    assert _accel.load("fake_accel") is fake

@@ -20,13 +20,20 @@ def pure_python() -> bool:
 
 
 def load(name: str) -> ModuleType | None:
-    """The compiled module ``vistasim._c.<name>``, or None when it was not built or is switched off."""
+    """The compiled module ``vistasim._c.<name>``, or None when it was not built, is switched off, or is
+    a stale build (its ``PROTOCOL`` is not the one ``vistasim._c.PROTOCOLS`` expects)."""
     if pure_python():
         return None
     try:
-        return importlib.import_module(f"vistasim._c.{name}")
+        module = importlib.import_module(f"vistasim._c.{name}")
     except ImportError:
         return None
+    from vistasim._c import PROTOCOLS
+
+    want = PROTOCOLS.get(name)
+    if want is not None and getattr(module, "PROTOCOL", None) != want:
+        return None
+    return module
 
 
 def status() -> dict[str, bool]:

@@ -954,7 +954,7 @@ DECODERS = {
 _PY_DECODERS = dict(DECODERS)
 _py_decode_patient = decode_patient
 _ZWRC = _accel.load("zwrc")
-if _ZWRC is not None and getattr(_ZWRC, "PROTOCOL", None) == 1:  # an older build is ignored
+if _ZWRC is not None:
     from vistasim.vista import fileman as _fileman
 
     _ZWRC.bind(L, _fileman)

@@ -555,8 +555,6 @@ def _text_key(subs: tuple[Subscript, ...]) -> str:
 
 
 _ZWRC = _accel.load("zwrc")  # the compiled line grouper, or None (pure Python)
-if _ZWRC is not None and getattr(_ZWRC, "PROTOCOL", None) != 1:
-    _ZWRC = None  # a build of an older zwrc.pyx (not rebuilt since): the pure-Python path
 
 
 class _Restart(Exception):
