@@ -3,6 +3,7 @@ resource) -> load into SQLite -> verify, and reconcile. Prints patients/s, resou
 of this process, the one-core figure on a loaded machine) and each stage's share.
 
     python bench/datamode.py [N] [--sites K]     (default N = 5000)
+    VISTASIM_PURE_PYTHON=1 python bench/datamode.py N     # without the compiled accelerators
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from vistasim import _accel
 from vistasim.config import MigrationConfig
 from vistasim.generate import generate_patients
 from vistasim.pipeline.reconcile import reconcile
@@ -63,6 +65,8 @@ def main() -> None:
         n = len(src.patients)
         stages = {"read (extract/connect)": t_read, **dr.stage_wall}
         total = t_read + t_run
+        used = _accel.status()
+        print("compiled accelerators: " + (", ".join(k for k, v in used.items() if v) or "none (pure Python)"))
         print(f"patients {n:,}, resources mapped {dr.resources_mapped:,}, validated {dr.resources_validated:,}")
         print(
             f"data mode (read + run): {total:.2f} s = {n / total:,.0f} patients/s, {dr.resources_validated / total:,.0f} resources/s"
