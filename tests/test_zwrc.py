@@ -15,11 +15,11 @@ import contextlib
 import random
 import shutil
 import tempfile
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _pipeline_fixtures import write_zwr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,7 @@ from vistasim import _accel
 from vistasim.generate import generate_patients
 from vistasim.vista import globals as G
 from vistasim.vista import station as S
-from vistasim.vista.station import StationWriter, iter_source, read_source
+from vistasim.vista.station import iter_source, read_source
 
 ZWRC = _accel.load("zwrc")
 pytestmark = pytest.mark.skipif(ZWRC is None, reason="vistasim._c.zwrc is not built (or VISTASIM_PURE_PYTHON=1)")
@@ -69,20 +69,10 @@ def assert_same_read(path: Path, **kw: object) -> object:
     return got
 
 
-def _write_source(root: Path, patients: list) -> None:
-    by = defaultdict(list)
-    for p in patients:
-        by[p.station].append(p)
-    for st_, ps in by.items():
-        with StationWriter(root, st_) as w:
-            for p in ps:
-                w.add(p)
-
-
 @pytest.fixture(scope="module")
 def source() -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix="vistasim-zwrc-"))
-    _write_source(tmp / "src", generate_patients(1500, seed=3, sites=3, defects=0.05))
+    write_zwr(generate_patients(1500, seed=3, sites=3, defects=0.05), tmp / "src")
     yield tmp / "src"
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -91,7 +81,7 @@ def source() -> Iterator[Path]:
 def small() -> Iterator[Path]:
     """One station of 200 patients with defects (for the corruption tests: many reads)."""
     tmp = Path(tempfile.mkdtemp(prefix="vistasim-zwrc-small-"))
-    _write_source(tmp / "src", generate_patients(200, seed=4, sites=1, defects=0.05))
+    write_zwr(generate_patients(200, seed=4, sites=1, defects=0.05), tmp / "src")
     yield next(p for p in (tmp / "src").iterdir() if p.is_dir())
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -145,7 +135,7 @@ def test_iter_source_streams_the_same(source: Path) -> None:
 def test_20000_patients_with_defects_read_the_same() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="vistasim-zwrc-big-"))
     try:
-        _write_source(tmp / "src", generate_patients(20000, seed=3, sites=3, defects=0.05))
+        write_zwr(generate_patients(20000, seed=3, sites=3, defects=0.05), tmp / "src")
         res = assert_same_read(tmp / "src")
         assert len(res.patients) == 20000  # type: ignore[attr-defined]
     finally:
