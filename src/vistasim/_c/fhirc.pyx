@@ -24,6 +24,7 @@ JSON memo: a C walk of a CodeableConcept costs less than serialising it.
 validate's; ``tests/test_fhirc.py`` compares both on generated, mutated and hypothesis-made input.
 """
 
+from vistasim._c.calendar cimport days_in_month
 from cpython.dict cimport PyDict_Next, PyDict_GetItemWithError, PyDict_Size
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.object cimport PyObject, PyObject_RichCompareBool, Py_EQ
@@ -408,7 +409,7 @@ cdef bint _date_ok(const Py_UCS1 *s, Py_ssize_t n, int kind) noexcept:
     YEAR(-MM(-DD(Thh:mm:ss(.f+)?TZ)?)?)? with YEAR 4 digits but 0000, MM 01-12, DD 01-31 and a real
     day, hh 00-23, mm 00-59, ss 00-60, TZ Z or +/-hh:mm with hh:mm 00:00-13:59 or 14:00. A date stops
     at the day; an instant needs every part."""
-    cdef int y, m, d, hh, mi, ss, dim
+    cdef int y, m, d, hh, mi, ss
     cdef Py_ssize_t i
     if n < 4:
         return False
@@ -431,13 +432,7 @@ cdef bint _date_ok(const Py_UCS1 *s, Py_ssize_t n, int kind) noexcept:
     d = _dig2(s + 8)
     if d < 1 or d > 31:
         return False
-    if m == 2:
-        dim = 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28
-    elif m == 4 or m == 6 or m == 9 or m == 11:
-        dim = 30
-    else:
-        dim = 31
-    if d > dim:
+    if d > days_in_month(y, m):
         return False
     if n == 10:
         return kind != P_INSTANT

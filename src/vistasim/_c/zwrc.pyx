@@ -12,6 +12,7 @@ going back to Python (``other``), so errors, line numbers and counts stay those 
 #: Bumped when the interface station.py/globals.py use changes: an older build is then ignored (pure Python).
 PROTOCOL = 1
 
+from vistasim._c.calendar cimport days_in_month
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.object cimport PyObject
 from cpython.long cimport PyLong_FromLongLong
@@ -769,7 +770,7 @@ cdef object _fm_plain(str fm):
     """A precise FileMan date or date/time in its canonic form -> the ISO text ``fm_to_iso`` gives, or
     None for anything else (imprecise dates, ``.24``, errors: ``fm_to_iso`` handles those)."""
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(fm), k
-    cdef int yyy, c, mon, day, hh = 0, mm = 0, ss = 0, year, dim
+    cdef int yyy, c, mon, day, hh = 0, mm = 0, ss = 0, year
     cdef Py_UCS4 ch
     cdef char buf[20]
     cdef int digits[6]
@@ -784,13 +785,7 @@ cdef object _fm_plain(str fm):
     if yyy < 0 or mon < 1 or mon > 12 or day < 1:
         return None
     year = (c - 48) * 100 + yyy + 1700
-    if mon == 2:
-        dim = 29 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 28
-    elif mon == 4 or mon == 6 or mon == 9 or mon == 11:
-        dim = 30
-    else:
-        dim = 31
-    if day > dim:
+    if day > days_in_month(year, mon):
         return None
     if n > 7:
         for k in range(6):
