@@ -50,7 +50,7 @@ class PostgresTarget(SQLTarget):
     """Load target in a PostgreSQL database. See :class:`vistasim.targets.base.Target`."""
 
     _LAYOUT = {"body": "JSONB"}
-    _LAYOUT_BEFORE = {"digests": "SHA-256/CRC-32", "body": "JSONB"}
+    _LAYOUT_BEFORE = {**SQLTarget._LAYOUT_BEFORE, "body": "JSONB"}
     _DDL_TYPES = {
         "json": "JSONB",
         "doc": "JSONB",

@@ -58,7 +58,7 @@ class SQLiteTarget(SQLTarget):
     """Load target in an SQLite file (or in memory). See :class:`vistasim.targets.base.Target`."""
 
     _LAYOUT = {"body": "lz4-block JSON"}
-    _LAYOUT_BEFORE = {"digests": "SHA-256/CRC-32", "body": "JSON text"}
+    _LAYOUT_BEFORE = {**SQLTarget._LAYOUT_BEFORE, "body": "JSON text"}
 
     _DDL_TYPES = {
         "json": "TEXT",
